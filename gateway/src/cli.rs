@@ -1,0 +1,117 @@
+//! The `joinery` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::project;
+
+/// Joinery: one GraphQL endpoint over many namespaced upstream APIs, serving persisted operations only.
+#[derive(Debug, Parser)]
+#[command(name = "joinery", version, about)]
+pub struct Cli {
+    /// The project's configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "JOINERY_CONFIG",
+        default_value = "joinery.toml"
+    )]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate every operation against the composed schema and write the manifest.
+    Build,
+    /// Like `build`, without writing anything.
+    Check,
+    /// Serve the operations registered in the manifest.
+    Serve,
+    /// Print the composed schema (SDL).
+    Schema,
+    /// Print the plan of a registered operation.
+    Plan {
+        /// The operation's name.
+        operation: String,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config)?;
+    crate::telemetry::init(&config.log);
+    match cli.command {
+        Command::Build | Command::Check => {
+            let write = matches!(cli.command, Command::Build);
+            let out = project::build(&config, write).await?;
+            for doc in &out.manifest.documents {
+                let names: Vec<&str> = doc
+                    .operations
+                    .iter()
+                    .map(|o| o.name.as_deref().unwrap_or("<anonymous>"))
+                    .collect();
+                println!("{}  {}  ({})", doc.hash, names.join(", "), doc.origin);
+            }
+            let verb = if write { "registered" } else { "checked" };
+            println!("{verb} {} document(s)", out.manifest.documents.len());
+            if write {
+                println!(
+                    "manifest written to {}",
+                    config.operations.manifest.display()
+                );
+            }
+        }
+        Command::Serve => {
+            let gateway = project::gateway(&config)?;
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+            crate::server::serve(
+                gateway,
+                listener,
+                shutdown_signal(),
+                config.server.shutdown_grace,
+            )
+            .await?;
+        }
+        Command::Schema => print!("{}", project::supergraph(&config).await?.sdl()),
+        Command::Plan { operation } => {
+            let gateway = project::gateway(&config)?;
+            let plan = gateway
+                .registry
+                .find_operation(&operation)
+                .ok_or_else(|| anyhow::anyhow!("no registered operation is named `{operation}`"))?;
+            print!("{plan}");
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,504 @@
+//! `joinery.toml`: the model, its defaults, loading and validation.
+//!
+//! Every problem is reported with `file:line:column`, all of them in one run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diagnostic::Diagnostics;
+
+/// The whole configuration of one Joinery project.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, as given.
+    pub path: PathBuf,
+    /// Directory relative paths are resolved against (the config file's directory).
+    pub base_dir: PathBuf,
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[operations]`
+    pub operations: OperationsConfig,
+    /// `[log]`
+    pub log: LogConfig,
+    /// `[upstreams.<namespace>]`, in file order.
+    pub upstreams: IndexMap<String, UpstreamConfig>,
+}
+
+/// `[server]`: where and how the gateway listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:4000`.
+    pub listen: SocketAddr,
+    /// Largest accepted request body in bytes. Default 1 MiB.
+    pub max_request_bytes: usize,
+    /// How long shutdown waits for requests in flight. Default `30s`.
+    pub shutdown_grace: Duration,
+}
+
+/// `[operations]`: where persisted operations come from and where the manifest goes.
+#[derive(Debug, Clone)]
+pub struct OperationsConfig {
+    /// Folder of `*.graphql` operation documents. Default `operations`.
+    pub dir: PathBuf,
+    /// Manifest written by `joinery build` and read by `joinery serve`. Default `.joinery/manifest.json`.
+    pub manifest: PathBuf,
+    /// Client-generated manifests to register as well (Apollo persisted query manifest or
+    /// graphql-codegen persisted documents). Default none.
+    pub import: Vec<PathBuf>,
+}
+
+/// `[log]`: how the gateway logs.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `human` (default) or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `joinery=debug`. Default `info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// `[upstreams.<namespace>]`: one upstream GraphQL API.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The namespace (the table's key): prefix of the upstream's root fields and types.
+    pub namespace: String,
+    /// GraphQL endpoint, `http://` or `https://`.
+    pub url: String,
+    /// Where the schema comes from.
+    pub schema: SchemaSource,
+    /// Per-request timeout. Default `10s`.
+    pub timeout: Duration,
+    /// Client request headers copied to this upstream's requests (lower-case names).
+    pub forward_headers: Vec<String>,
+    /// Fixed headers added to every request to this upstream (also used for introspection).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Where an upstream's schema comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaSource {
+    /// An SDL file (`schema_file = "..."`), resolved against the config's directory.
+    File(PathBuf),
+    /// Introspection of the live upstream at build time; the result is saved in the manifest.
+    Introspection,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file has problems, each with its position.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    operations: RawOperations,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    upstreams: IndexMap<Spanned<String>, RawUpstream>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    max_request_bytes: Option<Spanned<i64>>,
+    shutdown_grace: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOperations {
+    dir: Option<String>,
+    manifest: Option<String>,
+    #[serde(default)]
+    import: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Spanned<String>,
+    schema_file: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    forward_headers: Vec<Spanned<String>>,
+    #[serde(default)]
+    headers: IndexMap<Spanned<String>, Spanned<String>>,
+}
+
+/// Headers that describe one hop or the body, which the gateway sets itself.
+const RESERVED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates config `text` that was read from `path`; `env` looks up
+    /// `${NAME}` references in header values.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut diags = Diagnostics::default();
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let offset = e.span().map_or(0, |s| s.start);
+                diags.push(path, text, offset, e.message().trim().to_string());
+                return Err(ConfigError::Invalid(diags));
+            }
+        };
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut at =
+            |span: std::ops::Range<usize>, msg: String| diags.push(path, text, span.start, msg);
+
+        let listen = match &raw.server.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 4000)),
+            Some(s) => s.get_ref().parse().unwrap_or_else(|_| {
+                at(
+                    s.span(),
+                    format!(
+                        "`listen` must be an IP address and port such as \"127.0.0.1:4000\" or \"0.0.0.0:8080\", not {:?}",
+                        s.get_ref()
+                    ),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 4000))
+            }),
+        };
+        let max_request_bytes = match &raw.server.max_request_bytes {
+            None => 1 << 20,
+            Some(n) if *n.get_ref() >= 256 => *n.get_ref() as usize,
+            Some(n) => {
+                at(
+                    n.span(),
+                    "`max_request_bytes` must be at least 256 (default 1048576)".into(),
+                );
+                1 << 20
+            }
+        };
+        let shutdown_grace = duration(&raw.server.shutdown_grace, Duration::from_secs(30), &mut at);
+
+        let mut upstreams = IndexMap::new();
+        for (key, up) in raw.upstreams {
+            let namespace = key.get_ref().clone();
+            if !valid_namespace(&namespace) {
+                at(
+                    key.span(),
+                    format!(
+                        "invalid namespace `{namespace}`: use lower-case letters and digits, starting with a letter (for example `{}`); `_` is reserved to separate the namespace from names",
+                        suggest_namespace(&namespace)
+                    ),
+                );
+            }
+            let url = up.url.get_ref().clone();
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || reqwest::Url::parse(&url).is_err()
+            {
+                at(
+                    up.url.span(),
+                    format!("`url` must be an absolute http:// or https:// URL such as \"http://127.0.0.1:4001/graphql\", not {url:?}"),
+                );
+            }
+            let schema = match &up.schema_file {
+                Some(f) => SchemaSource::File(base_dir.join(f.get_ref())),
+                None => SchemaSource::Introspection,
+            };
+            let timeout = duration(&up.timeout, Duration::from_secs(10), &mut at);
+            let mut forward_headers = Vec::new();
+            for h in &up.forward_headers {
+                let name = h.get_ref().to_ascii_lowercase();
+                match check_header_name(&name) {
+                    Ok(()) => forward_headers.push(name),
+                    Err(msg) => at(h.span(), msg),
+                }
+            }
+            let mut headers = Vec::new();
+            for (name, value) in &up.headers {
+                let lower = name.get_ref().to_ascii_lowercase();
+                if let Err(msg) = check_header_name(&lower) {
+                    at(name.span(), msg);
+                    continue;
+                }
+                match interpolate(value.get_ref(), env) {
+                    Ok(v) if reqwest::header::HeaderValue::from_str(&v).is_ok() => {
+                        headers.push((lower, v))
+                    }
+                    Ok(_) => at(
+                        value.span(),
+                        format!(
+                            "header `{lower}` has a value that is not a valid HTTP header value"
+                        ),
+                    ),
+                    Err(msg) => at(value.span(), msg),
+                }
+            }
+            upstreams.insert(
+                namespace.clone(),
+                UpstreamConfig {
+                    namespace,
+                    url,
+                    schema,
+                    timeout,
+                    forward_headers,
+                    headers,
+                },
+            );
+        }
+        drop(at);
+        if upstreams.is_empty() {
+            diags.push(
+                path,
+                text,
+                0,
+                "no upstreams are configured: add at least one table such as\n  [upstreams.countries]\n  url = \"http://127.0.0.1:4001/graphql\"",
+            );
+        }
+        diags.into_result().map_err(ConfigError::Invalid)?;
+
+        let operations = OperationsConfig {
+            dir: base_dir.join(raw.operations.dir.as_deref().unwrap_or("operations")),
+            manifest: base_dir.join(
+                raw.operations
+                    .manifest
+                    .as_deref()
+                    .unwrap_or(".joinery/manifest.json"),
+            ),
+            import: raw
+                .operations
+                .import
+                .iter()
+                .map(|p| base_dir.join(p.get_ref()))
+                .collect(),
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            base_dir,
+            server: ServerConfig {
+                listen,
+                max_request_bytes,
+                shutdown_grace,
+            },
+            operations,
+            log: LogConfig {
+                format: raw.log.format.unwrap_or(LogFormat::Human),
+                level: raw.log.level.unwrap_or_else(|| "info".into()),
+            },
+            upstreams,
+        })
+    }
+}
+
+fn duration(
+    raw: &Option<Spanned<String>>,
+    default: Duration,
+    at: &mut impl FnMut(std::ops::Range<usize>, String),
+) -> Duration {
+    let Some(raw) = raw else { return default };
+    match humantime::parse_duration(raw.get_ref()) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            at(
+                raw.span(),
+                format!(
+                    "expected a positive duration such as \"500ms\", \"10s\" or \"1m\", not {:?}",
+                    raw.get_ref()
+                ),
+            );
+            default
+        }
+    }
+}
+
+/// Namespaces are lower-case letters and digits so that `<namespace>_<name>` splits unambiguously.
+pub fn valid_namespace(ns: &str) -> bool {
+    let mut chars = ns.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+fn suggest_namespace(ns: &str) -> String {
+    let s: String = ns
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .skip_while(|c| c.is_ascii_digit())
+        .collect();
+    if s.is_empty() {
+        "api".into()
+    } else {
+        s
+    }
+}
+
+fn check_header_name(name: &str) -> Result<(), String> {
+    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("`{name}` is not a valid HTTP header name"));
+    }
+    if RESERVED_HEADERS.contains(&name) {
+        return Err(format!(
+            "header `{name}` is set by the gateway itself and cannot be configured"
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces `${NAME}` with the environment variable `NAME`, so secrets stay out of the file.
+fn interpolate(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unclosed `${` in header value: write `${NAME}`".to_string())?;
+        let name = &after[..end];
+        out.push_str(&env(name).ok_or_else(|| {
+            format!("environment variable `{name}` named in this header value is not set")
+        })?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("joinery.toml"), text, &|n| {
+            (n == "TOKEN").then(|| "s3cret".to_string())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse("[upstreams.countries]\nurl = \"http://127.0.0.1:4001/graphql\"\n").unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:4000");
+        assert_eq!(c.server.max_request_bytes, 1 << 20);
+        let up = &c.upstreams["countries"];
+        assert_eq!(up.timeout, Duration::from_secs(10));
+        assert_eq!(up.schema, SchemaSource::Introspection);
+        assert_eq!(c.operations.dir, Path::new("operations"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_position_and_alternatives() {
+        let err = parse("[upstreams.countries]\nurl = \"http://x/graphql\"\ntimeot = \"1s\"\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("joinery.toml:3:1: unknown field `timeot`, expected one of"),
+            "{err}"
+        );
+        assert!(err.contains("`timeout`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let err = parse(
+            "[server]\nlisten = \"localhost\"\n[upstreams.my_api]\nurl = \"ftp://x\"\ntimeout = \"soon\"\nforward_headers = [\"Host\"]\nheaders = { \"x-key\" = \"${MISSING}\", \"x-ok\" = \"${TOKEN}\" }\n",
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines[0].starts_with("joinery.toml:2:10: `listen` must be"),
+            "{err}"
+        );
+        assert!(
+            lines[1].starts_with("joinery.toml:3:12: invalid namespace `my_api`"),
+            "{err}"
+        );
+        assert!(lines[1].contains("`myapi`"), "{err}");
+        assert!(
+            lines[2].starts_with("joinery.toml:4:7: `url` must be"),
+            "{err}"
+        );
+        assert!(
+            lines[3].starts_with("joinery.toml:5:11: expected a positive duration"),
+            "{err}"
+        );
+        assert!(
+            lines[4].starts_with("joinery.toml:6:20: header `host` is set by the gateway"),
+            "{err}"
+        );
+        assert!(
+            lines[5].starts_with("joinery.toml:7:23: environment variable `MISSING`"),
+            "{err}"
+        );
+        assert_eq!(lines.len(), 6, "{err}");
+    }
+
+    #[test]
+    fn secrets_are_interpolated_from_the_environment() {
+        let c = parse("[upstreams.a]\nurl = \"https://api.example.com/graphql\"\nheaders = { Authorization = \"Bearer ${TOKEN}\" }\n").unwrap();
+        assert_eq!(
+            c.upstreams["a"].headers,
+            vec![("authorization".to_string(), "Bearer s3cret".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_config_without_upstreams_is_refused() {
+        let err = parse("").unwrap_err();
+        assert!(
+            err.starts_with("joinery.toml:1:1: no upstreams are configured"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! The codes written to `extensions.code` of every error the gateway itself reports.
+
+use serde::Serialize;
+
+/// A client-visible error code; see the README's error table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The request is not a well-formed GraphQL-over-HTTP request (malformed JSON, wrong field types, missing id).
+    BadRequest,
+    /// The request body exceeds `server.max_request_bytes`.
+    RequestTooLarge,
+    /// A POST whose content type is not `application/json`.
+    UnsupportedMediaType,
+    /// The `Accept` header admits no response type the gateway produces.
+    NotAcceptable,
+    /// A mutation sent with GET, or a method other than GET/POST.
+    MethodNotAllowed,
+    /// No registered document has the requested hash.
+    PersistedQueryNotFound,
+    /// Query text was sent whose hash is not registered: only persisted operations run.
+    OperationNotPersisted,
+    /// Both query text and a hash were sent, and they disagree.
+    PersistedQueryHashMismatch,
+    /// `documentId` is not of the form `sha256:<64 hex digits>`.
+    InvalidDocumentId,
+    /// The document holds several operations and `operationName` is missing.
+    OperationNameRequired,
+    /// The document holds no operation named `operationName`.
+    OperationNotFound,
+    /// A variable is missing, has the wrong type, or `variables` is not an object.
+    InvalidVariables,
+    /// An upstream did not answer within its timeout.
+    UpstreamTimeout,
+    /// An upstream could not be reached.
+    UpstreamUnavailable,
+    /// An upstream answered with something that is not a usable GraphQL response.
+    UpstreamBadResponse,
+    /// A bug in the gateway.
+    InternalServerError,
+}
+
+impl ErrorCode {
+    /// The code as written in responses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BAD_REQUEST",
+            Self::RequestTooLarge => "REQUEST_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::NotAcceptable => "NOT_ACCEPTABLE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::OperationNotPersisted => "OPERATION_NOT_PERSISTED",
+            Self::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
+            Self::InvalidDocumentId => "INVALID_DOCUMENT_ID",
+            Self::OperationNameRequired => "OPERATION_NAME_REQUIRED",
+            Self::OperationNotFound => "OPERATION_NOT_FOUND",
+            Self::InvalidVariables => "INVALID_VARIABLES",
+            Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Self::UpstreamBadResponse => "UPSTREAM_BAD_RESPONSE",
+            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// A GraphQL error object with this code.
+    pub fn error(self, message: impl Into<String>) -> serde_json::Value {
+        serde_json::json!({ "message": message.into(), "extensions": { "code": self.as_str() } })
+    }
+}

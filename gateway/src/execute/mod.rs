@@ -1,0 +1,123 @@
+//! Running a plan: fetch stages in order, fetches of a stage in parallel, then build the
+//! client's response from the upstream data.
+
+mod complete;
+
+use apollo_compiler::response::JsonMap;
+use futures::future::join_all;
+use reqwest::header::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::plan::{Fetch, Plan};
+use crate::upstream::{FetchError, UpstreamResponse, Upstreams};
+
+/// A GraphQL response.
+#[derive(Debug, Default)]
+pub struct Response {
+    /// `data`: `Some(Value::Null)` when a non-null root field failed.
+    pub data: Option<Value>,
+    /// `errors`, in the order they arose.
+    pub errors: Vec<Value>,
+}
+
+/// Executes `plan` with coerced `variables`; `headers` are the client's request headers.
+pub async fn execute(
+    plan: &Plan,
+    upstreams: &Upstreams,
+    variables: &JsonMap,
+    headers: &HeaderMap,
+) -> Response {
+    let mut root = Map::new();
+    let mut errors = Vec::new();
+    // Root keys whose errors are already reported, so null propagation adds none of its own.
+    let mut covered: Vec<String> = Vec::new();
+    for stage in &plan.stages {
+        let results = join_all(
+            stage
+                .iter()
+                .map(|fetch| run_fetch(fetch, upstreams, variables, headers)),
+        )
+        .await;
+        for (fetch, result) in stage.iter().zip(results) {
+            match result {
+                Ok(UpstreamResponse {
+                    data,
+                    errors: upstream_errors,
+                }) => {
+                    if !upstream_errors.is_empty() {
+                        covered.extend(fetch.root_keys.iter().cloned());
+                    }
+                    errors.extend(
+                        upstream_errors
+                            .into_iter()
+                            .map(|e| attribute(e, &fetch.upstream)),
+                    );
+                    if let Some(data) = data {
+                        root.extend(data);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %fetch.upstream, error = %e, "upstream fetch failed");
+                    for key in &fetch.root_keys {
+                        let mut error = e.code().error(e.to_string());
+                        error["path"] = Value::from(vec![Value::from(key.as_str())]);
+                        error["extensions"]["upstream"] = Value::from(fetch.upstream.as_str());
+                        errors.push(error);
+                        covered.push(key.clone());
+                    }
+                }
+            }
+        }
+    }
+    let root_type = match plan.kind {
+        apollo_compiler::executable::OperationType::Mutation => "Mutation",
+        _ => "Query",
+    };
+    let data = complete::Completer::new(variables, &mut errors)
+        .root(&root, root_type, &plan.root, &covered);
+    Response {
+        data: Some(data),
+        errors,
+    }
+}
+
+async fn run_fetch(
+    fetch: &Fetch,
+    upstreams: &Upstreams,
+    variables: &JsonMap,
+    headers: &HeaderMap,
+) -> Result<UpstreamResponse, FetchError> {
+    let upstream = upstreams
+        .get(&fetch.upstream)
+        .expect("plans only name configured upstreams");
+    let mut body = Vec::with_capacity(fetch.body_prefix.len() + 64);
+    body.extend_from_slice(fetch.body_prefix.as_bytes());
+    let mut vars = JsonMap::new();
+    for name in &fetch.variables {
+        if let Some(v) = variables.get(name.as_str()) {
+            vars.insert(name.as_str(), v.clone());
+        }
+    }
+    serde_json::to_writer(&mut body, &vars).expect("JSON values serialize");
+    body.push(b'}');
+    upstream.send(body, headers).await
+}
+
+/// Names the upstream in an upstream error; its locations point into the upstream document,
+/// which the client never saw, so they are dropped. Paths already match the client's response
+/// because upstream documents keep the client's response keys.
+fn attribute(mut error: Value, upstream: &str) -> Value {
+    if !error.is_object() {
+        error = serde_json::json!({ "message": error.to_string() });
+    }
+    let obj = error.as_object_mut().expect("made an object above");
+    obj.remove("locations");
+    let ext = obj
+        .entry("extensions")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !ext.is_object() {
+        *ext = Value::Object(Map::new());
+    }
+    ext["upstream"] = Value::from(upstream);
+    error
+}

@@ -1,0 +1,18 @@
+//! Joinery: a GraphQL gateway that stitches namespaced upstream APIs into one schema and
+//! serves persisted operations only.
+//!
+//! Data flows one way: [`config`] → [`schema`] → [`operations`] → [`plan`] → [`server`] →
+//! [`execute`] → [`upstream`]. [`project`] ties the stages together for the command line.
+
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+pub mod error_code;
+pub mod execute;
+pub mod operations;
+pub mod plan;
+pub mod project;
+pub mod schema;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;

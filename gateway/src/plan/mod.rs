@@ -1,0 +1,225 @@
+//! Compiling a registered operation into a plan, once, before any request: the upstream
+//! fetches with their pre-rendered documents, and the response shape.
+
+mod render;
+pub mod shape;
+
+use std::fmt;
+use std::sync::Arc;
+
+use apollo_compiler::executable::{Operation, OperationType};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Node};
+use indexmap::IndexMap;
+
+use crate::schema::Supergraph;
+pub use render::RenderError;
+use render::{Renderer, RootPiece};
+use shape::{SelectionSet, ShapeBuilder};
+
+/// Everything needed to execute one operation of a registered document.
+#[derive(Debug)]
+pub struct Plan {
+    /// The operation's name, if any.
+    pub name: Option<String>,
+    /// Query or mutation.
+    pub kind: OperationType,
+    /// The validated document the operation belongs to (variable coercion reads it).
+    pub document: Arc<Valid<ExecutableDocument>>,
+    /// The root selection set as the client asked for it.
+    pub root: SelectionSet,
+    /// Stages run one after the other; the fetches of one stage run in parallel. A query has
+    /// one stage; a mutation has one per run of consecutive root fields of one upstream, so
+    /// that root fields run in document order.
+    pub stages: Vec<Vec<Fetch>>,
+}
+
+/// One request to one upstream.
+#[derive(Debug)]
+pub struct Fetch {
+    /// The upstream's namespace.
+    pub upstream: String,
+    /// The upstream document, prefixes removed.
+    pub document: String,
+    /// The JSON request body up to the variables: `{"operationName":…,"query":…,"variables":`.
+    pub body_prefix: String,
+    /// Variables the document declares (names without `$`).
+    pub variables: Vec<String>,
+    /// Response keys of the root fields this fetch resolves.
+    pub root_keys: Vec<String>,
+}
+
+impl Plan {
+    /// The operation this plan executes.
+    pub fn operation(&self) -> &Node<Operation> {
+        self.document
+            .operations
+            .get(self.name.as_deref())
+            .expect("a plan is built from an operation of its document")
+    }
+
+    /// Compiles `operation` of `document`.
+    pub fn build(
+        supergraph: &Supergraph,
+        document: Arc<Valid<ExecutableDocument>>,
+        operation: &Operation,
+    ) -> Result<Self, RenderError> {
+        let renderer = Renderer {
+            supergraph,
+            document: &document,
+        };
+        let pieces = renderer.root_pieces(&operation.selection_set)?;
+        let groups = group(pieces, operation.operation_type);
+        let op_name = operation.name.as_ref().map(|n| n.to_string());
+        let keyword = match operation.operation_type {
+            OperationType::Mutation => "mutation",
+            _ => "query",
+        };
+        let stages = groups
+            .into_iter()
+            .map(|stage| {
+                stage
+                    .into_iter()
+                    .map(|(ns, pieces)| {
+                        let mut variables: Vec<String> = Vec::new();
+                        let mut root_keys: Vec<String> = Vec::new();
+                        for p in &pieces {
+                            for v in &p.variables {
+                                if !variables.contains(v) {
+                                    variables.push(v.clone());
+                                }
+                            }
+                            if !root_keys.contains(&p.response_key) {
+                                root_keys.push(p.response_key.clone());
+                            }
+                        }
+                        let mut doc = String::from(keyword);
+                        if let Some(name) = &op_name {
+                            doc.push(' ');
+                            doc.push_str(name);
+                        }
+                        if !variables.is_empty() {
+                            let defs: Vec<String> = variables
+                                .iter()
+                                .map(|v| {
+                                    let def = operation
+                                        .variables
+                                        .iter()
+                                        .find(|d| d.name == v.as_str())
+                                        .expect("validation guarantees variables are defined");
+                                    format!("${v}: {}", renderer.variable_type(&def.ty))
+                                })
+                                .collect();
+                            doc.push('(');
+                            doc.push_str(&defs.join(", "));
+                            doc.push(')');
+                        }
+                        doc.push_str(" { ");
+                        for p in &pieces {
+                            doc.push_str(&p.text);
+                            doc.push(' ');
+                        }
+                        doc.push('}');
+                        let body_prefix = format!(
+                            "{{\"operationName\":{},\"query\":{},\"variables\":",
+                            serde_json::to_string(&op_name).expect("strings serialize"),
+                            serde_json::to_string(&doc).expect("strings serialize"),
+                        );
+                        Fetch {
+                            upstream: ns,
+                            document: doc,
+                            body_prefix,
+                            variables,
+                            root_keys,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let root = ShapeBuilder {
+            supergraph,
+            document: &document,
+        }
+        .selection_set(&operation.selection_set);
+        Ok(Plan {
+            name: op_name,
+            kind: operation.operation_type,
+            root,
+            stages,
+            document,
+        })
+    }
+
+    /// The number of upstream requests one execution makes at most.
+    pub fn max_upstream_requests(&self) -> usize {
+        self.stages.iter().map(Vec::len).sum()
+    }
+}
+
+/// Groups root pieces into stages of per-namespace fetches. Queries: one stage, one fetch per
+/// namespace. Mutations: consecutive pieces of one namespace share a fetch; a repeated response
+/// key joins the fetch of its first occurrence (the fields merge and must run once).
+fn group(pieces: Vec<RootPiece>, kind: OperationType) -> Vec<IndexMap<String, Vec<RootPiece>>> {
+    let mut stages: Vec<IndexMap<String, Vec<RootPiece>>> = Vec::new();
+    for piece in pieces {
+        if kind != OperationType::Mutation {
+            if stages.is_empty() {
+                stages.push(IndexMap::new());
+            }
+            stages[0]
+                .entry(piece.namespace.clone())
+                .or_default()
+                .push(piece);
+            continue;
+        }
+        let earlier = stages.iter().position(|s| {
+            s.values()
+                .flatten()
+                .any(|p| p.response_key == piece.response_key)
+        });
+        let index = match earlier {
+            Some(i) => i,
+            None => match stages.last() {
+                Some(last) if last.contains_key(&piece.namespace) => stages.len() - 1,
+                _ => {
+                    stages.push(IndexMap::new());
+                    stages.len() - 1
+                }
+            },
+        };
+        stages[index]
+            .entry(piece.namespace.clone())
+            .or_default()
+            .push(piece);
+    }
+    stages
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            OperationType::Mutation => "mutation",
+            _ => "query",
+        };
+        writeln!(
+            f,
+            "{kind} {} — {} upstream request(s)",
+            self.name.as_deref().unwrap_or("<anonymous>"),
+            self.max_upstream_requests()
+        )?;
+        for (i, stage) in self.stages.iter().enumerate() {
+            let parallel = if stage.len() > 1 { ", in parallel" } else { "" };
+            writeln!(f, "  stage {}{parallel}:", i + 1)?;
+            for fetch in stage {
+                writeln!(
+                    f,
+                    "    fetch from `{}` → {}",
+                    fetch.upstream,
+                    fetch.root_keys.join(", ")
+                )?;
+                writeln!(f, "      {}", fetch.document)?;
+            }
+        }
+        Ok(())
+    }
+}

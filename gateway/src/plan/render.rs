@@ -1,0 +1,212 @@
+//! Rendering the upstream documents of a plan: the client's selections for one namespace,
+//! namespace prefixes removed, fragments inlined, aliases and `@skip`/`@include` kept.
+
+use std::fmt::Write;
+
+use apollo_compiler::ast::{self, Value};
+use apollo_compiler::executable::{self, Selection};
+use apollo_compiler::schema::ExtendedType;
+use apollo_compiler::ExecutableDocument;
+use indexmap::IndexSet;
+
+use crate::schema::Supergraph;
+
+/// One piece of the root selection: a root field of one namespace, with the directives of
+/// the root-level fragments it was reached through.
+pub(crate) struct RootPiece {
+    pub(crate) namespace: String,
+    pub(crate) response_key: String,
+    pub(crate) text: String,
+    pub(crate) variables: IndexSet<String>,
+}
+
+pub(crate) struct Renderer<'a> {
+    pub(crate) supergraph: &'a Supergraph,
+    pub(crate) document: &'a ExecutableDocument,
+}
+
+/// Why an operation cannot be planned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RenderError {
+    /// Introspection is answered from `joinery schema`, not by persisted operations.
+    #[error("introspection fields (`{0}`) are not supported in persisted operations; publish the schema with `joinery schema` instead")]
+    Introspection(String),
+    /// A field of a namespace that is not configured.
+    #[error("root field `{0}` does not belong to any configured upstream")]
+    UnknownNamespace(String),
+}
+
+impl Renderer<'_> {
+    /// Splits the root selection set into pieces, in document order.
+    pub(crate) fn root_pieces(
+        &self,
+        set: &executable::SelectionSet,
+    ) -> Result<Vec<RootPiece>, RenderError> {
+        let mut pieces = Vec::new();
+        self.collect_root(set, &mut Vec::new(), &mut pieces)?;
+        Ok(pieces)
+    }
+
+    fn collect_root<'d>(
+        &'d self,
+        set: &'d executable::SelectionSet,
+        wrappers: &mut Vec<&'d executable::DirectiveList>,
+        out: &mut Vec<RootPiece>,
+    ) -> Result<(), RenderError> {
+        for sel in &set.selections {
+            match sel {
+                Selection::Field(f) => {
+                    if f.name == "__typename" {
+                        continue;
+                    }
+                    if f.name.starts_with("__") {
+                        return Err(RenderError::Introspection(f.name.to_string()));
+                    }
+                    let Some((ns, name)) = self.supergraph.split(&f.name) else {
+                        return Err(RenderError::UnknownNamespace(f.name.to_string()));
+                    };
+                    let mut variables = IndexSet::new();
+                    let mut text = String::new();
+                    for w in wrappers.iter() {
+                        text.push_str("...");
+                        self.directives(w, &mut text, &mut variables);
+                        text.push_str(" { ");
+                    }
+                    self.field(f, name, &mut text, &mut variables);
+                    for _ in wrappers.iter() {
+                        text.push_str(" }");
+                    }
+                    out.push(RootPiece {
+                        namespace: ns.to_string(),
+                        response_key: f.response_key().to_string(),
+                        text,
+                        variables,
+                    });
+                }
+                Selection::InlineFragment(frag) => {
+                    wrappers.push(&frag.directives);
+                    self.collect_root(&frag.selection_set, wrappers, out)?;
+                    wrappers.pop();
+                }
+                Selection::FragmentSpread(spread) => {
+                    let frag = &self.document.fragments[&spread.fragment_name];
+                    wrappers.push(&spread.directives);
+                    self.collect_root(&frag.selection_set, wrappers, out)?;
+                    wrappers.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn field(
+        &self,
+        f: &executable::Field,
+        name: &str,
+        out: &mut String,
+        vars: &mut IndexSet<String>,
+    ) {
+        if let Some(alias) = &f.alias {
+            let _ = write!(out, "{alias}: ");
+        }
+        out.push_str(name);
+        if !f.arguments.is_empty() {
+            out.push('(');
+            for (i, arg) in f.arguments.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                collect_variables(&arg.value, vars);
+                let _ = write!(out, "{}: {}", arg.name, arg.value);
+            }
+            out.push(')');
+        }
+        self.directives(&f.directives, out, vars);
+        if !f.selection_set.selections.is_empty() {
+            out.push_str(" { ");
+            self.selection_set(&f.selection_set, out, vars);
+            out.push('}');
+        }
+    }
+
+    fn selection_set(
+        &self,
+        set: &executable::SelectionSet,
+        out: &mut String,
+        vars: &mut IndexSet<String>,
+    ) {
+        if matches!(
+            self.supergraph.schema.types.get(&set.ty),
+            Some(ExtendedType::Interface(_) | ExtendedType::Union(_))
+        ) {
+            // The executor needs the runtime type to apply fragments and name the type.
+            out.push_str("__typename ");
+        }
+        for sel in &set.selections {
+            match sel {
+                Selection::Field(f) => self.field(f, &f.name, out, vars),
+                Selection::InlineFragment(frag) => {
+                    out.push_str("...");
+                    if let Some(t) = &frag.type_condition {
+                        let _ = write!(out, " on {}", self.unprefixed(t));
+                    }
+                    self.directives(&frag.directives, out, vars);
+                    out.push_str(" { ");
+                    self.selection_set(&frag.selection_set, out, vars);
+                    out.push('}');
+                }
+                Selection::FragmentSpread(spread) => {
+                    let frag = &self.document.fragments[&spread.fragment_name];
+                    let _ = write!(out, "... on {}", self.unprefixed(frag.type_condition()));
+                    self.directives(&spread.directives, out, vars);
+                    out.push_str(" { ");
+                    self.selection_set(&frag.selection_set, out, vars);
+                    out.push('}');
+                }
+            }
+            out.push(' ');
+        }
+    }
+
+    /// Keeps `@skip`/`@include`; gateway directives never reach upstreams.
+    fn directives(
+        &self,
+        list: &executable::DirectiveList,
+        out: &mut String,
+        vars: &mut IndexSet<String>,
+    ) {
+        for d in list.iter() {
+            if d.name == "skip" || d.name == "include" {
+                for a in &d.arguments {
+                    collect_variables(&a.value, vars);
+                }
+                let _ = write!(out, " {d}");
+            }
+        }
+    }
+
+    pub(crate) fn unprefixed<'n>(&self, name: &'n str) -> &'n str {
+        self.supergraph.split(name).map_or(name, |(_, n)| n)
+    }
+
+    /// A variable type with namespace prefixes removed, e.g. `[countries_Filter!]` → `[Filter!]`.
+    pub(crate) fn variable_type(&self, ty: &ast::Type) -> String {
+        match ty {
+            ast::Type::Named(n) => self.unprefixed(n).to_string(),
+            ast::Type::NonNullNamed(n) => format!("{}!", self.unprefixed(n)),
+            ast::Type::List(inner) => format!("[{}]", self.variable_type(inner)),
+            ast::Type::NonNullList(inner) => format!("[{}]!", self.variable_type(inner)),
+        }
+    }
+}
+
+fn collect_variables(value: &Value, vars: &mut IndexSet<String>) {
+    match value {
+        Value::Variable(v) => {
+            vars.insert(v.to_string());
+        }
+        Value::List(items) => items.iter().for_each(|v| collect_variables(v, vars)),
+        Value::Object(fields) => fields.iter().for_each(|(_, v)| collect_variables(v, vars)),
+        _ => {}
+    }
+}

@@ -1,0 +1,201 @@
+//! The response shape of an operation: what the executor walks to build the client's
+//! response from upstream data (field order, aliases, fragments, conditions, nullability).
+
+use std::collections::HashSet;
+
+use apollo_compiler::ast::{self, Value};
+use apollo_compiler::executable::{self, Selection as ExecSelection};
+use apollo_compiler::schema::ExtendedType;
+use apollo_compiler::ExecutableDocument;
+
+use crate::schema::Supergraph;
+
+/// A selection set as the executor walks it.
+#[derive(Debug, Clone, Default)]
+pub struct SelectionSet {
+    /// Fields and fragments in document order.
+    pub items: Vec<Selection>,
+}
+
+/// One selection.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// A field.
+    Field(Field),
+    /// An inline fragment or an inlined fragment spread.
+    Fragment(Fragment),
+}
+
+/// A field of the response.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The response key (alias or name).
+    pub key: String,
+    /// `true` for `__typename`, answered by the gateway with namespaced type names.
+    pub typename: bool,
+    /// `@skip` / `@include` conditions on variables.
+    pub conditions: Conditions,
+    /// The field's type and sub-selection.
+    pub ty: OutputType,
+}
+
+/// A fragment whose selections apply when the object's type matches.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    /// Object types the type condition matches (`None`: no condition).
+    pub types: Option<HashSet<String>>,
+    /// `@skip` / `@include` conditions on variables.
+    pub conditions: Conditions,
+    /// The fragment's selections.
+    pub selection: SelectionSet,
+}
+
+/// `@skip`/`@include` on variables: each `(variable, value that includes)` must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions(pub Vec<(String, bool)>);
+
+/// An output type with its sub-selection.
+#[derive(Debug, Clone)]
+pub struct OutputType {
+    /// `true` for `T!`.
+    pub non_null: bool,
+    /// What the value holds.
+    pub kind: OutputKind,
+}
+
+/// The kind of an output value.
+#[derive(Debug, Clone)]
+pub enum OutputKind {
+    /// A scalar or enum, passed through.
+    Leaf,
+    /// A list of values.
+    List(Box<OutputType>),
+    /// An object, interface or union value.
+    Composite(Box<Composite>),
+}
+
+/// A composite value's static type and selections.
+#[derive(Debug, Clone)]
+pub struct Composite {
+    /// The static (namespaced) type name.
+    pub type_name: String,
+    /// Namespace prefix used to name runtime types read from upstream `__typename`; `None`
+    /// when the static type is an object type (its runtime type is known).
+    pub abstract_namespace: Option<String>,
+    /// The selections.
+    pub selection: SelectionSet,
+}
+
+/// Builds response shapes for one document.
+pub(crate) struct ShapeBuilder<'a> {
+    pub(crate) supergraph: &'a Supergraph,
+    pub(crate) document: &'a ExecutableDocument,
+}
+
+/// `None` when the directives exclude the selection whatever the variables.
+pub(crate) fn conditions(directives: &executable::DirectiveList) -> Option<Conditions> {
+    let mut out = Conditions::default();
+    for d in directives.iter() {
+        let include_when = match d.name.as_str() {
+            "skip" => false,
+            "include" => true,
+            _ => continue,
+        };
+        match d.specified_argument_by_name("if").map(|v| &**v) {
+            Some(Value::Boolean(b)) => {
+                if *b != include_when {
+                    return None;
+                }
+            }
+            Some(Value::Variable(v)) => out.0.push((v.to_string(), include_when)),
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+impl ShapeBuilder<'_> {
+    pub(crate) fn selection_set(&self, set: &executable::SelectionSet) -> SelectionSet {
+        let mut items = Vec::with_capacity(set.selections.len());
+        for sel in &set.selections {
+            let Some(conditions) = conditions(sel.directives()) else {
+                continue;
+            };
+            match sel {
+                ExecSelection::Field(f) => items.push(Selection::Field(Field {
+                    key: f.response_key().to_string(),
+                    typename: f.name == "__typename",
+                    conditions,
+                    ty: self.output_type(f.ty(), &f.selection_set),
+                })),
+                ExecSelection::InlineFragment(frag) => items.push(Selection::Fragment(Fragment {
+                    types: frag.type_condition.as_ref().map(|t| self.possible_types(t)),
+                    conditions,
+                    selection: self.selection_set(&frag.selection_set),
+                })),
+                ExecSelection::FragmentSpread(spread) => {
+                    let frag = &self.document.fragments[&spread.fragment_name];
+                    items.push(Selection::Fragment(Fragment {
+                        types: Some(self.possible_types(frag.type_condition())),
+                        conditions,
+                        selection: self.selection_set(&frag.selection_set),
+                    }))
+                }
+            }
+        }
+        SelectionSet { items }
+    }
+
+    fn output_type(&self, ty: &ast::Type, set: &executable::SelectionSet) -> OutputType {
+        let kind = match ty {
+            ast::Type::List(inner) | ast::Type::NonNullList(inner) => {
+                OutputKind::List(Box::new(self.output_type(inner, set)))
+            }
+            ast::Type::Named(name) | ast::Type::NonNullNamed(name) => {
+                match self.supergraph.schema.types.get(name) {
+                    Some(ExtendedType::Object(_)) => OutputKind::Composite(Box::new(Composite {
+                        type_name: name.to_string(),
+                        abstract_namespace: None,
+                        selection: self.selection_set(set),
+                    })),
+                    Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
+                        OutputKind::Composite(Box::new(Composite {
+                            type_name: name.to_string(),
+                            abstract_namespace: self
+                                .supergraph
+                                .split(name)
+                                .map(|(ns, _)| ns.to_string()),
+                            selection: self.selection_set(set),
+                        }))
+                    }
+                    _ => OutputKind::Leaf,
+                }
+            }
+        };
+        OutputType {
+            non_null: ty.is_non_null(),
+            kind,
+        }
+    }
+
+    fn possible_types(&self, name: &str) -> HashSet<String> {
+        let schema = &self.supergraph.schema;
+        match schema.types.get(name) {
+            Some(ExtendedType::Object(_)) => HashSet::from([name.to_string()]),
+            Some(ExtendedType::Union(u)) => u.members.iter().map(|m| m.to_string()).collect(),
+            Some(ExtendedType::Interface(_)) => schema
+                .types
+                .values()
+                .filter_map(|t| match t {
+                    ExtendedType::Object(o)
+                        if o.implements_interfaces.iter().any(|i| i.as_str() == name) =>
+                    {
+                        Some(o.name.to_string())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => HashSet::new(),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! A Joinery project end to end: configuration → schemas → operations → manifest (build),
+//! and manifest → running gateway (serve).
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::operations::{self, Manifest, OperationsError, Registered};
+use crate::plan::Plan;
+use crate::schema::{self, Supergraph, UpstreamSdl};
+use crate::server::{Gateway, Registry};
+use crate::upstream::Upstreams;
+
+/// What `joinery build` produced.
+#[derive(Debug)]
+pub struct BuildOutput {
+    /// The manifest (already written unless the build was a check).
+    pub manifest: Manifest,
+    /// The composed schema.
+    pub supergraph: Supergraph,
+}
+
+/// Loads every upstream schema (introspecting live upstreams where configured), in
+/// configuration order.
+pub async fn load_schemas(config: &Config) -> anyhow::Result<Vec<UpstreamSdl>> {
+    let loads = config.upstreams.values().map(schema::load);
+    let results = futures::future::join_all(loads).await;
+    let mut sdls = Vec::new();
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(s) => sdls.push(s),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!("{}", failures.join("\n"));
+    }
+    Ok(sdls)
+}
+
+/// Composes the supergraph from the configured upstreams.
+pub async fn supergraph(config: &Config) -> anyhow::Result<Supergraph> {
+    Ok(schema::compose(load_schemas(config).await?)?)
+}
+
+/// Validates and plans every operation (folder and imports), reporting every problem with
+/// its position; writes the manifest unless `write` is false.
+pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> {
+    let sdls = load_schemas(config).await?;
+    let supergraph = schema::compose(sdls.clone())?;
+    let mut sources = operations::read_dir(&config.operations.dir)?;
+    let mut diags = Diagnostics::default();
+    for path in &config.operations.import {
+        match operations::import_manifest(path) {
+            Ok(s) => sources.extend(s),
+            Err(OperationsError::Invalid(d)) => diags.0.extend(d.0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let registered = match operations::register(&supergraph, sources) {
+        Ok(r) => r,
+        Err(OperationsError::Invalid(d)) => {
+            diags.0.extend(d.0);
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    plan_all(&supergraph, &registered, &mut diags);
+    if !diags.0.is_empty() {
+        anyhow::bail!(
+            "{diags}\n{} problem(s) found; nothing was written",
+            diags.0.len()
+        );
+    }
+    let manifest = Manifest::new(sdls, &registered);
+    if write {
+        manifest.write(&config.operations.manifest)?;
+    }
+    Ok(BuildOutput {
+        manifest,
+        supergraph,
+    })
+}
+
+fn plan_all(supergraph: &Supergraph, registered: &[Registered], diags: &mut Diagnostics) {
+    for r in registered {
+        for op in r.document.operations.iter() {
+            if let Err(e) = Plan::build(supergraph, r.document.clone(), op) {
+                let (line, column) = op
+                    .location()
+                    .and_then(|l| l.line_column_range(&r.document.sources))
+                    .map_or((1, 1), |l| (l.start.line, l.start.column));
+                let position =
+                    r.source
+                        .entry_position
+                        .clone()
+                        .unwrap_or(crate::diagnostic::Position {
+                            path: r.source.origin.clone(),
+                            line,
+                            column,
+                        });
+                diags.0.push(Diagnostic {
+                    position,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Builds the serving state from the manifest written by `joinery build`.
+pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
+    let manifest = Manifest::read(&config.operations.manifest)?;
+    let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
+    let registry = Registry::from_manifest(&manifest, &namespaces)?;
+    Ok(Arc::new(Gateway {
+        registry,
+        upstreams: Upstreams::new(config.upstreams.values()),
+        max_request_bytes: config.server.max_request_bytes,
+    }))
+}

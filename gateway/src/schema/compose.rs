@@ -1,0 +1,351 @@
+//! Namespacing each upstream schema and composing them into one supergraph.
+
+use std::collections::HashSet;
+
+use apollo_compiler::ast::{self, Type};
+use apollo_compiler::collections::{IndexMap, IndexSet};
+use apollo_compiler::schema::{
+    Component, ComponentName, DirectiveList, EnumType, ExtendedType, FieldDefinition,
+    InputObjectType, InputValueDefinition, InterfaceType, ObjectType, ScalarType, UnionType,
+};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{Name, Node, Schema};
+
+use super::{parse_upstream, SchemaError, UpstreamSdl};
+use crate::diagnostic::{Diagnostic, Diagnostics, Position};
+
+/// The composed schema clients see, plus what is needed to route back to upstreams.
+#[derive(Debug)]
+pub struct Supergraph {
+    /// The composed schema (every upstream name prefixed with `<namespace>_`).
+    pub schema: Valid<Schema>,
+    /// The upstream schemas as loaded, in configuration order.
+    pub upstreams: indexmap::IndexMap<String, UpstreamSdl>,
+}
+
+impl Supergraph {
+    /// Splits a composed name (`countries_Country`) into namespace and upstream name.
+    pub fn split<'a>(&self, name: &'a str) -> Option<(&'a str, &'a str)> {
+        let (ns, rest) = name.split_once('_')?;
+        self.upstreams.contains_key(ns).then_some((ns, rest))
+    }
+
+    /// The composed SDL, as `joinery schema` prints it.
+    pub fn sdl(&self) -> String {
+        self.schema.to_string()
+    }
+}
+
+const SHARED_SCALARS: &[&str] = &["Int", "Float", "String", "Boolean", "ID"];
+/// Directives whose uses survive composition; upstream-specific ones are dropped
+/// because the gateway does not define them.
+const KEPT_DIRECTIVES: &[&str] = &["deprecated", "specifiedBy", "oneOf"];
+
+struct Namespacer<'a> {
+    ns: &'a str,
+    roots: HashSet<Name>,
+}
+
+impl Namespacer<'_> {
+    fn name(&self, name: &Name) -> Name {
+        if SHARED_SCALARS.contains(&name.as_str()) {
+            name.clone()
+        } else {
+            Name::new(&format!("{}_{}", self.ns, name))
+                .expect("prefixing a valid name keeps it valid")
+        }
+    }
+
+    fn ty(&self, ty: &Type) -> Type {
+        match ty {
+            Type::Named(n) => Type::Named(self.name(n)),
+            Type::NonNullNamed(n) => Type::NonNullNamed(self.name(n)),
+            Type::List(inner) => Type::List(Box::new(self.ty(inner))),
+            Type::NonNullList(inner) => Type::NonNullList(Box::new(self.ty(inner))),
+        }
+    }
+
+    fn directives(&self, list: &DirectiveList) -> DirectiveList {
+        DirectiveList(
+            list.iter()
+                .filter(|d| KEPT_DIRECTIVES.contains(&d.name.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn ast_directives(&self, list: &ast::DirectiveList) -> ast::DirectiveList {
+        ast::DirectiveList(
+            list.iter()
+                .filter(|d| KEPT_DIRECTIVES.contains(&d.name.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn input_value(&self, v: &InputValueDefinition) -> InputValueDefinition {
+        InputValueDefinition {
+            description: v.description.clone(),
+            name: v.name.clone(),
+            ty: Node::new(self.ty(&v.ty)),
+            default_value: v.default_value.clone(),
+            directives: self.ast_directives(&v.directives),
+        }
+    }
+
+    /// `None` for fields returning an upstream root type, which cannot be routed.
+    fn field(&self, f: &FieldDefinition, name: Name) -> Option<FieldDefinition> {
+        if self.roots.contains(f.ty.inner_named_type()) {
+            tracing::warn!(
+                namespace = self.ns,
+                field = %f.name,
+                "field returns the upstream's root type and is left out of the composed schema"
+            );
+            return None;
+        }
+        Some(FieldDefinition {
+            description: f.description.clone(),
+            name,
+            arguments: f
+                .arguments
+                .iter()
+                .map(|a| Node::new(self.input_value(a)))
+                .collect(),
+            ty: self.ty(&f.ty),
+            directives: self.ast_directives(&f.directives),
+        })
+    }
+
+    fn fields(
+        &self,
+        fields: &IndexMap<Name, Component<FieldDefinition>>,
+    ) -> IndexMap<Name, Component<FieldDefinition>> {
+        fields
+            .values()
+            .filter_map(|f| self.field(f, f.name.clone()))
+            .map(|f| (f.name.clone(), Component::new(f)))
+            .collect()
+    }
+
+    fn component_names(&self, names: &IndexSet<ComponentName>) -> IndexSet<ComponentName> {
+        names
+            .iter()
+            .map(|n| ComponentName::from(self.name(n)))
+            .collect()
+    }
+
+    fn extended_type(&self, ty: &ExtendedType) -> ExtendedType {
+        match ty {
+            ExtendedType::Scalar(t) => ExtendedType::Scalar(Node::new(ScalarType {
+                description: t.description.clone(),
+                name: self.name(&t.name),
+                directives: self.directives(&t.directives),
+            })),
+            ExtendedType::Object(t) => ExtendedType::Object(Node::new(ObjectType {
+                description: t.description.clone(),
+                name: self.name(&t.name),
+                implements_interfaces: self.component_names(&t.implements_interfaces),
+                directives: self.directives(&t.directives),
+                fields: self.fields(&t.fields),
+            })),
+            ExtendedType::Interface(t) => ExtendedType::Interface(Node::new(InterfaceType {
+                description: t.description.clone(),
+                name: self.name(&t.name),
+                implements_interfaces: self.component_names(&t.implements_interfaces),
+                directives: self.directives(&t.directives),
+                fields: self.fields(&t.fields),
+            })),
+            ExtendedType::Union(t) => ExtendedType::Union(Node::new(UnionType {
+                description: t.description.clone(),
+                name: self.name(&t.name),
+                directives: self.directives(&t.directives),
+                members: self.component_names(&t.members),
+            })),
+            ExtendedType::Enum(t) => ExtendedType::Enum(Node::new(EnumType {
+                description: t.description.clone(),
+                name: self.name(&t.name),
+                directives: self.directives(&t.directives),
+                values: t.values.clone(),
+            })),
+            ExtendedType::InputObject(t) => ExtendedType::InputObject(Node::new(InputObjectType {
+                description: t.description.clone(),
+                name: self.name(&t.name),
+                directives: self.directives(&t.directives),
+                fields: t
+                    .fields
+                    .iter()
+                    .map(|(n, f)| (n.clone(), Component::new(self.input_value(f))))
+                    .collect(),
+            })),
+        }
+    }
+}
+
+/// Composes upstream schemas into the supergraph: every upstream-defined type and root field
+/// is prefixed with `<namespace>_`; the built-in scalars are shared.
+pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
+    let mut diags = Diagnostics::default();
+    let mut schema = Schema::new();
+    let mut query = ObjectType {
+        description: None,
+        name: Name::new_static_unchecked("Query"),
+        implements_interfaces: Default::default(),
+        directives: Default::default(),
+        fields: Default::default(),
+    };
+    let mut mutation = ObjectType {
+        name: Name::new_static_unchecked("Mutation"),
+        ..query.clone()
+    };
+    for upstream in &upstreams {
+        let parsed = match parse_upstream(upstream) {
+            Ok(s) => s,
+            Err(d) => {
+                diags.0.extend(d.0);
+                continue;
+            }
+        };
+        let root = |op| parsed.root_operation(op).cloned();
+        let (q, m) = (
+            root(ast::OperationType::Query),
+            root(ast::OperationType::Mutation),
+        );
+        if let Some(s) = root(ast::OperationType::Subscription) {
+            tracing::warn!(namespace = %upstream.namespace, "subscriptions are not supported; `{s}` is left out");
+        }
+        let namespacer = Namespacer {
+            ns: &upstream.namespace,
+            roots: [&q, &m, &root(ast::OperationType::Subscription)]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        };
+        for (name, ty) in &parsed.types {
+            if ty.is_built_in() || namespacer.roots.contains(name) {
+                continue;
+            }
+            let renamed = namespacer.extended_type(ty);
+            schema.types.insert(renamed.name().clone(), renamed);
+        }
+        for (root_name, target) in [(q, &mut query), (m, &mut mutation)] {
+            let Some(obj) = root_name.and_then(|n| parsed.get_object(&n).cloned()) else {
+                continue;
+            };
+            for f in obj.fields.values() {
+                if f.name.starts_with("__") {
+                    continue;
+                }
+                let name = namespacer.name(&f.name);
+                if let Some(def) = namespacer.field(f, name.clone()) {
+                    target.fields.insert(name, Component::new(def));
+                }
+            }
+        }
+    }
+    diags.into_result().map_err(SchemaError::Invalid)?;
+    if query.fields.is_empty() {
+        return Err(SchemaError::Invalid(Diagnostics(vec![Diagnostic {
+            position: Position {
+                path: "joinery.toml".into(),
+                line: 1,
+                column: 1,
+            },
+            message: "no upstream defines a Query root field, so the composed schema is empty"
+                .into(),
+        }])));
+    }
+    let def = schema.schema_definition.make_mut();
+    def.query = Some(ComponentName::from(query.name.clone()));
+    schema
+        .types
+        .insert(query.name.clone(), ExtendedType::Object(Node::new(query)));
+    if !mutation.fields.is_empty() {
+        let def = schema.schema_definition.make_mut();
+        def.mutation = Some(ComponentName::from(mutation.name.clone()));
+        schema.types.insert(
+            mutation.name.clone(),
+            ExtendedType::Object(Node::new(mutation)),
+        );
+    }
+    let schema = schema.validate().map_err(|with| {
+        SchemaError::Invalid(Diagnostics(
+            with.errors
+                .iter()
+                .map(|d| Diagnostic {
+                    position: Position {
+                        path: "<composed schema>".into(),
+                        line: 1,
+                        column: 1,
+                    },
+                    message: d.error.to_string(),
+                })
+                .collect(),
+        ))
+    })?;
+    Ok(Supergraph {
+        schema,
+        upstreams: upstreams
+            .into_iter()
+            .map(|u| (u.namespace.clone(), u))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(ns: &str, sdl: &str) -> UpstreamSdl {
+        UpstreamSdl {
+            namespace: ns.into(),
+            origin: format!("{ns}.graphql"),
+            sdl: sdl.into(),
+        }
+    }
+
+    #[test]
+    fn every_upstream_name_is_prefixed_and_builtins_are_shared() {
+        let g = compose(vec![
+            up(
+                "a",
+                r#"
+                "A thing" type Thing implements Node { id: ID! old: String @deprecated(reason: "no") kind: Kind }
+                interface Node { id: ID! }
+                union U = Thing
+                enum Kind { X Y }
+                input F { kind: Kind = X }
+                scalar Date
+                type Query { thing(f: F): Thing  u: [U!]! now: Date }
+                type Mutation { touch: Thing }
+                "#,
+            ),
+            up("b", "type Thing { id: ID! } type Query { thing: Thing }"),
+        ])
+        .unwrap();
+        let sdl = g.sdl();
+        for expected in [
+            "a_thing(f: a_F): a_Thing",
+            "b_thing: b_Thing",
+            "type a_Thing implements a_Node",
+            "\"A thing\"",
+            "old: String @deprecated(reason: \"no\")",
+            "union a_U = a_Thing",
+            "kind: a_Kind = X",
+            "scalar a_Date",
+            "a_touch: a_Thing",
+        ] {
+            assert!(sdl.contains(expected), "missing {expected:?} in\n{sdl}");
+        }
+        assert_eq!(g.split("a_Thing"), Some(("a", "Thing")));
+        assert_eq!(g.split("c_Thing"), None);
+    }
+
+    #[test]
+    fn invalid_upstream_sdl_is_reported_with_its_position() {
+        let err = compose(vec![up("a", "type Query {\n  x: Missing\n}\n")]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("a.graphql:2:"), "{text}");
+        assert!(text.contains("upstream `a`"), "{text}");
+    }
+}

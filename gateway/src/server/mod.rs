@@ -1,0 +1,294 @@
+//! The HTTP server: GraphQL-over-HTTP on `/graphql`, `/health`, request ids, graceful shutdown.
+
+mod registry;
+mod request;
+mod response;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apollo_compiler::executable::OperationType;
+use apollo_compiler::response::JsonMap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::error_code::ErrorCode;
+use crate::execute;
+use crate::plan::Plan;
+use crate::upstream::Upstreams;
+pub use registry::{Entry, Registry, RegistryError};
+pub use request::{DocumentRef, GraphQLRequest};
+pub use response::{MediaType, RequestError};
+
+/// Everything a running gateway serves from; shared by all connections.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Persisted documents and their plans.
+    pub registry: Registry,
+    /// Upstream clients.
+    pub upstreams: Upstreams,
+    /// Largest accepted request body.
+    pub max_request_bytes: usize,
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+impl Gateway {
+    /// Answers one HTTP request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let request_id = request_id(&req);
+        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+        let mut response = async {
+            let response = match req.uri().path() {
+                "/health" => response::json_response(
+                    StatusCode::OK,
+                    MediaType::Json,
+                    &serde_json::json!({ "status": "ok", "documents": self.registry.len() }),
+                ),
+                "/graphql" => self.graphql(req).await,
+                _ => {
+                    let mut r = response::json_response(
+                        StatusCode::NOT_FOUND,
+                        MediaType::Json,
+                        &serde_json::json!({ "errors": [{ "message": "not found: GraphQL is served at /graphql" }] }),
+                    );
+                    *r.status_mut() = StatusCode::NOT_FOUND;
+                    r
+                }
+            };
+            tracing::info!(
+                status = response.status().as_u16(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "request done"
+            );
+            response
+        }
+        .instrument(span)
+        .await;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, v);
+        }
+        response
+    }
+
+    async fn graphql(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let media = match MediaType::negotiate(req.headers()) {
+            Ok(m) => m,
+            Err(e) => return e.into_response(MediaType::Json),
+        };
+        match self.graphql_inner(req).await {
+            Ok(executed) => response::graphql_response(media, executed.data, executed.errors),
+            Err(e) => {
+                tracing::info!(code = e.code.as_str(), message = %e.message, "request refused");
+                e.into_response(media)
+            }
+        }
+    }
+
+    async fn graphql_inner(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<execute::Response, RequestError> {
+        let (parts, body) = req.into_parts();
+        let request = match parts.method {
+            Method::GET => GraphQLRequest::from_query_string(parts.uri.query().unwrap_or(""))?,
+            Method::POST => {
+                let content_type = parts
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/json");
+                let essence = content_type.split(';').next().unwrap_or("").trim();
+                if !essence.eq_ignore_ascii_case("application/json") {
+                    return Err(RequestError::new(
+                        ErrorCode::UnsupportedMediaType,
+                        format!("POST bodies must be application/json, not {content_type}"),
+                    )
+                    .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+                }
+                let bytes = Limited::new(body, self.max_request_bytes)
+                    .collect()
+                    .await
+                    .map_err(|e| {
+                        if e.is::<http_body_util::LengthLimitError>() {
+                            RequestError::new(
+                                ErrorCode::RequestTooLarge,
+                                format!(
+                                    "the request body exceeds {} bytes",
+                                    self.max_request_bytes
+                                ),
+                            )
+                            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                        } else {
+                            RequestError::bad_request(format!(
+                                "the request body could not be read: {e}"
+                            ))
+                        }
+                    })?
+                    .to_bytes();
+                GraphQLRequest::from_json(&bytes)?
+            }
+            other => {
+                return Err(RequestError::new(
+                    ErrorCode::MethodNotAllowed,
+                    format!("method {other} is not allowed: use GET or POST"),
+                )
+                .with_status(StatusCode::METHOD_NOT_ALLOWED))
+            }
+        };
+        let plan = self.plan_for(&request)?;
+        if parts.method == Method::GET && plan.kind == OperationType::Mutation {
+            return Err(RequestError::new(
+                ErrorCode::MethodNotAllowed,
+                "mutations cannot be sent with GET: use POST",
+            )
+            .with_status(StatusCode::METHOD_NOT_ALLOWED));
+        }
+        let variables =
+            coerce_variables(&self.registry.supergraph.schema, &plan, request.variables)?;
+        tracing::debug!(operation = plan.name.as_deref().unwrap_or(""), "executing");
+        Ok(execute::execute(&plan, &self.upstreams, &variables, &parts.headers).await)
+    }
+
+    fn plan_for(&self, request: &GraphQLRequest) -> Result<Arc<Plan>, RequestError> {
+        let entry = match request.document()? {
+            DocumentRef::Hash(hash) => self.registry.get(&hash).ok_or_else(|| {
+                RequestError::new(
+                    ErrorCode::PersistedQueryNotFound,
+                    format!("no persisted operation has the hash {hash}"),
+                )
+            })?,
+            DocumentRef::Text(text) => self.registry.get(&crate::operations::hash(&text)).ok_or_else(|| {
+                RequestError::new(
+                    ErrorCode::OperationNotPersisted,
+                    "only persisted operations are accepted: add this document to the operations folder, run `joinery build`, and send its hash",
+                )
+            })?,
+        };
+        match &request.operation_name {
+            Some(name) => entry
+                .plans
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name.as_str()))
+                .map(|(_, p)| p.clone())
+                .ok_or_else(|| {
+                    RequestError::new(
+                        ErrorCode::OperationNotFound,
+                        format!("the persisted document has no operation named `{name}`"),
+                    )
+                }),
+            None if entry.plans.len() == 1 => Ok(entry.plans[0].1.clone()),
+            None => Err(RequestError::new(
+                ErrorCode::OperationNameRequired,
+                "the persisted document holds several operations: set `operationName`",
+            )),
+        }
+    }
+}
+
+/// Coerces the client's variables with the spec's rules against the operation's definitions.
+fn coerce_variables(
+    schema: &apollo_compiler::validation::Valid<apollo_compiler::Schema>,
+    plan: &Plan,
+    variables: Option<apollo_compiler::response::JsonValue>,
+) -> Result<JsonMap, RequestError> {
+    let invalid = |m: String| RequestError::new(ErrorCode::InvalidVariables, m);
+    let values = match variables {
+        None | Some(apollo_compiler::response::JsonValue::Null) => JsonMap::new(),
+        Some(apollo_compiler::response::JsonValue::Object(map)) => map,
+        Some(_) => return Err(invalid("`variables` must be a JSON object".into())),
+    };
+    let operation = plan.operation();
+    for name in values.keys() {
+        if !operation.variables.iter().any(|v| v.name == name.as_str()) {
+            return Err(invalid(format!(
+                "variable `${}` is not defined by operation `{}`",
+                name.as_str(),
+                plan.name.as_deref().unwrap_or("<anonymous>")
+            )));
+        }
+    }
+    apollo_compiler::request::coerce_variable_values(schema, operation, &values)
+        .map(|valid| valid.into_inner())
+        .map_err(|e| invalid(e.message().to_string()))
+}
+
+fn request_id(req: &Request<Incoming>) -> String {
+    if let Some(id) = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+    {
+        return id.to_string();
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = SEED.get_or_init(Default::default).build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", h.finish())
+}
+
+/// Serves `gateway` on `listener` until `shutdown` completes, then lets requests in flight
+/// finish for up to `grace`.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let local: SocketAddr = listener.local_addr()?;
+    tracing::info!(address = %local, documents = gateway.registry.len(), "joinery is serving GraphQL at http://{local}/graphql");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gateway = gateway.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let gateway = gateway.clone();
+                    async move { Ok::<_, Infallible>(gateway.handle(req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}

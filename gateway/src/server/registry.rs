@@ -1,0 +1,140 @@
+//! The persisted operations the gateway serves: hash → document → plans, built once at start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::operations::{self, Manifest, Source};
+use crate::plan::Plan;
+use crate::schema::{compose, Supergraph};
+
+/// One registered document and the plan of each of its operations.
+#[derive(Debug)]
+pub struct Entry {
+    /// sha256 of the document text.
+    pub hash: String,
+    /// Plans by operation name (`None` for the anonymous operation).
+    pub plans: Vec<(Option<String>, Arc<Plan>)>,
+}
+
+/// Every persisted document by hash.
+#[derive(Debug)]
+pub struct Registry {
+    /// The supergraph the documents were validated against.
+    pub supergraph: Supergraph,
+    entries: HashMap<String, Arc<Entry>>,
+}
+
+/// Why the registry could not be built from a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The manifest's schemas do not compose (it was edited, or the gateway changed).
+    #[error("the manifest's schemas do not compose: {0}")]
+    Schema(#[from] crate::schema::SchemaError),
+    /// A document in the manifest no longer validates or plans.
+    #[error("manifest document {hash} ({origin}): {message}")]
+    Document {
+        /// Its hash.
+        hash: String,
+        /// Where it came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The manifest was built for other upstreams than the configuration names.
+    #[error("the manifest was built for upstreams [{manifest}] but the configuration names [{config}]; run `joinery build`")]
+    UpstreamsChanged {
+        /// Namespaces in the manifest.
+        manifest: String,
+        /// Namespaces in the configuration.
+        config: String,
+    },
+}
+
+impl Registry {
+    /// Validates and plans every document of the manifest; `namespaces` are the configured
+    /// upstreams, which must be the manifest's.
+    pub fn from_manifest(manifest: &Manifest, namespaces: &[&str]) -> Result<Self, RegistryError> {
+        let built: Vec<&str> = manifest
+            .upstreams
+            .iter()
+            .map(|u| u.namespace.as_str())
+            .collect();
+        let mut a = built.clone();
+        let mut b = namespaces.to_vec();
+        a.sort_unstable();
+        b.sort_unstable();
+        if a != b {
+            return Err(RegistryError::UpstreamsChanged {
+                manifest: built.join(", "),
+                config: namespaces.join(", "),
+            });
+        }
+        let supergraph = compose(manifest.upstreams.clone())?;
+        let mut entries = HashMap::new();
+        for doc in &manifest.documents {
+            let fail = |message: String| RegistryError::Document {
+                hash: doc.hash.clone(),
+                origin: doc.origin.clone(),
+                message,
+            };
+            if operations::hash(&doc.document) != doc.hash {
+                return Err(fail("the hash does not match the document".into()));
+            }
+            let source = Source {
+                origin: doc.origin.clone().into(),
+                text: doc.document.clone(),
+                entry_position: None,
+            };
+            let document = operations::validate(&supergraph, &source).map_err(|d| {
+                fail(
+                    d.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+            let document = Arc::new(document);
+            let mut plans = Vec::new();
+            for op in document.operations.iter() {
+                let plan = Plan::build(&supergraph, document.clone(), op)
+                    .map_err(|e| fail(e.to_string()))?;
+                plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
+            }
+            entries.insert(
+                doc.hash.clone(),
+                Arc::new(Entry {
+                    hash: doc.hash.clone(),
+                    plans,
+                }),
+            );
+        }
+        Ok(Registry {
+            supergraph,
+            entries,
+        })
+    }
+
+    /// The document with this hash (lower-case hex).
+    pub fn get(&self, hash: &str) -> Option<&Arc<Entry>> {
+        self.entries.get(hash)
+    }
+
+    /// Number of registered documents.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no document is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The plan of the operation named `name` in any document.
+    pub fn find_operation(&self, name: &str) -> Option<&Arc<Plan>> {
+        self.entries
+            .values()
+            .flat_map(|e| e.plans.iter())
+            .find(|(n, _)| n.as_deref() == Some(name))
+            .map(|(_, p)| p)
+    }
+}

@@ -1,0 +1,183 @@
+//! GraphQL-over-HTTP responses: media type negotiation, status codes and encoding.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::{HeaderMap, Response, StatusCode};
+use serde_json::Value;
+
+use crate::error_code::ErrorCode;
+
+/// The two response media types of GraphQL-over-HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    /// `application/graphql-response+json`: status codes tell request errors apart.
+    GraphQLResponse,
+    /// `application/json`: the legacy type; well-formed requests always get 200.
+    Json,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::GraphQLResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// Picks the response type from `Accept`: no header means `application/json`; among
+    /// acceptable types the higher quality wins, `application/graphql-response+json` on a tie.
+    pub fn negotiate(headers: &HeaderMap) -> Result<Self, RequestError> {
+        let values: Vec<&str> = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Ok(Self::Json);
+        }
+        let (mut gql, mut json) = (0.0f32, 0.0f32);
+        for range in values.iter().flat_map(|v| v.split(',')) {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .filter_map(|q| q.parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/graphql-response+json" => gql = gql.max(q),
+                "application/json" => json = json.max(q),
+                "*/*" | "application/*" => {
+                    gql = gql.max(q);
+                    json = json.max(q);
+                }
+                _ => {}
+            }
+        }
+        if gql > 0.0 && gql >= json {
+            Ok(Self::GraphQLResponse)
+        } else if json > 0.0 {
+            Ok(Self::Json)
+        } else {
+            Err(RequestError::new(
+                ErrorCode::NotAcceptable,
+                "the Accept header admits neither application/graphql-response+json nor application/json",
+            )
+            .with_status(StatusCode::NOT_ACCEPTABLE))
+        }
+    }
+}
+
+/// A request that fails before execution: the response has `errors` and no `data`.
+#[derive(Debug, Clone)]
+pub struct RequestError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The message.
+    pub message: String,
+    /// A status that applies whatever the media type (405, 406, 413, 415).
+    pub fixed_status: Option<StatusCode>,
+}
+
+impl RequestError {
+    /// A request error with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            fixed_status: None,
+        }
+    }
+
+    /// A malformed request (400 whatever the media type).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message).with_status(StatusCode::BAD_REQUEST)
+    }
+
+    /// Sets an HTTP status that applies whatever the media type.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.fixed_status = Some(status);
+        self
+    }
+
+    /// The HTTP response for this error.
+    pub fn into_response(self, media: MediaType) -> Response<Full<Bytes>> {
+        let status = self.fixed_status.unwrap_or(match media {
+            MediaType::GraphQLResponse => StatusCode::BAD_REQUEST,
+            MediaType::Json => StatusCode::OK,
+        });
+        let body = serde_json::json!({ "errors": [self.code.error(self.message)] });
+        let mut response = json_response(status, media, &body);
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, POST"));
+        }
+        response
+    }
+}
+
+/// An executed response: 200 whenever `data` is present.
+pub(super) fn graphql_response(
+    media: MediaType,
+    data: Option<Value>,
+    errors: Vec<Value>,
+) -> Response<Full<Bytes>> {
+    let mut body = serde_json::Map::new();
+    if !errors.is_empty() {
+        body.insert("errors".into(), Value::Array(errors));
+    }
+    if let Some(data) = data {
+        body.insert("data".into(), data);
+    }
+    json_response(StatusCode::OK, media, &Value::Object(body))
+}
+
+/// A JSON response with the given status and media type.
+pub(super) fn json_response(
+    status: StatusCode,
+    media: MediaType,
+    body: &Value,
+) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> Result<MediaType, RequestError> {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_str(v).unwrap());
+        MediaType::negotiate(&h)
+    }
+
+    #[test]
+    fn accept_header_is_negotiated() {
+        assert_eq!(
+            MediaType::negotiate(&HeaderMap::new()).unwrap(),
+            MediaType::Json
+        );
+        assert_eq!(accept("application/json").unwrap(), MediaType::Json);
+        assert_eq!(
+            accept("application/graphql-response+json, application/json;q=0.9").unwrap(),
+            MediaType::GraphQLResponse
+        );
+        assert_eq!(
+            accept("application/graphql-response+json;q=0.5, application/json").unwrap(),
+            MediaType::Json
+        );
+        assert_eq!(accept("*/*").unwrap(), MediaType::GraphQLResponse);
+        assert_eq!(
+            accept("text/html").unwrap_err().code,
+            ErrorCode::NotAcceptable
+        );
+    }
+}

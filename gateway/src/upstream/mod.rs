@@ -1,0 +1,184 @@
+//! Upstream transports: pooled HTTP clients that send pre-rendered GraphQL requests.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use serde::Deserialize;
+
+use crate::config::UpstreamConfig;
+use crate::error_code::ErrorCode;
+
+/// The HTTP clients of every upstream, by namespace.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    clients: IndexMap<String, HttpUpstream>,
+}
+
+/// One upstream GraphQL API over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpUpstream {
+    namespace: String,
+    url: reqwest::Url,
+    timeout: Duration,
+    forward_headers: Vec<HeaderName>,
+    headers: HeaderMap,
+    http: reqwest::Client,
+}
+
+/// A GraphQL response from an upstream.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpstreamResponse {
+    /// `data`, when present and an object.
+    #[serde(default)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `errors`, as sent.
+    #[serde(default)]
+    pub errors: Vec<serde_json::Value>,
+}
+
+/// Why an upstream request produced no GraphQL response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// No answer within the configured timeout.
+    #[error("upstream `{0}` did not answer within {1:?}")]
+    Timeout(String, Duration),
+    /// Connection refused, reset, DNS failure…
+    #[error("upstream `{0}` is unavailable: {1}")]
+    Unavailable(String, String),
+    /// An answer that is not a GraphQL response.
+    #[error("upstream `{0}` sent an unusable response: {1}")]
+    BadResponse(String, String),
+}
+
+impl FetchError {
+    /// The client-visible code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Timeout(..) => ErrorCode::UpstreamTimeout,
+            Self::Unavailable(..) => ErrorCode::UpstreamUnavailable,
+            Self::BadResponse(..) => ErrorCode::UpstreamBadResponse,
+        }
+    }
+}
+
+impl Upstreams {
+    /// Builds one pooled client shared by all upstreams.
+    pub fn new<'a>(configs: impl IntoIterator<Item = &'a UpstreamConfig>) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .expect("the HTTP client builds with static settings");
+        let clients = configs
+            .into_iter()
+            .map(|c| {
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                headers.insert(
+                    ACCEPT,
+                    HeaderValue::from_static("application/graphql-response+json, application/json"),
+                );
+                for (name, value) in &c.headers {
+                    headers.insert(
+                        HeaderName::from_bytes(name.as_bytes()).expect("validated by config"),
+                        HeaderValue::from_str(value).expect("validated by config"),
+                    );
+                }
+                let upstream = HttpUpstream {
+                    namespace: c.namespace.clone(),
+                    url: reqwest::Url::parse(&c.url).expect("validated by config"),
+                    timeout: c.timeout,
+                    forward_headers: c
+                        .forward_headers
+                        .iter()
+                        .map(|h| HeaderName::from_bytes(h.as_bytes()).expect("validated by config"))
+                        .collect(),
+                    headers,
+                    http: http.clone(),
+                };
+                (c.namespace.clone(), upstream)
+            })
+            .collect();
+        Upstreams { clients }
+    }
+
+    /// The upstream of `namespace`.
+    pub fn get(&self, namespace: &str) -> Option<&HttpUpstream> {
+        self.clients.get(namespace)
+    }
+}
+
+impl HttpUpstream {
+    /// Sends one GraphQL request body, copying the configured client headers.
+    pub async fn send(
+        &self,
+        body: Vec<u8>,
+        client_headers: &HeaderMap,
+    ) -> Result<UpstreamResponse, FetchError> {
+        let mut headers = self.headers.clone();
+        for name in &self.forward_headers {
+            for value in client_headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        let ns = || self.namespace.clone();
+        let result = self
+            .http
+            .post(self.url.clone())
+            .headers(headers)
+            .timeout(self.timeout)
+            .body(body)
+            .send()
+            .await;
+        let response = result.map_err(|e| self.classify(e))?;
+        let status = response.status();
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        let bytes: Bytes = response.bytes().await.map_err(|e| self.classify(e))?;
+        match serde_json::from_slice::<UpstreamResponse>(&bytes) {
+            Ok(r) if r.data.is_none() && r.errors.is_empty() => Err(FetchError::BadResponse(
+                ns(),
+                format!("HTTP status {status} with neither `data` nor `errors`"),
+            )),
+            Ok(r) if status.is_success() => Ok(r),
+            // GraphQL-over-HTTP allows error statuses with a GraphQL body: use the body.
+            Ok(r) if is_json => Ok(r),
+            Ok(_) => Err(FetchError::BadResponse(
+                ns(),
+                format!("HTTP status {status}"),
+            )),
+            Err(_) if !status.is_success() => Err(FetchError::BadResponse(
+                ns(),
+                format!("HTTP status {status}"),
+            )),
+            Err(e) => Err(FetchError::BadResponse(
+                ns(),
+                format!("the answer is not a GraphQL response: {e}"),
+            )),
+        }
+    }
+
+    fn classify(&self, e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            FetchError::Timeout(self.namespace.clone(), self.timeout)
+        } else if e.is_connect() || e.is_request() {
+            FetchError::Unavailable(self.namespace.clone(), root_cause(&e))
+        } else {
+            FetchError::BadResponse(self.namespace.clone(), root_cause(&e))
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

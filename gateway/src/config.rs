@@ -298,7 +298,6 @@ impl Config {
                 },
             );
         }
-        drop(at);
         if upstreams.is_empty() {
             diags.push(
                 path,

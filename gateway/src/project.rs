@@ -53,20 +53,19 @@ pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> 
     let mut diags = Diagnostics::default();
     for path in &config.operations.import {
         match operations::import_manifest(path) {
-            Ok(s) => sources.extend(s),
+            Ok((s, problems)) => {
+                sources.extend(s);
+                diags.0.extend(problems.0);
+            }
             Err(OperationsError::Invalid(d)) => diags.0.extend(d.0),
             Err(e) => return Err(e.into()),
         }
     }
-    let registered = match operations::register(&supergraph, sources) {
-        Ok(r) => r,
-        Err(OperationsError::Invalid(d)) => {
-            diags.0.extend(d.0);
-            Vec::new()
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (registered, problems) = operations::register(&supergraph, sources);
+    diags.0.extend(problems.0);
     plan_all(&supergraph, &registered, &mut diags);
+    // The parser can report one syntax error twice at the same place.
+    diags.0.dedup();
     if !diags.0.is_empty() {
         anyhow::bail!(
             "{diags}\n{} problem(s) found; nothing was written",

@@ -22,9 +22,10 @@ struct ApolloOperation {
     body: String,
 }
 
-/// Reads a client manifest and returns its documents; an entry whose hash does not match its
-/// document, or an unknown format, is refused with the entry's position.
-pub fn import_manifest(path: &Path) -> Result<Vec<Source>, OperationsError> {
+/// Reads a client manifest and returns its documents, and the problems of entries that were
+/// refused (a hash that does not match its document), each at the entry's position. An
+/// unreadable file or an unknown format is an error of its own.
+pub fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics), OperationsError> {
     let text = std::fs::read_to_string(path).map_err(|source| OperationsError::Read {
         path: path.to_path_buf(),
         source,
@@ -100,8 +101,7 @@ pub fn import_manifest(path: &Path) -> Result<Vec<Source>, OperationsError> {
             entry_position: Some(Position::at_offset(path, &text, offset)),
         });
     }
-    diags.into_result().map_err(OperationsError::Invalid)?;
-    Ok(sources)
+    Ok((sources, diags))
 }
 
 /// Byte offset of the first occurrence of `"needle"` in `text` (0 if absent).

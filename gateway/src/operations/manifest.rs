@@ -75,6 +75,12 @@ pub enum ManifestError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The manifest has not been built yet.
+    #[error("manifest {path} does not exist: run `joinery build` first")]
+    Missing {
+        /// The manifest path.
+        path: std::path::PathBuf,
+    },
     /// Not a Joinery manifest, or from an incompatible version.
     #[error(
         "{path} is not a usable Joinery manifest: {message}; run `joinery build` to write it again"
@@ -148,10 +154,15 @@ impl Manifest {
 
     /// Reads a manifest written by `joinery build`.
     pub fn read(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ManifestError::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => ManifestError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            },
         })?;
         let invalid = |message: String| ManifestError::Invalid {
             path: path.to_path_buf(),

@@ -105,13 +105,10 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), OperationsErr
     Ok(())
 }
 
-/// Validates every source against the supergraph, reporting all problems at once: GraphQL
-/// validation errors, subscriptions, and operation names used by two different documents.
-/// Identical documents (same hash) are registered once.
-pub fn register(
-    supergraph: &Supergraph,
-    sources: Vec<Source>,
-) -> Result<Vec<Registered>, OperationsError> {
+/// Validates every source against the supergraph and returns the valid documents with the
+/// problems of the others: GraphQL validation errors, subscriptions, and operation names used
+/// by two different documents. Identical documents (same hash) are registered once.
+pub fn register(supergraph: &Supergraph, sources: Vec<Source>) -> (Vec<Registered>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let mut registered: Vec<Registered> = Vec::new();
     let mut by_hash: HashMap<String, usize> = HashMap::new();
@@ -166,8 +163,7 @@ pub fn register(
             });
         }
     }
-    diags.into_result().map_err(OperationsError::Invalid)?;
-    Ok(registered)
+    (registered, diags)
 }
 
 /// Parses and validates one document with the full set of GraphQL validation rules.

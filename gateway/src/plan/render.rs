@@ -106,8 +106,11 @@ impl Renderer<'_> {
         out: &mut String,
         vars: &mut IndexSet<String>,
     ) {
-        if let Some(alias) = &f.alias {
-            let _ = write!(out, "{alias}: ");
+        // Root fields lose their prefix upstream; the alias keeps the client's response key,
+        // so upstream data and error paths line up with the client's response.
+        let key = f.response_key();
+        if key.as_str() != name {
+            let _ = write!(out, "{key}: ");
         }
         out.push_str(name);
         if !f.arguments.is_empty() {
@@ -117,7 +120,8 @@ impl Renderer<'_> {
                     out.push_str(", ");
                 }
                 collect_variables(&arg.value, vars);
-                let _ = write!(out, "{}: {}", arg.name, arg.value);
+                let _ = write!(out, "{}: ", arg.name);
+                write_value(&arg.value, out);
             }
             out.push(')');
         }
@@ -177,10 +181,16 @@ impl Renderer<'_> {
     ) {
         for d in list.iter() {
             if d.name == "skip" || d.name == "include" {
-                for a in &d.arguments {
+                let _ = write!(out, " @{}(", d.name);
+                for (i, a) in d.arguments.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
                     collect_variables(&a.value, vars);
+                    let _ = write!(out, "{}: ", a.name);
+                    write_value(&a.value, out);
                 }
-                let _ = write!(out, " {d}");
+                out.push(')');
             }
         }
     }
@@ -196,6 +206,44 @@ impl Renderer<'_> {
             ast::Type::NonNullNamed(n) => format!("{}!", self.unprefixed(n)),
             ast::Type::List(inner) => format!("[{}]", self.variable_type(inner)),
             ast::Type::NonNullList(inner) => format!("[{}]!", self.variable_type(inner)),
+        }
+    }
+}
+
+/// Writes a value on one line (the AST's own printer breaks objects over lines).
+fn write_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Enum(name) => out.push_str(name),
+        Value::Variable(name) => {
+            let _ = write!(out, "${name}");
+        }
+        Value::String(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+        Value::Float(f) => out.push_str(f.as_str()),
+        Value::Int(i) => out.push_str(i.as_str()),
+        Value::Boolean(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (i, (name, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{name}: ");
+                write_value(v, out);
+            }
+            out.push('}');
         }
     }
 }

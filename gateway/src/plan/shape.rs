@@ -102,11 +102,7 @@ pub(crate) fn conditions(directives: &executable::DirectiveList) -> Option<Condi
             _ => continue,
         };
         match d.specified_argument_by_name("if").map(|v| &**v) {
-            Some(Value::Boolean(b)) => {
-                if *b != include_when {
-                    return None;
-                }
-            }
+            Some(Value::Boolean(b)) if *b != include_when => return None,
             Some(Value::Variable(v)) => out.0.push((v.to_string(), include_when)),
             _ => {}
         }

@@ -25,8 +25,9 @@ impl MediaType {
         }
     }
 
-    /// Picks the response type from `Accept`: no header means `application/json`; among
-    /// acceptable types the higher quality wins, `application/graphql-response+json` on a tie.
+    /// Picks the response type from `Accept`: no header or only wildcards mean
+    /// `application/json` (what clients unaware of GraphQL-over-HTTP expect); among named
+    /// types the higher quality wins, `application/graphql-response+json` on a tie.
     pub fn negotiate(headers: &HeaderMap) -> Result<Self, RequestError> {
         let values: Vec<&str> = headers
             .get_all(ACCEPT)
@@ -48,10 +49,7 @@ impl MediaType {
             match media.as_str() {
                 "application/graphql-response+json" => gql = gql.max(q),
                 "application/json" => json = json.max(q),
-                "*/*" | "application/*" => {
-                    gql = gql.max(q);
-                    json = json.max(q);
-                }
+                "*/*" | "application/*" => json = json.max(q),
                 _ => {}
             }
         }
@@ -174,7 +172,11 @@ mod tests {
             accept("application/graphql-response+json;q=0.5, application/json").unwrap(),
             MediaType::Json
         );
-        assert_eq!(accept("*/*").unwrap(), MediaType::GraphQLResponse);
+        assert_eq!(accept("*/*").unwrap(), MediaType::Json);
+        assert_eq!(
+            accept("application/graphql-response+json, */*").unwrap(),
+            MediaType::GraphQLResponse
+        );
         assert_eq!(
             accept("text/html").unwrap_err().code,
             ErrorCode::NotAcceptable

@@ -1,1 +1,68 @@
-fn main() {}
+//! Runs the example project: starts the bundled countries and weather APIs on
+//! 127.0.0.1:4001 and :4002, builds `joinery.toml`'s operations, and serves them on :4000.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use joinery::config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config_path = std::env::args()
+        .nth(1)
+        .map_or_else(|| root.join("joinery.toml"), PathBuf::from);
+    let config = Config::load(&config_path)?;
+    joinery::telemetry::init(&config.log);
+
+    let countries = joinery_tests::start_countries("127.0.0.1:4001")
+        .await
+        .context("cannot start the example countries API on 127.0.0.1:4001")?;
+    let weather = joinery_tests::start_weather("127.0.0.1:4002")
+        .await
+        .context("cannot start the example weather API on 127.0.0.1:4002")?;
+    eprintln!(
+        "example upstreams: countries at {}, weather at {}",
+        countries.url(),
+        weather.url()
+    );
+
+    let built = joinery::project::build(&config, true).await?;
+    eprintln!(
+        "registered {} persisted document(s) in {}",
+        built.manifest.documents.len(),
+        config.operations.manifest.display()
+    );
+    let gateway = joinery::project::gateway(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+
+    let country = built
+        .manifest
+        .documents
+        .iter()
+        .find(|d| {
+            d.operations
+                .iter()
+                .any(|o| o.name.as_deref() == Some("Country"))
+        })
+        .map(|d| d.hash.clone())
+        .unwrap_or_default();
+    println!("\nJoinery is serving the example project. Try:\n");
+    println!(
+        "  curl -s http://{}/graphql -H 'content-type: application/json' \\\n    -d '{{\"documentId\":\"sha256:{country}\",\"variables\":{{\"code\":\"FR\"}}}}'\n",
+        config.server.listen
+    );
+    println!("Press Ctrl-C to stop.");
+    joinery::server::serve(
+        gateway,
+        listener,
+        joinery::cli::shutdown_signal(),
+        config.server.shutdown_grace,
+    )
+    .await?;
+    countries.stop().await;
+    weather.stop().await;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The `joinery` binary: exit codes and messages of its subcommands on real files.
+
+use std::path::Path;
+use std::process::Command;
+
+fn joinery(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_joinery"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("JOINERY_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn project(config: &str, operations: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("joinery.toml"), config).unwrap();
+    std::fs::write(
+        dir.path().join("shop.graphql"),
+        "\"A product\"\ntype Product { id: ID! title: String @deprecated(reason: \"Use name\") name: String! }\ntype Query { product(id: ID!): Product }\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("operations")).unwrap();
+    for (name, text) in operations {
+        std::fs::write(dir.path().join("operations").join(name), text).unwrap();
+    }
+    dir
+}
+
+const CONFIG: &str =
+    "[upstreams.shop]\nurl = \"http://127.0.0.1:9/graphql\"\nschema_file = \"shop.graphql\"\n";
+
+#[test]
+fn schema_prints_the_composed_sdl() {
+    let dir = project(CONFIG, &[]);
+    let (ok, stdout, stderr) = joinery(dir.path(), &["schema"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("shop_product(id: ID!): shop_Product"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("title: String @deprecated(reason: \"Use name\")"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"A product\""), "{stdout}");
+}
+
+#[test]
+fn build_writes_the_manifest_and_plan_prints_the_fetches() {
+    let dir = project(
+        CONFIG,
+        &[(
+            "p.graphql",
+            "query P($id: ID!) { item: shop_product(id: $id) { name } }\n",
+        )],
+    );
+    let (ok, stdout, stderr) = joinery(dir.path(), &["build"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("registered 1 document(s)"), "{stdout}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".joinery/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let doc = &manifest["documents"][0];
+    assert_eq!(
+        doc["operations"][0]["variables"][0],
+        serde_json::json!({ "name": "id", "type": "ID!", "required": true })
+    );
+    assert!(stdout.contains(doc["hash"].as_str().unwrap()));
+    let (ok, stdout, _) = joinery(dir.path(), &["plan", "P"]);
+    assert!(ok);
+    assert!(stdout.contains("fetch from `shop` → item"), "{stdout}");
+    assert!(
+        stdout.contains("query P($id: ID!) { item: product(id: $id) { name } }"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn config_and_operation_errors_fail_with_positions() {
+    let dir = project(&format!("{CONFIG}timeot = \"1s\"\n"), &[]);
+    let (ok, _, stderr) = joinery(dir.path(), &["check"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("joinery.toml:4:1: unknown field `timeot`"),
+        "{stderr}"
+    );
+
+    let dir = project(
+        CONFIG,
+        &[(
+            "bad.graphql",
+            "query Bad {\n  shop_product(id: 1) { nam }\n}\n",
+        )],
+    );
+    let (ok, _, stderr) = joinery(dir.path(), &["check"]);
+    assert!(!ok);
+    assert!(stderr.contains("operations/bad.graphql:2:25:"), "{stderr}");
+    assert!(
+        !dir.path().join(".joinery").exists(),
+        "check writes nothing"
+    );
+}
+
+#[test]
+fn serve_without_a_manifest_says_to_build() {
+    let dir = project(CONFIG, &[]);
+    let (ok, _, stderr) = joinery(dir.path(), &["serve"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("does not exist: run `joinery build` first"),
+        "{stderr}"
+    );
+}

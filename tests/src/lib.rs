@@ -1,0 +1,6 @@
+//! Example upstream GraphQL APIs, the example runner, integration tests and benchmarks for
+//! Joinery.
+
+pub mod upstreams;
+
+pub use upstreams::{countries_sdl, start_countries, start_weather, weather_sdl, Fault, Upstream};

@@ -1,0 +1,257 @@
+//! A minimal GraphQL-over-HTTP server with request recording and fault injection.
+
+use std::{
+    fmt, io,
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use async_graphql::{BatchRequest, Executor};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    body::Incoming, header, service::service_fn, HeaderMap, Method, Request, Response, StatusCode,
+};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use serde_json::{json, Value};
+use tokio::{
+    net::TcpListener,
+    sync::oneshot,
+    task::{JoinHandle, JoinSet},
+};
+
+/// A fault injected by an [`Upstream`] into the requests that follow [`Upstream::set_fault`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Behave normally.
+    #[default]
+    None,
+    /// Wait this long before executing each request (without blocking other requests).
+    Delay(Duration),
+    /// Respond with this HTTP status and a plain-text body, without executing the request.
+    Status(u16),
+    /// Respond `200 OK` with an `application/json` body that is not valid JSON.
+    InvalidJson,
+    /// Close the connection without responding.
+    CloseConnection,
+}
+
+/// What the server records, and the current fault.
+#[derive(Default)]
+struct Shared {
+    received: Vec<(Value, HeaderMap)>,
+    fault: Fault,
+}
+
+/// A running example upstream: a GraphQL server on `POST /graphql`.
+///
+/// Every request to `POST /graphql` is counted and recorded (including faulted ones and those
+/// whose body is not JSON, recorded as a JSON string), until [`Upstream::reset`]. Dropping the
+/// `Upstream` or calling [`Upstream::stop`] closes the listener and all open connections.
+pub struct Upstream {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The GraphQL endpoint, `http://<addr>/graphql`.
+    pub fn url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    /// The number of GraphQL requests (`POST /graphql`) received so far.
+    pub fn requests(&self) -> usize {
+        self.lock().received.len()
+    }
+
+    /// The JSON bodies of the GraphQL requests received so far, in arrival order.
+    pub fn received(&self) -> Vec<Value> {
+        self.lock()
+            .received
+            .iter()
+            .map(|(body, _)| body.clone())
+            .collect()
+    }
+
+    /// The headers of the GraphQL requests received so far, in arrival order.
+    pub fn received_headers(&self) -> Vec<HeaderMap> {
+        self.lock()
+            .received
+            .iter()
+            .map(|(_, headers)| headers.clone())
+            .collect()
+    }
+
+    /// Injects `fault` into the following requests.
+    pub fn set_fault(&self, fault: Fault) {
+        self.lock().fault = fault;
+    }
+
+    /// Forgets the received requests and removes the fault (the data, e.g. renamed countries,
+    /// is kept).
+    pub fn reset(&self) {
+        *self.lock() = Shared::default();
+    }
+
+    /// Stops accepting, closes the listener and the open connections, and waits for all that.
+    pub async fn stop(self) {
+        let Self { shutdown, task, .. } = self;
+        drop(shutdown);
+        // The task only ends with an error if the runtime is shutting down.
+        let _ = task.await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.shared)
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Binds `addr` and serves `executor` on the current tokio runtime.
+pub(super) async fn start<E: Executor>(addr: &str, executor: E) -> io::Result<Upstream> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::default();
+    let (shutdown, stopped) = oneshot::channel();
+    let task = tokio::spawn(serve(listener, executor, Arc::clone(&shared), stopped));
+    Ok(Upstream {
+        addr,
+        shared,
+        shutdown,
+        task,
+    })
+}
+
+/// Accepts connections until `stopped` resolves (its sender is dropped), then closes them all.
+async fn serve<E: Executor>(
+    listener: TcpListener,
+    executor: E,
+    shared: Arc<Mutex<Shared>>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // E.g. too many open files: let connections close.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let (executor, shared) = (executor.clone(), Arc::clone(&shared));
+                let service = service_fn(move |request| {
+                    handle(request, executor.clone(), Arc::clone(&shared))
+                });
+                connections.spawn(async move {
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    // Errors are the client's business (or an injected fault).
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+type HttpResponse = Response<Full<Bytes>>;
+
+async fn handle<E: Executor>(
+    request: Request<Incoming>,
+    executor: E,
+    shared: Arc<Mutex<Shared>>,
+) -> io::Result<HttpResponse> {
+    if request.uri().path() != "/graphql" {
+        return Ok(text(StatusCode::NOT_FOUND, "not found".into()));
+    }
+    if request.method() != Method::POST {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use POST".into());
+        let allow = header::HeaderValue::from_static("POST");
+        response.headers_mut().insert(header::ALLOW, allow);
+        return Ok(response);
+    }
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map_err(io::Error::other)?.to_bytes();
+    let json = serde_json::from_slice::<Value>(&body);
+    let fault = {
+        let mut shared = lock(&shared);
+        let recorded = match &json {
+            Ok(value) => value.clone(),
+            Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
+        };
+        shared.received.push((recorded, parts.headers));
+        shared.fault.clone()
+    };
+    match fault {
+        Fault::None => {}
+        Fault::Delay(delay) => tokio::time::sleep(delay).await,
+        Fault::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(text(status, format!("injected fault: status {status}")));
+        }
+        Fault::InvalidJson => {
+            return Ok(json_response(
+                StatusCode::OK,
+                Bytes::from_static(b"{\"data\": {\"oops\": "),
+            ))
+        }
+        Fault::CloseConnection => return Err(io::Error::other("injected fault: close connection")),
+    }
+    let request = match json.and_then(serde_json::from_value::<BatchRequest>) {
+        Ok(request) => request,
+        Err(error) => {
+            let errors =
+                json!({ "errors": [{ "message": format!("invalid GraphQL request: {error}") }] });
+            return Ok(json_response(
+                StatusCode::BAD_REQUEST,
+                errors.to_string().into(),
+            ));
+        }
+    };
+    let response = executor.execute_batch(request).await;
+    let body = serde_json::to_vec(&response).map_err(io::Error::other)?;
+    Ok(json_response(StatusCode::OK, body.into()))
+}
+
+fn text(status: StatusCode, body: String) -> HttpResponse {
+    response(status, "text/plain; charset=utf-8", body.into())
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
+    response(status, "application/json", body)
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> HttpResponse {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let content_type = header::HeaderValue::from_static(content_type);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}

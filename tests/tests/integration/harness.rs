@@ -1,0 +1,189 @@
+//! A real gateway in front of real upstream servers on 127.0.0.1, built from a temporary
+//! project (config + operations) exactly as `joinery build` and `joinery serve` do.
+
+use std::path::{Path, PathBuf};
+
+use joinery::config::Config;
+use joinery::operations::Manifest;
+use joinery_tests::{start_countries, start_weather, Upstream};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct Gateway {
+    pub countries: Upstream,
+    pub weather: Upstream,
+    pub url: String,
+    pub manifest: Manifest,
+    pub dir: TempDir,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// `extensions.code` of the first error.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("")
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The default test configuration: countries by introspection, weather by the repo's SDL file.
+pub fn default_config(countries: &str, weather: &str) -> String {
+    format!(
+        r#"
+[operations]
+dir = "operations"
+manifest = "out/manifest.json"
+
+[upstreams.countries]
+url = "{countries}"
+timeout = "2s"
+forward_headers = ["authorization"]
+
+[upstreams.weather]
+url = "{weather}"
+schema_file = "{}"
+timeout = "2s"
+headers = {{ "x-api-key" = "k-123" }}
+"#,
+        repo_root().join("schemas/weather.graphql").display()
+    )
+}
+
+/// Writes a project into a temporary folder and returns its config path.
+pub fn write_project(dir: &Path, config: &str, operations: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir.join("operations")).unwrap();
+    for (name, text) in operations {
+        std::fs::write(dir.join("operations").join(name), text).unwrap();
+    }
+    let path = dir.join("joinery.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+impl Gateway {
+    /// Starts both upstreams, builds `operations` with the default config, and serves them.
+    pub async fn start(operations: &[(&str, &str)]) -> Self {
+        Self::start_with(operations, default_config).await
+    }
+
+    /// Like [`Gateway::start`] with a config made from the upstream URLs.
+    pub async fn start_with(
+        operations: &[(&str, &str)],
+        config: impl Fn(&str, &str) -> String,
+    ) -> Self {
+        let countries = start_countries("127.0.0.1:0").await.unwrap();
+        let weather = start_weather("127.0.0.1:0").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_project(
+            dir.path(),
+            &config(&countries.url(), &weather.url()),
+            operations,
+        );
+        let config = Config::load(&path).unwrap();
+        let built = joinery::project::build(&config, true).await.unwrap();
+        let gateway = joinery::project::gateway(&config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            joinery::server::serve(
+                gateway,
+                listener,
+                async {
+                    let _ = rx.await;
+                },
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        });
+        countries.reset();
+        weather.reset();
+        Gateway {
+            countries,
+            weather,
+            url,
+            manifest: built.manifest,
+            dir,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// The hash of the document holding operation `name`.
+    pub fn hash(&self, name: &str) -> String {
+        self.manifest
+            .documents
+            .iter()
+            .find(|d| d.operations.iter().any(|o| o.name.as_deref() == Some(name)))
+            .unwrap_or_else(|| panic!("no operation {name}"))
+            .hash
+            .clone()
+    }
+
+    /// POSTs `{documentId, variables}` for operation `name`.
+    pub async fn run(&self, name: &str, variables: Value) -> Reply {
+        self.post(serde_json::json!({
+            "documentId": format!("sha256:{}", self.hash(name)),
+            "operationName": name,
+            "variables": variables,
+        }))
+        .await
+    }
+
+    pub async fn post(&self, body: Value) -> Reply {
+        self.send(self.client.post(&self.url).json(&body)).await
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits for the server to end.
+    pub async fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+}
+
+/// Shared operations used by several test modules.
+pub const COUNTRY: (&str, &str) = (
+    "country.graphql",
+    "query Country($code: ID!) { countries_country(code: $code) { code name capital } }",
+);

@@ -1,0 +1,9 @@
+//! Integration tests: real upstream servers on 127.0.0.1, real builds, a real gateway.
+
+#![allow(unreachable_pub)] // test helpers are shared between modules of this binary
+
+mod build;
+mod example;
+mod execution;
+mod harness;
+mod requests;

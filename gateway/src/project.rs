@@ -85,24 +85,29 @@ pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> 
 fn plan_all(supergraph: &Supergraph, registered: &[Registered], diags: &mut Diagnostics) {
     for r in registered {
         for op in r.document.operations.iter() {
-            if let Err(e) = Plan::build(supergraph, r.document.clone(), op) {
-                let (line, column) = op
-                    .location()
-                    .and_then(|l| l.line_column_range(&r.document.sources))
-                    .map_or((1, 1), |l| (l.start.line, l.start.column));
-                let position =
-                    r.source
-                        .entry_position
-                        .clone()
-                        .unwrap_or(crate::diagnostic::Position {
+            let Err(problems) = Plan::build(supergraph, r.document.clone(), op) else {
+                continue;
+            };
+            for problem in problems {
+                let (line, column) = problem.location.unwrap_or((1, 1));
+                let (position, message) = match &r.source.entry_position {
+                    Some(entry) => (
+                        entry.clone(),
+                        format!(
+                            "in the entry's document at {line}:{column}: {}",
+                            problem.message
+                        ),
+                    ),
+                    None => (
+                        crate::diagnostic::Position {
                             path: r.source.origin.clone(),
                             line,
                             column,
-                        });
-                diags.0.push(Diagnostic {
-                    position,
-                    message: e.to_string(),
-                });
+                        },
+                        problem.message,
+                    ),
+                };
+                diags.0.push(Diagnostic { position, message });
             }
         }
     }

@@ -1,6 +1,9 @@
 //! Example upstream GraphQL APIs, the example runner, integration tests and benchmarks for
 //! Joinery.
 
+pub mod gateway;
 pub mod upstreams;
+
+pub use gateway::RunningGateway;
 
 pub use upstreams::{countries_sdl, start_countries, start_weather, weather_sdl, Fault, Upstream};

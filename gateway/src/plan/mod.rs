@@ -1,9 +1,11 @@
 //! Compiling a registered operation into a plan, once, before any request: the upstream
 //! fetches with their pre-rendered documents, and the response shape.
 
+pub mod join;
 mod render;
 pub mod shape;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use apollo_compiler::{ExecutableDocument, Node};
 use indexmap::IndexMap;
 
 use crate::schema::Supergraph;
+use join::JoinPlan;
 pub use render::RenderError;
 use render::{Renderer, RootPiece};
 use shape::{SelectionSet, ShapeBuilder};
@@ -32,6 +35,35 @@ pub struct Plan {
     /// one stage; a mutation has one per run of consecutive root fields of one upstream, so
     /// that root fields run in document order.
     pub stages: Vec<Vec<Fetch>>,
+    /// The operation's `_join`s.
+    pub joins: Vec<JoinPlan>,
+    /// Joins by wave: a wave runs after the root stages and the waves before it; the joins of
+    /// one wave run together, one request per upstream.
+    pub waves: Vec<Vec<usize>>,
+    /// The operation without its `@internal` variables: what client variables are coerced against.
+    pub client_operation: Node<Operation>,
+    /// Names of the `@internal` variables.
+    pub internal: Vec<String>,
+    /// Variable types as upstreams see them (namespace prefixes removed), by name.
+    pub variable_types: HashMap<String, String>,
+}
+
+/// A reason an operation cannot be planned, at `line:column` of its document when known.
+#[derive(Debug, Clone)]
+pub struct PlanProblem {
+    /// `(line, column)` in the document.
+    pub location: Option<(usize, usize)>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for PlanProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, column)) => write!(f, "{line}:{column}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
 }
 
 /// One request to one upstream.
@@ -62,13 +94,55 @@ impl Plan {
     pub fn build(
         supergraph: &Supergraph,
         document: Arc<Valid<ExecutableDocument>>,
-        operation: &Operation,
-    ) -> Result<Self, RenderError> {
+        operation: &Node<Operation>,
+    ) -> Result<Self, Vec<PlanProblem>> {
+        let internal: HashSet<String> = operation
+            .variables
+            .iter()
+            .filter(|v| v.directives.has("internal"))
+            .map(|v| v.name.to_string())
+            .collect();
+        let op_location = operation
+            .location()
+            .and_then(|s| s.line_column_range(&document.sources))
+            .map(|r| (r.start.line, r.start.column));
         let renderer = Renderer {
             supergraph,
             document: &document,
+            internal: &internal,
+            join_mode: false,
         };
-        let pieces = renderer.root_pieces(&operation.selection_set)?;
+        let pieces = renderer
+            .root_pieces(&operation.selection_set)
+            .map_err(|e| {
+                vec![PlanProblem {
+                    location: op_location,
+                    message: e.to_string(),
+                }]
+            })?;
+        let mut problems = Vec::new();
+        for p in &pieces {
+            for v in p.variables.iter().filter(|v| internal.contains(*v)) {
+                problems.push(PlanProblem {
+                    location: op_location,
+                    message: format!(
+                        "internal variable `${v}` is used by `{}` outside any `_join`, where no export can have filled it yet",
+                        p.response_key
+                    ),
+                });
+            }
+        }
+        let analysis = match join::analyse(supergraph, &document, operation, &internal) {
+            Ok(a) => Some(a),
+            Err(p) => {
+                problems.extend(p);
+                None
+            }
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let analysis = analysis.expect("no problems means an analysis");
         let groups = group(pieces, operation.operation_type);
         let op_name = operation.name.as_ref().map(|n| n.to_string());
         let keyword = match operation.operation_type {
@@ -141,11 +215,27 @@ impl Plan {
             document: &document,
         }
         .selection_set(&operation.selection_set);
+        let variable_types = operation
+            .variables
+            .iter()
+            .map(|v| (v.name.to_string(), renderer.variable_type(&v.ty)))
+            .collect();
+        let mut client_operation = Operation::clone(operation);
+        client_operation
+            .variables
+            .retain(|v| !internal.contains(v.name.as_str()));
+        let mut internal: Vec<String> = internal.into_iter().collect();
+        internal.sort();
         Ok(Plan {
             name: op_name,
             kind: operation.operation_type,
             root,
             stages,
+            joins: analysis.joins,
+            waves: analysis.waves,
+            client_operation: Node::new(client_operation),
+            internal,
+            variable_types,
             document,
         })
     }

@@ -8,8 +8,9 @@ use apollo_compiler::executable::{self, Selection};
 use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::ExecutableDocument;
 use indexmap::IndexSet;
+use std::collections::HashSet;
 
-use crate::schema::Supergraph;
+use crate::schema::{Supergraph, JOIN_FIELD};
 
 /// One piece of the root selection: a root field of one namespace, with the directives of
 /// the root-level fragments it was reached through.
@@ -23,7 +24,17 @@ pub(crate) struct RootPiece {
 pub(crate) struct Renderer<'a> {
     pub(crate) supergraph: &'a Supergraph,
     pub(crate) document: &'a ExecutableDocument,
+    /// Variables the gateway fills (`@internal`).
+    pub(crate) internal: &'a HashSet<String>,
+    /// Rendering a join's pieces: root aliases and internal variables become template
+    /// markers, so that each batched item gets its own alias and variables.
+    pub(crate) join_mode: bool,
 }
+
+/// Marks an internal variable name in join templates (`$` MARK name MARK).
+pub(crate) const VAR_MARK: char = '\u{1}';
+/// Marks where a join item's alias prefix goes.
+pub(crate) const KEY_MARK: char = '\u{2}';
 
 /// Why an operation cannot be planned.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -56,7 +67,7 @@ impl Renderer<'_> {
         for sel in &set.selections {
             match sel {
                 Selection::Field(f) => {
-                    if f.name == "__typename" {
+                    if f.name == "__typename" || f.name == JOIN_FIELD {
                         continue;
                     }
                     if f.name.starts_with("__") {
@@ -72,7 +83,7 @@ impl Renderer<'_> {
                         self.directives(w, &mut text, &mut variables);
                         text.push_str(" { ");
                     }
-                    self.field(f, name, &mut text, &mut variables);
+                    self.field(f, name, true, &mut text, &mut variables);
                     for _ in wrappers.iter() {
                         text.push_str(" }");
                     }
@@ -103,13 +114,16 @@ impl Renderer<'_> {
         &self,
         f: &executable::Field,
         name: &str,
+        root: bool,
         out: &mut String,
         vars: &mut IndexSet<String>,
     ) {
         // Root fields lose their prefix upstream; the alias keeps the client's response key,
         // so upstream data and error paths line up with the client's response.
         let key = f.response_key();
-        if key.as_str() != name {
+        if self.join_mode && root {
+            let _ = write!(out, "{KEY_MARK}{key}: ");
+        } else if key.as_str() != name {
             let _ = write!(out, "{key}: ");
         }
         out.push_str(name);
@@ -121,7 +135,7 @@ impl Renderer<'_> {
                 }
                 collect_variables(&arg.value, vars);
                 let _ = write!(out, "{}: ", arg.name);
-                write_value(&arg.value, out);
+                self.write_value(&arg.value, out);
             }
             out.push(')');
         }
@@ -148,7 +162,8 @@ impl Renderer<'_> {
         }
         for sel in &set.selections {
             match sel {
-                Selection::Field(f) => self.field(f, &f.name, out, vars),
+                Selection::Field(f) if f.name == JOIN_FIELD => continue,
+                Selection::Field(f) => self.field(f, &f.name, false, out, vars),
                 Selection::InlineFragment(frag) => {
                     out.push_str("...");
                     if let Some(t) = &frag.type_condition {
@@ -188,9 +203,50 @@ impl Renderer<'_> {
                     }
                     collect_variables(&a.value, vars);
                     let _ = write!(out, "{}: ", a.name);
-                    write_value(&a.value, out);
+                    self.write_value(&a.value, out);
                 }
                 out.push(')');
+            }
+        }
+    }
+
+    /// Writes a value on one line (the AST's own printer breaks objects over lines).
+    fn write_value(&self, value: &Value, out: &mut String) {
+        match value {
+            Value::Null => out.push_str("null"),
+            Value::Enum(name) => out.push_str(name),
+            Value::Variable(name) if self.join_mode && self.internal.contains(name.as_str()) => {
+                let _ = write!(out, "${VAR_MARK}{name}{VAR_MARK}");
+            }
+            Value::Variable(name) => {
+                let _ = write!(out, "${name}");
+            }
+            Value::String(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            Value::Float(f) => out.push_str(f.as_str()),
+            Value::Int(i) => out.push_str(i.as_str()),
+            Value::Boolean(b) => {
+                let _ = write!(out, "{b}");
+            }
+            Value::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.write_value(item, out);
+                }
+                out.push(']');
+            }
+            Value::Object(fields) => {
+                out.push('{');
+                for (i, (name, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let _ = write!(out, "{name}: ");
+                    self.write_value(v, out);
+                }
+                out.push('}');
             }
         }
     }
@@ -206,44 +262,6 @@ impl Renderer<'_> {
             ast::Type::NonNullNamed(n) => format!("{}!", self.unprefixed(n)),
             ast::Type::List(inner) => format!("[{}]", self.variable_type(inner)),
             ast::Type::NonNullList(inner) => format!("[{}]!", self.variable_type(inner)),
-        }
-    }
-}
-
-/// Writes a value on one line (the AST's own printer breaks objects over lines).
-fn write_value(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Enum(name) => out.push_str(name),
-        Value::Variable(name) => {
-            let _ = write!(out, "${name}");
-        }
-        Value::String(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
-        Value::Float(f) => out.push_str(f.as_str()),
-        Value::Int(i) => out.push_str(i.as_str()),
-        Value::Boolean(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_value(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(fields) => {
-            out.push('{');
-            for (i, (name, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                let _ = write!(out, "{name}: ");
-                write_value(v, out);
-            }
-            out.push('}');
         }
     }
 }

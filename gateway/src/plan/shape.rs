@@ -175,23 +175,27 @@ impl ShapeBuilder<'_> {
     }
 
     fn possible_types(&self, name: &str) -> HashSet<String> {
-        let schema = &self.supergraph.schema;
-        match schema.types.get(name) {
-            Some(ExtendedType::Object(_)) => HashSet::from([name.to_string()]),
-            Some(ExtendedType::Union(u)) => u.members.iter().map(|m| m.to_string()).collect(),
-            Some(ExtendedType::Interface(_)) => schema
-                .types
-                .values()
-                .filter_map(|t| match t {
-                    ExtendedType::Object(o)
-                        if o.implements_interfaces.iter().any(|i| i.as_str() == name) =>
-                    {
-                        Some(o.name.to_string())
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => HashSet::new(),
-        }
+        possible_types(&self.supergraph.schema, name)
+    }
+}
+
+/// The object types a type condition on `name` matches.
+pub(crate) fn possible_types(schema: &apollo_compiler::Schema, name: &str) -> HashSet<String> {
+    match schema.types.get(name) {
+        Some(ExtendedType::Object(_)) => HashSet::from([name.to_string()]),
+        Some(ExtendedType::Union(u)) => u.members.iter().map(|m| m.to_string()).collect(),
+        Some(ExtendedType::Interface(_)) => schema
+            .types
+            .values()
+            .filter_map(|t| match t {
+                ExtendedType::Object(o)
+                    if o.implements_interfaces.iter().any(|i| i.as_str() == name) =>
+                {
+                    Some(o.name.to_string())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => HashSet::new(),
     }
 }

@@ -243,6 +243,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
             }
         }
     }
+    add_joins(&mut schema, &mut diags);
     diags.into_result().map_err(SchemaError::Invalid)?;
     if query.fields.is_empty() {
         return Err(SchemaError::Invalid(Diagnostics(vec![Diagnostic {
@@ -292,6 +293,62 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
     })
 }
 
+/// The gateway's own directives, defined in every composed schema.
+const GATEWAY_DIRECTIVES: &str = r#"
+"Copies the field's resolved value into the internal variable `as`, in the scope of the enclosing object."
+directive @export(as: String!) on FIELD
+"Marks a variable that only the gateway fills (from `@export`); clients cannot set it."
+directive @internal on VARIABLE_DEFINITION
+"#;
+
+/// Adds `_join: Query!` to every object and interface type (but the roots) and defines the
+/// gateway's directives.
+fn add_joins(schema: &mut Schema, diags: &mut Diagnostics) {
+    let directives = Schema::parse(GATEWAY_DIRECTIVES, "joinery-directives.graphql")
+        .expect("the gateway's directive definitions parse");
+    for (name, def) in &directives.directive_definitions {
+        if matches!(name.as_str(), "export" | "internal") {
+            schema
+                .directive_definitions
+                .insert(name.clone(), def.clone());
+        }
+    }
+    let join = Component::new(FieldDefinition {
+        description: Some(Node::new_str(
+            "Joins data from any upstream into this object: select root fields of any namespace, with arguments from variables exported (`@export`) in this object or around it.",
+        )),
+        name: Name::new_static_unchecked(JOIN_FIELD),
+        arguments: Vec::new(),
+        ty: Type::NonNullNamed(Name::new_static_unchecked("Query")),
+        directives: Default::default(),
+    });
+    for ty in schema.types.values_mut() {
+        let fields = match ty {
+            ExtendedType::Object(o) => &mut o.make_mut().fields,
+            ExtendedType::Interface(i) => &mut i.make_mut().fields,
+            _ => continue,
+        };
+        if fields.contains_key(JOIN_FIELD) {
+            diags.0.push(Diagnostic {
+                position: Position {
+                    path: "<composed schema>".into(),
+                    line: 1,
+                    column: 1,
+                },
+                message: format!(
+                    "type `{}` defines a field `{JOIN_FIELD}`, which Joinery reserves for joins",
+                    ty.name()
+                ),
+            });
+            continue;
+        }
+        fields.insert(Name::new_static_unchecked(JOIN_FIELD), join.clone());
+    }
+}
+
+/// The field every object type gets for joins.
+pub const JOIN_FIELD: &str = "_join";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +391,9 @@ mod tests {
             "kind: a_Kind = X",
             "scalar a_Date",
             "a_touch: a_Thing",
+            "_join: Query!",
+            "directive @export(as: String!) on FIELD",
+            "directive @internal on VARIABLE_DEFINITION",
         ] {
             assert!(sdl.contains(expected), "missing {expected:?} in\n{sdl}");
         }

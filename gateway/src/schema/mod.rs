@@ -11,7 +11,7 @@ use apollo_compiler::Schema;
 use crate::config::{SchemaSource, UpstreamConfig};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 
-pub use compose::{compose, Supergraph};
+pub use compose::{compose, Supergraph, JOIN_FIELD};
 
 /// The schema of one upstream as it defines it (before namespacing).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -96,8 +96,15 @@ impl Registry {
             let document = Arc::new(document);
             let mut plans = Vec::new();
             for op in document.operations.iter() {
-                let plan = Plan::build(&supergraph, document.clone(), op)
-                    .map_err(|e| fail(e.to_string()))?;
+                let plan = Plan::build(&supergraph, document.clone(), op).map_err(|problems| {
+                    fail(
+                        problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?;
                 plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
             }
             entries.insert(

@@ -3,22 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use joinery::config::Config;
-use joinery::operations::Manifest;
-use joinery_tests::{start_countries, start_weather, Upstream};
+use joinery_tests::{start_countries, start_weather, RunningGateway, Upstream};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 pub struct Gateway {
     pub countries: Upstream,
     pub weather: Upstream,
     pub url: String,
-    pub manifest: Manifest,
     pub dir: TempDir,
     pub client: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    pub running: RunningGateway,
 }
 
 pub struct Reply {
@@ -100,47 +95,21 @@ impl Gateway {
             &config(&countries.url(), &weather.url()),
             operations,
         );
-        let config = Config::load(&path).unwrap();
-        let built = joinery::project::build(&config, true).await.unwrap();
-        let gateway = joinery::project::gateway(&config).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/graphql", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            joinery::server::serve(
-                gateway,
-                listener,
-                async {
-                    let _ = rx.await;
-                },
-                std::time::Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        });
+        let running = RunningGateway::start(&path).await.unwrap();
         countries.reset();
         weather.reset();
         Gateway {
             countries,
             weather,
-            url,
-            manifest: built.manifest,
+            url: running.url.clone(),
             dir,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            server: Some(server),
+            running,
         }
     }
 
-    /// The hash of the document holding operation `name`.
     pub fn hash(&self, name: &str) -> String {
-        self.manifest
-            .documents
-            .iter()
-            .find(|d| d.operations.iter().any(|o| o.name.as_deref() == Some(name)))
-            .unwrap_or_else(|| panic!("no operation {name}"))
-            .hash
-            .clone()
+        self.running.hash(name)
     }
 
     /// POSTs `{documentId, variables}` for operation `name`.
@@ -171,14 +140,8 @@ impl Gateway {
         }
     }
 
-    /// Stops accepting, lets requests in flight finish, and waits for the server to end.
     pub async fn shutdown(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap();
-        }
+        self.running.shutdown().await;
     }
 }
 

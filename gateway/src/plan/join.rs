@@ -1,0 +1,651 @@
+//! Join analysis: where each `_join` sits, which `@export`ed values feed its variables, what it
+//! depends on, and in which wave it runs. Order comes from who exports what, never from the
+//! order of selections in the text.
+
+use std::collections::HashSet;
+
+use apollo_compiler::ast::{Type, Value};
+use apollo_compiler::executable::{self, Operation, Selection};
+use apollo_compiler::parser::SourceSpan;
+use apollo_compiler::schema::ExtendedType;
+use apollo_compiler::ExecutableDocument;
+use indexmap::IndexMap;
+
+use super::render::{Renderer, KEY_MARK, VAR_MARK};
+use super::shape::possible_types;
+use super::PlanProblem;
+use crate::schema::{Supergraph, JOIN_FIELD};
+
+/// Restricts an object on a path to some runtime types (the static type is abstract, and the
+/// selection sits in fragments with type conditions).
+#[derive(Debug, Clone)]
+pub struct TypeFilter {
+    /// Namespace that prefixes the upstream's `__typename`.
+    pub namespace: String,
+    /// Namespaced object types that pass.
+    pub types: HashSet<String>,
+}
+
+/// One step of a path through the response: a field's response key in an object.
+#[derive(Debug, Clone)]
+pub struct ScopeStep {
+    /// The response key.
+    pub key: String,
+    /// Whether the field is a list (each item is its own scope).
+    pub list: bool,
+    /// Which objects hold the key (for selections under type conditions).
+    pub filter: Option<TypeFilter>,
+}
+
+/// One `_join` of an operation.
+#[derive(Debug, Clone)]
+pub struct JoinPlan {
+    /// Index in [`super::Plan::joins`].
+    pub id: usize,
+    /// Path from the root object to the object holding the `_join` field.
+    pub scope: Vec<ScopeStep>,
+    /// Which scope objects get the join.
+    pub scope_filter: Option<TypeFilter>,
+    /// Response key of the `_join` field.
+    pub key: String,
+    /// The values the join reads, each from an `@export`.
+    pub bindings: Vec<Binding>,
+    /// One batched fetch per upstream the join selects from.
+    pub fetches: Vec<JoinFetch>,
+    /// Joins that must have run first (they hold this join's scope or its exports).
+    pub depends_on: Vec<usize>,
+    /// Wave the join runs in (1 = right after the root fetches).
+    pub wave: usize,
+    /// `line:column` of the `_join` field.
+    pub position: (usize, usize),
+}
+
+/// Where an internal variable's value comes from.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The internal variable.
+    pub variable: String,
+    /// Depth, along the join's scope path, of the object the export is reached from.
+    pub level: usize,
+    /// Response keys from that object down to the exported field.
+    pub path: Vec<String>,
+    /// The export sits in lists below `level`: its values are collected into a list.
+    pub collect: bool,
+    /// The variable is non-null: a null value cannot be sent.
+    pub non_null: bool,
+    /// The exporting field, as `path.to.field`, for plans.
+    pub source: String,
+}
+
+/// The part of a join that goes to one upstream, batched over all its items.
+#[derive(Debug, Clone)]
+pub struct JoinFetch {
+    /// The upstream's namespace.
+    pub upstream: String,
+    /// The root fields, rendered as templates (alias prefix and internal variables per item).
+    pub pieces: Vec<Template>,
+    /// Response keys of the root fields.
+    pub root_keys: Vec<String>,
+    /// Client variables the pieces use.
+    pub client_variables: Vec<String>,
+    /// Indices into [`JoinPlan::bindings`] of the internal variables the pieces use.
+    pub bindings: Vec<usize>,
+}
+
+/// Pre-rendered upstream text with the places that differ per batched item.
+#[derive(Debug, Clone, Default)]
+pub struct Template(pub Vec<Part>);
+
+/// A part of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Literal text.
+    Text(String),
+    /// An internal variable's name (after its `$`): written as `<prefix><name>`.
+    Variable(String),
+    /// Where the item's alias prefix goes (before a root field's response key).
+    KeyPrefix,
+}
+
+impl Template {
+    pub(crate) fn parse(text: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find([VAR_MARK, KEY_MARK]) {
+            if i > 0 {
+                parts.push(Part::Text(rest[..i].to_string()));
+            }
+            let mark = rest[i..].chars().next().expect("found a mark");
+            rest = &rest[i + mark.len_utf8()..];
+            if mark == KEY_MARK {
+                parts.push(Part::KeyPrefix);
+            } else {
+                let end = rest.find(VAR_MARK).expect("variable marks come in pairs");
+                parts.push(Part::Variable(rest[..end].to_string()));
+                rest = &rest[end + VAR_MARK.len_utf8()..];
+            }
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        Template(parts)
+    }
+
+    /// Writes the template for one item whose aliases and variables start with `prefix`.
+    pub fn write(&self, prefix: &str, out: &mut String) {
+        for part in &self.0 {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Variable(v) => {
+                    // The `$` is part of the preceding text.
+                    out.push_str(prefix);
+                    out.push_str(v);
+                }
+                Part::KeyPrefix => out.push_str(prefix),
+            }
+        }
+    }
+}
+
+struct ExportSite {
+    variable: String,
+    object_path: Vec<ScopeStep>,
+    key: String,
+    ty: Type,
+    leaf: bool,
+    owner: Option<usize>,
+    span: Option<SourceSpan>,
+}
+
+struct JoinSite<'d> {
+    scope: Vec<ScopeStep>,
+    scope_filter: Option<TypeFilter>,
+    key: String,
+    sets: Vec<&'d executable::SelectionSet>,
+    owner: Option<usize>,
+    span: Option<SourceSpan>,
+}
+
+pub(crate) struct Analysis {
+    pub(crate) joins: Vec<JoinPlan>,
+    pub(crate) waves: Vec<Vec<usize>>,
+}
+
+struct Walker<'d> {
+    supergraph: &'d Supergraph,
+    document: &'d ExecutableDocument,
+    exports: Vec<ExportSite>,
+    joins: Vec<JoinSite<'d>>,
+}
+
+fn keys(steps: &[ScopeStep]) -> Vec<&str> {
+    steps.iter().map(|s| s.key.as_str()).collect()
+}
+
+impl<'d> Walker<'d> {
+    fn walk(
+        &mut self,
+        set: &'d executable::SelectionSet,
+        path: &mut Vec<ScopeStep>,
+        filter: Option<TypeFilter>,
+        owner: Option<usize>,
+    ) {
+        for sel in &set.selections {
+            match sel {
+                Selection::Field(f) if f.name == JOIN_FIELD => {
+                    let key = f.response_key().to_string();
+                    let existing = self
+                        .joins
+                        .iter()
+                        .position(|j| j.key == key && keys(&j.scope) == keys(path));
+                    let index = existing.unwrap_or_else(|| {
+                        self.joins.push(JoinSite {
+                            scope: path.clone(),
+                            scope_filter: filter.clone(),
+                            key: key.clone(),
+                            sets: Vec::new(),
+                            owner,
+                            span: f.location(),
+                        });
+                        self.joins.len() - 1
+                    });
+                    self.joins[index].sets.push(&f.selection_set);
+                    path.push(ScopeStep {
+                        key,
+                        list: false,
+                        filter: filter.clone(),
+                    });
+                    self.walk(&f.selection_set, path, None, Some(index));
+                    path.pop();
+                }
+                Selection::Field(f) => {
+                    if let Some(export) = f.directives.get("export") {
+                        let variable = match export.specified_argument_by_name("as").map(|v| &**v) {
+                            Some(Value::String(s)) => s.clone(),
+                            _ => String::new(),
+                        };
+                        let leaf = matches!(
+                            self.supergraph.schema.types.get(f.ty().inner_named_type()),
+                            Some(ExtendedType::Scalar(_) | ExtendedType::Enum(_))
+                        );
+                        let key = f.response_key().to_string();
+                        let duplicate = self.exports.iter().any(|e| {
+                            e.variable == variable
+                                && e.key == key
+                                && keys(&e.object_path) == keys(path)
+                        });
+                        if !duplicate {
+                            self.exports.push(ExportSite {
+                                variable,
+                                object_path: path.clone(),
+                                key,
+                                ty: f.ty().clone(),
+                                leaf,
+                                owner,
+                                span: export.location(),
+                            });
+                        }
+                    }
+                    if !f.selection_set.selections.is_empty() {
+                        path.push(ScopeStep {
+                            key: f.response_key().to_string(),
+                            list: f.ty().is_list(),
+                            filter: filter.clone(),
+                        });
+                        self.walk(&f.selection_set, path, None, owner);
+                        path.pop();
+                    }
+                }
+                Selection::InlineFragment(frag) => {
+                    let narrowed = self.narrow(&set.ty, frag.type_condition.as_deref(), &filter);
+                    self.walk(&frag.selection_set, path, narrowed, owner);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let frag = &self.document.fragments[&spread.fragment_name];
+                    let narrowed = self.narrow(&set.ty, Some(frag.type_condition()), &filter);
+                    self.walk(&frag.selection_set, path, narrowed, owner);
+                }
+            }
+        }
+    }
+
+    /// The filter for selections under a type condition inside an object of static type `ty`.
+    fn narrow(
+        &self,
+        ty: &str,
+        condition: Option<&str>,
+        filter: &Option<TypeFilter>,
+    ) -> Option<TypeFilter> {
+        let schema = &self.supergraph.schema;
+        let (Some(condition), true) = (
+            condition,
+            matches!(
+                schema.types.get(ty),
+                Some(ExtendedType::Interface(_) | ExtendedType::Union(_))
+            ),
+        ) else {
+            return filter.clone();
+        };
+        let namespace = self.supergraph.split(ty).map(|(ns, _)| ns.to_string())?;
+        let mut types = possible_types(schema, condition);
+        if let Some(f) = filter {
+            types.retain(|t| f.types.contains(t));
+        }
+        Some(TypeFilter { namespace, types })
+    }
+}
+
+/// Type compatibility of an exported field with the variable it fills; nullability is checked
+/// when the value is known, so a nullable field may feed a non-null variable.
+fn compatible(variable: &Type, field: &Type, collect: bool) -> bool {
+    let variable = if collect {
+        match variable {
+            Type::List(inner) | Type::NonNullList(inner) => &**inner,
+            _ => return false,
+        }
+    } else {
+        variable
+    };
+    match (variable, field) {
+        (Type::List(v) | Type::NonNullList(v), Type::List(f) | Type::NonNullList(f)) => {
+            compatible(v, f, false)
+        }
+        (Type::Named(v) | Type::NonNullNamed(v), Type::Named(f) | Type::NonNullNamed(f)) => {
+            v == f
+                || (v == "ID" && (f == "String" || f == "Int"))
+                || (v == "String" && f == "ID")
+                || (v == "Float" && f == "Int")
+        }
+        _ => false,
+    }
+}
+
+/// Analyses the joins of `operation`; `internal` are its `@internal` variables.
+pub(crate) fn analyse(
+    supergraph: &Supergraph,
+    document: &ExecutableDocument,
+    operation: &Operation,
+    internal: &HashSet<String>,
+) -> Result<Analysis, Vec<PlanProblem>> {
+    let mut problems = Vec::new();
+    let at = |span: Option<SourceSpan>| {
+        span.and_then(|s| s.line_column_range(&document.sources))
+            .map(|r| (r.start.line, r.start.column))
+    };
+    let mut walker = Walker {
+        supergraph,
+        document,
+        exports: Vec::new(),
+        joins: Vec::new(),
+    };
+    walker.walk(&operation.selection_set, &mut Vec::new(), None, None);
+    let Walker {
+        exports,
+        joins: sites,
+        ..
+    } = walker;
+
+    for (i, e) in exports.iter().enumerate() {
+        let problem = |message: String| PlanProblem {
+            location: at(e.span),
+            message,
+        };
+        match operation.variables.iter().find(|v| v.name == e.variable.as_str()) {
+            None => problems.push(problem(format!(
+                "`@export(as: \"{v}\")` fills a variable the operation does not declare: add `${v}: <type> @internal` to the operation's variables",
+                v = e.variable
+            ))),
+            Some(_) if !internal.contains(&e.variable) => problems.push(problem(format!(
+                "variable `${v}` receives an export, so it must be declared `@internal` (clients cannot set internal variables): write `${v}: <type> @internal`",
+                v = e.variable
+            ))),
+            Some(_) => {}
+        }
+        if !e.leaf {
+            problems.push(problem(format!(
+                "only scalars, enums and lists of them can be exported; `{}` is of type `{}`",
+                e.key, e.ty
+            )));
+        }
+        if exports[..i]
+            .iter()
+            .any(|o| o.variable == e.variable && keys(&o.object_path) == keys(&e.object_path))
+        {
+            problems.push(problem(format!(
+                "`{}` is exported twice in the same scope; each object may export a name once",
+                e.variable
+            )));
+        }
+    }
+    for v in &operation.variables {
+        if internal.contains(v.name.as_str())
+            && !exports.iter().any(|e| e.variable == v.name.as_str())
+        {
+            problems.push(PlanProblem {
+                location: at(v.location()),
+                message: format!(
+                    "internal variable `${}` is never filled: export a field into it with `@export(as: \"{}\")`, or drop `@internal`",
+                    v.name, v.name
+                ),
+            });
+        }
+    }
+
+    let mut joins = Vec::new();
+    for (id, site) in sites.iter().enumerate() {
+        let position = at(site.span).unwrap_or((1, 1));
+        let problem = |message: String| PlanProblem {
+            location: Some(position),
+            message,
+        };
+        let renderer = Renderer {
+            supergraph,
+            document,
+            internal,
+            join_mode: true,
+        };
+        let mut by_upstream: IndexMap<String, Vec<super::render::RootPiece>> = IndexMap::new();
+        for set in &site.sets {
+            match renderer.root_pieces(set) {
+                Ok(pieces) => {
+                    for p in pieces {
+                        by_upstream.entry(p.namespace.clone()).or_default().push(p);
+                    }
+                }
+                Err(e) => problems.push(problem(e.to_string())),
+            }
+        }
+        let mut bindings: Vec<Binding> = Vec::new();
+        let mut depends_on: Vec<usize> = site.owner.into_iter().collect();
+        let mut fetches = Vec::new();
+        for (upstream, pieces) in by_upstream {
+            let mut fetch = JoinFetch {
+                upstream,
+                pieces: Vec::new(),
+                root_keys: Vec::new(),
+                client_variables: Vec::new(),
+                bindings: Vec::new(),
+            };
+            for p in pieces {
+                for v in &p.variables {
+                    if !internal.contains(v) {
+                        if !fetch.client_variables.contains(v) {
+                            fetch.client_variables.push(v.clone());
+                        }
+                        continue;
+                    }
+                    let index = match bindings.iter().position(|b| &b.variable == v) {
+                        Some(i) => i,
+                        None => match bind(site, v, &exports, operation, &mut depends_on, id) {
+                            Ok(b) => {
+                                bindings.push(b);
+                                bindings.len() - 1
+                            }
+                            Err(message) => {
+                                problems.push(problem(message));
+                                continue;
+                            }
+                        },
+                    };
+                    if !fetch.bindings.contains(&index) {
+                        fetch.bindings.push(index);
+                    }
+                }
+                if !fetch.root_keys.contains(&p.response_key) {
+                    fetch.root_keys.push(p.response_key.clone());
+                }
+                fetch.pieces.push(Template::parse(&p.text));
+            }
+            fetches.push(fetch);
+        }
+        depends_on.sort_unstable();
+        depends_on.dedup();
+        joins.push(JoinPlan {
+            id,
+            scope: site.scope.clone(),
+            scope_filter: site.scope_filter.clone(),
+            key: site.key.clone(),
+            bindings,
+            fetches,
+            depends_on,
+            wave: 0,
+            position,
+        });
+    }
+
+    let waves = waves(&mut joins, &mut problems);
+    if problems.is_empty() {
+        Ok(Analysis { joins, waves })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Finds the export that fills `variable` for the join at `site`: the nearest one whose
+/// object shares the longest path prefix with the join's scope.
+fn bind(
+    site: &JoinSite<'_>,
+    variable: &str,
+    exports: &[ExportSite],
+    operation: &Operation,
+    depends_on: &mut Vec<usize>,
+    id: usize,
+) -> Result<Binding, String> {
+    let scope_keys = keys(&site.scope);
+    let mut join_path = scope_keys.clone();
+    join_path.push(&site.key);
+    let mut best: Vec<(usize, &ExportSite)> = Vec::new();
+    for e in exports.iter().filter(|e| e.variable == variable) {
+        let e_keys = keys(&e.object_path);
+        if e_keys.starts_with(&join_path) {
+            return Err(format!(
+                "cycle: this join reads `${variable}`, which is exported inside the join itself (by `{}`)",
+                e.key
+            ));
+        }
+        let d = scope_keys
+            .iter()
+            .zip(&e_keys)
+            .take_while(|(a, b)| a == b)
+            .count();
+        match best.first() {
+            Some((bd, _)) if *bd > d => {}
+            Some((bd, _)) if *bd == d => best.push((d, e)),
+            _ => best = vec![(d, e)],
+        }
+    }
+    let (level, export) = match best.as_slice() {
+        [] => {
+            return Err(format!(
+                "this join reads `${variable}`, but no field in a scope it can see exports it: add `@export(as: \"{variable}\")` to a field of this object or of an object around it"
+            ))
+        }
+        [(d, e)] => (*d, *e),
+        _ => {
+            return Err(format!(
+                "this join reads `${variable}`, which several fields export at the same distance; export it once"
+            ))
+        }
+    };
+    if let Some(owner) = export.owner {
+        if owner == id {
+            return Err(format!(
+                "cycle: this join reads `${variable}`, which its own results export"
+            ));
+        }
+        depends_on.push(owner);
+    }
+    let rest = &export.object_path[level..];
+    let collect = rest.iter().any(|s| s.list);
+    let definition = operation
+        .variables
+        .iter()
+        .find(|v| v.name == variable)
+        .expect("internal variables are declared");
+    if !compatible(&definition.ty, &export.ty, collect) {
+        let hint = if collect {
+            " (the export sits inside a list, so its values are collected: the variable must be a list)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "`{}` of type `{}` cannot fill `${variable}` of type `{}`{hint}",
+            export.key, export.ty, definition.ty
+        ));
+    }
+    let mut path: Vec<String> = rest.iter().map(|s| s.key.clone()).collect();
+    path.push(export.key.clone());
+    let mut source: Vec<String> = export
+        .object_path
+        .iter()
+        .map(|s| {
+            if s.list {
+                format!("{}[]", s.key)
+            } else {
+                s.key.clone()
+            }
+        })
+        .collect();
+    source.push(export.key.clone());
+    Ok(Binding {
+        variable: variable.to_string(),
+        level,
+        path,
+        collect,
+        non_null: definition.ty.is_non_null(),
+        source: source.join("."),
+    })
+}
+
+/// Orders joins into waves by their dependencies; reports cycles.
+fn waves(joins: &mut [JoinPlan], problems: &mut Vec<PlanProblem>) -> Vec<Vec<usize>> {
+    fn depth(
+        i: usize,
+        joins: &[JoinPlan],
+        memo: &mut [Option<usize>],
+        visiting: &mut Vec<usize>,
+    ) -> Option<usize> {
+        if let Some(d) = memo[i] {
+            return Some(d);
+        }
+        if visiting.contains(&i) {
+            return None;
+        }
+        visiting.push(i);
+        let mut d = 1;
+        for &dep in &joins[i].depends_on {
+            d = d.max(depth(dep, joins, memo, visiting)? + 1);
+        }
+        visiting.pop();
+        memo[i] = Some(d);
+        Some(d)
+    }
+    let mut memo = vec![None; joins.len()];
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for i in 0..joins.len() {
+        match depth(i, joins, &mut memo, &mut Vec::new()) {
+            Some(d) => {
+                joins[i].wave = d;
+                if waves.len() < d {
+                    waves.resize(d, Vec::new());
+                }
+                waves[d - 1].push(i);
+            }
+            None => problems.push(PlanProblem {
+                location: Some(joins[i].position),
+                message: "cycle: this join depends, through exports, on its own results".into(),
+            }),
+        }
+    }
+    waves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_mark_item_prefixes_and_variables() {
+        let t = Template::parse(&format!(
+            "{KEY_MARK}w: city(name: ${VAR_MARK}c{VAR_MARK}, x: $y) {{ a }}"
+        ));
+        let mut out = String::new();
+        t.write("_3_", &mut out);
+        assert_eq!(out, "_3_w: city(name: $_3_c, x: $y) { a }");
+    }
+
+    #[test]
+    fn compatibility_follows_input_coercion() {
+        let named = |n: &str| Type::Named(apollo_compiler::Name::new(n).unwrap());
+        assert!(compatible(&named("ID").non_null(), &named("String"), false));
+        assert!(compatible(&named("Float"), &named("Int"), false));
+        assert!(!compatible(&named("Int"), &named("String"), false));
+        assert!(compatible(&named("ID").list(), &named("String"), true));
+        assert!(!compatible(&named("ID"), &named("String"), true));
+        assert!(compatible(
+            &named("String").list(),
+            &named("String").list(),
+            false
+        ));
+    }
+}

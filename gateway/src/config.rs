@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// How long shutdown waits for requests in flight. Default `30s`.
     pub shutdown_grace: Duration,
+    /// Most objects (list items) one `_join` may fan out to in one request; more is an error
+    /// (`JOIN_FANOUT_EXCEEDED`), never a silent truncation. Default 1000.
+    pub max_join_fanout: usize,
 }
 
 /// `[operations]`: where persisted operations come from and where the manifest goes.
@@ -132,6 +135,7 @@ struct RawServer {
     listen: Option<Spanned<String>>,
     max_request_bytes: Option<Spanned<i64>>,
     shutdown_grace: Option<Spanned<String>>,
+    max_join_fanout: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -231,6 +235,17 @@ impl Config {
             }
         };
         let shutdown_grace = duration(&raw.server.shutdown_grace, Duration::from_secs(30), &mut at);
+        let max_join_fanout = match &raw.server.max_join_fanout {
+            None => 1000,
+            Some(n) if *n.get_ref() >= 1 => *n.get_ref() as usize,
+            Some(n) => {
+                at(
+                    n.span(),
+                    "`max_join_fanout` must be at least 1 (default 1000)".into(),
+                );
+                1000
+            }
+        };
 
         let mut upstreams = IndexMap::new();
         for (key, up) in raw.upstreams {
@@ -330,6 +345,7 @@ impl Config {
                 listen,
                 max_request_bytes,
                 shutdown_grace,
+                max_join_fanout,
             },
             operations,
             log: LogConfig {

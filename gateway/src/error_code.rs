@@ -36,6 +36,10 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// An upstream answered with something that is not a usable GraphQL response.
     UpstreamBadResponse,
+    /// A `_join` would fan out to more objects than `server.max_join_fanout`.
+    JoinFanoutExceeded,
+    /// A value a join needs was exported as null, so the joined field cannot be fetched.
+    JoinValueNull,
     /// A bug in the gateway.
     InternalServerError,
 }
@@ -59,6 +63,8 @@ impl ErrorCode {
             Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Self::UpstreamBadResponse => "UPSTREAM_BAD_RESPONSE",
+            Self::JoinFanoutExceeded => "JOIN_FANOUT_EXCEEDED",
+            Self::JoinValueNull => "JOIN_VALUE_NULL",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }

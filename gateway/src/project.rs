@@ -122,5 +122,8 @@ pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
         registry,
         upstreams: Upstreams::new(config.upstreams.values()),
         max_request_bytes: config.server.max_request_bytes,
+        limits: crate::execute::Limits {
+            max_join_fanout: config.server.max_join_fanout,
+        },
     }))
 }

@@ -5,6 +5,7 @@
 use apollo_compiler::response::{JsonMap, JsonValue};
 use serde_json::{Map, Value};
 
+use super::Explained;
 use crate::error_code::ErrorCode;
 use crate::plan::shape::{Conditions, Field, OutputKind, OutputType, Selection, SelectionSet};
 
@@ -13,6 +14,7 @@ struct Propagate;
 
 pub(super) struct Completer<'a> {
     variables: &'a JsonMap,
+    explained: &'a Explained,
     errors: &'a mut Vec<Value>,
     path: Vec<Value>,
     /// Whether an error already explains nulls below the current path.
@@ -20,9 +22,14 @@ pub(super) struct Completer<'a> {
 }
 
 impl<'a> Completer<'a> {
-    pub(super) fn new(variables: &'a JsonMap, errors: &'a mut Vec<Value>) -> Self {
+    pub(super) fn new(
+        variables: &'a JsonMap,
+        errors: &'a mut Vec<Value>,
+        explained: &'a Explained,
+    ) -> Self {
         Completer {
             variables,
+            explained,
             errors,
             path: Vec::new(),
             covered: false,
@@ -157,7 +164,10 @@ impl<'a> Completer<'a> {
         match completed {
             Some(v) => Ok(v),
             None if ty.non_null => {
-                if value.is_none_or(Value::is_null) && !self.covered {
+                if value.is_none_or(Value::is_null)
+                    && !self.covered
+                    && !self.explained.covers(&self.path)
+                {
                     self.report_null();
                 }
                 Err(Propagate)

@@ -2,6 +2,7 @@
 //! client's response from the upstream data.
 
 mod complete;
+mod join;
 
 use apollo_compiler::response::JsonMap;
 use futures::future::join_all;
@@ -20,15 +21,44 @@ pub struct Response {
     pub errors: Vec<Value>,
 }
 
+/// Paths at or below which an error is already reported, so that null propagation adds none.
+#[derive(Debug, Default)]
+pub(crate) struct Explained(pub(crate) Vec<Vec<Value>>);
+
+impl Explained {
+    fn covers(&self, path: &[Value]) -> bool {
+        self.0
+            .iter()
+            .any(|p| p.starts_with(path) || path.starts_with(p))
+    }
+}
+
+/// Limits that protect upstreams during execution.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most objects one `_join` may fan out to in one request.
+    pub max_join_fanout: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_join_fanout: 1000,
+        }
+    }
+}
+
 /// Executes `plan` with coerced `variables`; `headers` are the client's request headers.
 pub async fn execute(
     plan: &Plan,
     upstreams: &Upstreams,
     variables: &JsonMap,
     headers: &HeaderMap,
+    limits: Limits,
 ) -> Response {
     let mut root = Map::new();
     let mut errors = Vec::new();
+    let mut explained = Explained::default();
     // Root keys whose errors are already reported, so null propagation adds none of its own.
     let mut covered: Vec<String> = Vec::new();
     for stage in &plan.stages {
@@ -69,11 +99,24 @@ pub async fn execute(
             }
         }
     }
+    if !plan.joins.is_empty() {
+        join::run(
+            plan,
+            upstreams,
+            variables,
+            headers,
+            limits.max_join_fanout,
+            &mut root,
+            &mut errors,
+            &mut explained,
+        )
+        .await;
+    }
     let root_type = match plan.kind {
         apollo_compiler::executable::OperationType::Mutation => "Mutation",
         _ => "Query",
     };
-    let data = complete::Completer::new(variables, &mut errors)
+    let data = complete::Completer::new(variables, &mut errors, &explained)
         .root(&root, root_type, &plan.root, &covered);
     Response {
         data: Some(data),
@@ -106,7 +149,7 @@ async fn run_fetch(
 /// Names the upstream in an upstream error; its locations point into the upstream document,
 /// which the client never saw, so they are dropped. Paths already match the client's response
 /// because upstream documents keep the client's response keys.
-fn attribute(mut error: Value, upstream: &str) -> Value {
+pub(crate) fn attribute(mut error: Value, upstream: &str) -> Value {
     if !error.is_object() {
         error = serde_json::json!({ "message": error.to_string() });
     }

@@ -46,7 +46,7 @@ pub struct ManifestOperation {
     pub name: Option<String>,
     /// `query` or `mutation`.
     pub kind: String,
-    /// The variables a client may set.
+    /// The variables a client may set (`@internal` ones are left out).
     pub variables: Vec<ManifestVariable>,
 }
 
@@ -117,6 +117,7 @@ impl Manifest {
                         variables: op
                             .variables
                             .iter()
+                            .filter(|v| !v.directives.has("internal"))
                             .map(|v| ManifestVariable {
                                 name: v.name.to_string(),
                                 ty: v.ty.to_string(),

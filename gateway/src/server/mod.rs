@@ -41,6 +41,8 @@ pub struct Gateway {
     pub upstreams: Upstreams,
     /// Largest accepted request body.
     pub max_request_bytes: usize,
+    /// Execution limits.
+    pub limits: execute::Limits,
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -160,7 +162,14 @@ impl Gateway {
         let variables =
             coerce_variables(&self.registry.supergraph.schema, &plan, request.variables)?;
         tracing::debug!(operation = plan.name.as_deref().unwrap_or(""), "executing");
-        Ok(execute::execute(&plan, &self.upstreams, &variables, &parts.headers).await)
+        Ok(execute::execute(
+            &plan,
+            &self.upstreams,
+            &variables,
+            &parts.headers,
+            self.limits,
+        )
+        .await)
     }
 
     fn plan_for(&self, request: &GraphQLRequest) -> Result<Arc<Plan>, RequestError> {
@@ -211,8 +220,14 @@ fn coerce_variables(
         Some(apollo_compiler::response::JsonValue::Object(map)) => map,
         Some(_) => return Err(invalid("`variables` must be a JSON object".into())),
     };
-    let operation = plan.operation();
+    let operation = &plan.client_operation;
     for name in values.keys() {
+        if plan.internal.iter().any(|v| v == name.as_str()) {
+            return Err(invalid(format!(
+                "variable `${}` is internal: the gateway fills it from `@export`, and clients cannot set it",
+                name.as_str()
+            )));
+        }
         if !operation.variables.iter().any(|v| v.name == name.as_str()) {
             return Err(invalid(format!(
                 "variable `${}` is not defined by operation `{}`",

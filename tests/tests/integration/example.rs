@@ -55,6 +55,9 @@ async fn the_example_project_builds_and_every_operation_runs() {
         ),
         ("Search", json!({ "term": "an" })),
         ("RenameCountry", json!({ "code": "FR", "name": "France!" })),
+        ("CountriesWithWeather", json!({ "continent": "EU" })),
+        ("CapitalChain", json!({ "code": "JP" })),
+        ("ContinentCapitals", json!({ "code": "SA" })),
     ];
     for (name, vars) in variables {
         let doc = built

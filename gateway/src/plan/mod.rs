@@ -240,9 +240,24 @@ impl Plan {
         })
     }
 
-    /// The number of upstream requests one execution makes at most.
+    /// The number of upstream requests one execution makes at most: one per root fetch, and
+    /// one per upstream and join wave, however many items the joins fan out to.
     pub fn max_upstream_requests(&self) -> usize {
-        self.stages.iter().map(Vec::len).sum()
+        let root: usize = self.stages.iter().map(Vec::len).sum();
+        let joins: usize = self
+            .waves
+            .iter()
+            .map(|wave| {
+                let mut upstreams: Vec<&str> = wave
+                    .iter()
+                    .flat_map(|&j| self.joins[j].fetches.iter().map(|f| f.upstream.as_str()))
+                    .collect();
+                upstreams.sort_unstable();
+                upstreams.dedup();
+                upstreams.len()
+            })
+            .sum();
+        root + joins
     }
 }
 

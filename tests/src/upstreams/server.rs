@@ -38,6 +38,9 @@ pub enum Fault {
     InvalidJson,
     /// Close the connection without responding.
     CloseConnection,
+    /// Execute normally, then send the fields of `data` in reverse order (clients must map
+    /// results by key, never by position).
+    ReverseDataKeys,
 }
 
 /// What the server records, and the current fault.
@@ -208,7 +211,7 @@ async fn handle<E: Executor>(
         shared.fault.clone()
     };
     match fault {
-        Fault::None => {}
+        Fault::None | Fault::ReverseDataKeys => {}
         Fault::Delay(delay) => tokio::time::sleep(delay).await,
         Fault::Status(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -234,6 +237,12 @@ async fn handle<E: Executor>(
         }
     };
     let response = executor.execute_batch(request).await;
+    let mut response = serde_json::to_value(&response).map_err(io::Error::other)?;
+    if fault == Fault::ReverseDataKeys {
+        if let Some(Value::Object(data)) = response.get_mut("data") {
+            *data = std::mem::take(data).into_iter().rev().collect();
+        }
+    }
     let body = serde_json::to_vec(&response).map_err(io::Error::other)?;
     Ok(json_response(StatusCode::OK, body.into()))
 }

@@ -6,4 +6,5 @@ mod build;
 mod example;
 mod execution;
 mod harness;
+mod joins;
 mod requests;

@@ -40,6 +40,9 @@ pub enum Command {
     Plan {
         /// The operation's name.
         operation: String,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -82,13 +85,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
         }
         Command::Schema => print!("{}", project::supergraph(&config).await?.sdl()),
-        Command::Plan { operation } => {
+        Command::Plan { operation, json } => {
             let gateway = project::gateway(&config)?;
             let plan = gateway
                 .registry
                 .find_operation(&operation)
                 .ok_or_else(|| anyhow::anyhow!("no registered operation is named `{operation}`"))?;
-            print!("{plan}");
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan.to_json())?);
+            } else {
+                print!("{plan}");
+            }
         }
     }
     Ok(())

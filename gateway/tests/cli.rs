@@ -119,3 +119,29 @@ fn serve_without_a_manifest_says_to_build() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plan_prints_joins_as_a_tree_and_as_json() {
+    let dir = project(
+        CONFIG,
+        &[(
+            "j.graphql",
+            "query J($id: ID! @internal) {\n  shop_product(id: \"1\") {\n    id @export(as: \"id\")\n    again: _join { shop_product(id: $id) { name } }\n  }\n}\n",
+        )],
+    );
+    let (ok, _, stderr) = joinery(dir.path(), &["build"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = joinery(dir.path(), &["plan", "J"]);
+    assert!(ok);
+    assert!(stdout.contains("at most 2 upstream request(s)"), "{stdout}");
+    assert!(stdout.contains("join #0 at shop_product.again (once)"), "{stdout}");
+    assert!(stdout.contains("$id ← shop_product.id"), "{stdout}");
+    assert!(stdout.contains("shop_product: product(id: $id) { name }"), "{stdout}");
+    let (ok, stdout, _) = joinery(dir.path(), &["plan", "J", "--json"]);
+    assert!(ok);
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["maxUpstreamRequests"], 2);
+    assert_eq!(plan["joins"][0]["bindings"][0]["variable"], "id");
+    assert_eq!(plan["joins"][0]["fetches"][0]["upstream"], "shop");
+    assert_eq!(plan["internalVariables"], serde_json::json!(["id"]));
+}

@@ -300,6 +300,71 @@ fn group(pieces: Vec<RootPiece>, kind: OperationType) -> Vec<IndexMap<String, Ve
     stages
 }
 
+impl JoinPlan {
+    /// The join's position in the response, e.g. `countries_countries[].weather`.
+    pub fn path(&self) -> String {
+        let mut parts: Vec<String> = self
+            .scope
+            .iter()
+            .map(|s| if s.list { format!("{}[]", s.key) } else { s.key.clone() })
+            .collect();
+        parts.push(self.key.clone());
+        parts.join(".")
+    }
+
+    fn per_item(&self) -> bool {
+        self.scope.iter().any(|s| s.list)
+    }
+}
+
+impl Plan {
+    /// The plan as JSON, for tools (`joinery plan --json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let kind = match self.kind {
+            OperationType::Mutation => "mutation",
+            _ => "query",
+        };
+        serde_json::json!({
+            "operation": self.name,
+            "kind": kind,
+            "maxUpstreamRequests": self.max_upstream_requests(),
+            "internalVariables": self.internal,
+            "stages": self.stages.iter().map(|stage| stage.iter().map(|f| serde_json::json!({
+                "upstream": f.upstream,
+                "rootFields": f.root_keys,
+                "variables": f.variables,
+                "document": f.document,
+            })).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "waves": self.waves,
+            "joins": self.joins.iter().map(|j| serde_json::json!({
+                "id": j.id,
+                "path": j.path(),
+                "wave": j.wave,
+                "dependsOn": j.depends_on,
+                "perItem": j.per_item(),
+                "bindings": j.bindings.iter().map(|b| serde_json::json!({
+                    "variable": b.variable,
+                    "from": b.source,
+                    "collected": b.collect,
+                })).collect::<Vec<_>>(),
+                "fetches": j.fetches.iter().map(|f| {
+                    let mut selections = String::new();
+                    for p in &f.pieces {
+                        p.write("", &mut selections);
+                        selections.push(' ');
+                    }
+                    serde_json::json!({
+                        "upstream": f.upstream,
+                        "rootFields": f.root_keys,
+                        "clientVariables": f.client_variables,
+                        "selections": selections.trim_end(),
+                    })
+                }).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
@@ -308,21 +373,53 @@ impl fmt::Display for Plan {
         };
         writeln!(
             f,
-            "{kind} {} — {} upstream request(s)",
+            "{kind} {} — at most {} upstream request(s), whatever the number of list items",
             self.name.as_deref().unwrap_or("<anonymous>"),
             self.max_upstream_requests()
         )?;
+        let stages = self.stages.len();
         for (i, stage) in self.stages.iter().enumerate() {
-            let parallel = if stage.len() > 1 { ", in parallel" } else { "" };
-            writeln!(f, "  stage {}{parallel}:", i + 1)?;
+            let last = i + 1 == stages && self.waves.is_empty();
+            let (branch, cont) = if last { ("└─", "   ") } else { ("├─", "│  ") };
+            let parallel = if stage.len() > 1 { ", fetches in parallel" } else { "" };
+            writeln!(f, "{branch} stage {}{parallel}", i + 1)?;
             for fetch in stage {
-                writeln!(
-                    f,
-                    "    fetch from `{}` → {}",
-                    fetch.upstream,
-                    fetch.root_keys.join(", ")
-                )?;
-                writeln!(f, "      {}", fetch.document)?;
+                writeln!(f, "{cont}  fetch from `{}` → {}", fetch.upstream, fetch.root_keys.join(", "))?;
+                writeln!(f, "{cont}    {}", fetch.document)?;
+            }
+        }
+        for (w, wave) in self.waves.iter().enumerate() {
+            let last = w + 1 == self.waves.len();
+            let (branch, cont) = if last { ("└─", "   ") } else { ("├─", "│  ") };
+            writeln!(f, "{branch} join wave {} (after {})", w + 1, if w == 0 { "the root fetches".to_string() } else { format!("wave {w}") })?;
+            for &j in wave {
+                let join = &self.joins[j];
+                let after = if join.depends_on.is_empty() {
+                    String::new()
+                } else {
+                    let deps: Vec<String> = join.depends_on.iter().map(|d| format!("#{d}")).collect();
+                    format!(", needs join {}", deps.join(", "))
+                };
+                let scope = if join.per_item() { "once per list item" } else { "once" };
+                writeln!(f, "{cont}  join #{} at {} ({scope}{after})", join.id, join.path())?;
+                for b in &join.bindings {
+                    let how = if b.collect { "all values collected into a list" } else { "the item's own value" };
+                    writeln!(f, "{cont}    ${} ← {} ({how})", b.variable, b.source)?;
+                }
+                for fetch in &join.fetches {
+                    let batched = if join.per_item() {
+                        "one request for all items, each distinct set of values sent once"
+                    } else {
+                        "one request"
+                    };
+                    writeln!(f, "{cont}    fetch from `{}` → {} ({batched})", fetch.upstream, fetch.root_keys.join(", "))?;
+                    let mut selections = String::new();
+                    for p in &fetch.pieces {
+                        p.write("", &mut selections);
+                        selections.push(' ');
+                    }
+                    writeln!(f, "{cont}      {}", selections.trim_end())?;
+                }
             }
         }
         Ok(())

@@ -134,9 +134,15 @@ fn plan_prints_joins_as_a_tree_and_as_json() {
     let (ok, stdout, _) = joinery(dir.path(), &["plan", "J"]);
     assert!(ok);
     assert!(stdout.contains("at most 2 upstream request(s)"), "{stdout}");
-    assert!(stdout.contains("join #0 at shop_product.again (once)"), "{stdout}");
+    assert!(
+        stdout.contains("join #0 at shop_product.again (once)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("$id ← shop_product.id"), "{stdout}");
-    assert!(stdout.contains("shop_product: product(id: $id) { name }"), "{stdout}");
+    assert!(
+        stdout.contains("shop_product: product(id: $id) { name }"),
+        "{stdout}"
+    );
     let (ok, stdout, _) = joinery(dir.path(), &["plan", "J", "--json"]);
     assert!(ok);
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -306,7 +306,13 @@ impl JoinPlan {
         let mut parts: Vec<String> = self
             .scope
             .iter()
-            .map(|s| if s.list { format!("{}[]", s.key) } else { s.key.clone() })
+            .map(|s| {
+                if s.list {
+                    format!("{}[]", s.key)
+                } else {
+                    s.key.clone()
+                }
+            })
             .collect();
         parts.push(self.key.clone());
         parts.join(".")
@@ -380,30 +386,70 @@ impl fmt::Display for Plan {
         let stages = self.stages.len();
         for (i, stage) in self.stages.iter().enumerate() {
             let last = i + 1 == stages && self.waves.is_empty();
-            let (branch, cont) = if last { ("└─", "   ") } else { ("├─", "│  ") };
-            let parallel = if stage.len() > 1 { ", fetches in parallel" } else { "" };
+            let (branch, cont) = if last {
+                ("└─", "   ")
+            } else {
+                ("├─", "│  ")
+            };
+            let parallel = if stage.len() > 1 {
+                ", fetches in parallel"
+            } else {
+                ""
+            };
             writeln!(f, "{branch} stage {}{parallel}", i + 1)?;
             for fetch in stage {
-                writeln!(f, "{cont}  fetch from `{}` → {}", fetch.upstream, fetch.root_keys.join(", "))?;
+                writeln!(
+                    f,
+                    "{cont}  fetch from `{}` → {}",
+                    fetch.upstream,
+                    fetch.root_keys.join(", ")
+                )?;
                 writeln!(f, "{cont}    {}", fetch.document)?;
             }
         }
         for (w, wave) in self.waves.iter().enumerate() {
             let last = w + 1 == self.waves.len();
-            let (branch, cont) = if last { ("└─", "   ") } else { ("├─", "│  ") };
-            writeln!(f, "{branch} join wave {} (after {})", w + 1, if w == 0 { "the root fetches".to_string() } else { format!("wave {w}") })?;
+            let (branch, cont) = if last {
+                ("└─", "   ")
+            } else {
+                ("├─", "│  ")
+            };
+            writeln!(
+                f,
+                "{branch} join wave {} (after {})",
+                w + 1,
+                if w == 0 {
+                    "the root fetches".to_string()
+                } else {
+                    format!("wave {w}")
+                }
+            )?;
             for &j in wave {
                 let join = &self.joins[j];
                 let after = if join.depends_on.is_empty() {
                     String::new()
                 } else {
-                    let deps: Vec<String> = join.depends_on.iter().map(|d| format!("#{d}")).collect();
+                    let deps: Vec<String> =
+                        join.depends_on.iter().map(|d| format!("#{d}")).collect();
                     format!(", needs join {}", deps.join(", "))
                 };
-                let scope = if join.per_item() { "once per list item" } else { "once" };
-                writeln!(f, "{cont}  join #{} at {} ({scope}{after})", join.id, join.path())?;
+                let scope = if join.per_item() {
+                    "once per list item"
+                } else {
+                    "once"
+                };
+                writeln!(
+                    f,
+                    "{cont}  join #{} at {} ({scope}{after})",
+                    join.id,
+                    join.path()
+                )?;
                 for b in &join.bindings {
-                    let how = if b.collect { "all values collected into a list" } else { "the item's own value" };
+                    let how = if b.collect {
+                        "all values collected into a list"
+                    } else {
+                        "the item's own value"
+                    };
                     writeln!(f, "{cont}    ${} ← {} ({how})", b.variable, b.source)?;
                 }
                 for fetch in &join.fetches {
@@ -412,7 +458,12 @@ impl fmt::Display for Plan {
                     } else {
                         "one request"
                     };
-                    writeln!(f, "{cont}    fetch from `{}` → {} ({batched})", fetch.upstream, fetch.root_keys.join(", "))?;
+                    writeln!(
+                        f,
+                        "{cont}    fetch from `{}` → {} ({batched})",
+                        fetch.upstream,
+                        fetch.root_keys.join(", ")
+                    )?;
                     let mut selections = String::new();
                     for p in &fetch.pieces {
                         p.write("", &mut selections);

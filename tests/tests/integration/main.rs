@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub)] // test helpers are shared between modules of this binary
 
+mod apollo;
 mod build;
 mod example;
 mod execution;

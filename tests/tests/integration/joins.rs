@@ -391,3 +391,43 @@ async fn build_time_join_checks_report_positions() {
         );
     }
 }
+
+#[tokio::test]
+async fn exports_inside_a_list_are_collected_for_one_join() {
+    const COLLECT: (&str, &str) = (
+        "collect.graphql",
+        r#"query Collect($names: [String!]! @internal) {
+  countries_continent(code: "SA") {
+    _join { weather_getCitiesByNames(names: $names) { name } }
+    countries { capital @export(as: "names") }
+  }
+}"#,
+    );
+    let gw = Gateway::start(&[COLLECT]).await;
+    let r = gw.run("Collect", json!({})).await;
+    assert_eq!(r.body.get("errors"), None, "{}", r.body);
+    let continent = &r.body["data"]["countries_continent"];
+    let capitals: Vec<&Value> = continent["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["capital"])
+        .collect();
+    let cities: Vec<&Value> = continent["_join"]["weather_getCitiesByNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["name"])
+        .collect();
+    assert!(capitals.len() > 5);
+    assert_eq!(cities, capitals, "every capital, in order, in one call");
+    assert_eq!(gw.weather.requests(), 1);
+    let sent = &gw.weather.received()[0];
+    let names = sent["variables"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(names.as_array().unwrap().len(), capitals.len());
+}

@@ -43,6 +43,14 @@ impl fmt::Display for Position {
     }
 }
 
+/// The `(line, column)` where an apollo-compiler diagnostic starts (`(1, 1)` when unknown).
+pub(crate) fn line_column<T: apollo_compiler::diagnostic::ToCliReport>(
+    d: &apollo_compiler::diagnostic::Diagnostic<'_, T>,
+) -> (usize, usize) {
+    d.line_column_range()
+        .map_or((1, 1), |r| (r.start.line, r.start.column))
+}
+
 /// One problem found in a user file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {

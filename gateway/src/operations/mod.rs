@@ -180,9 +180,7 @@ pub(crate) fn validate(
         with.errors
             .iter()
             .map(|d| {
-                let (line, column) = d
-                    .line_column_range()
-                    .map_or((1, 1), |r| (r.start.line, r.start.column));
+                let (line, column) = crate::diagnostic::line_column(&d);
                 located(source, line, column, d.error.to_string())
             })
             .collect::<Vec<_>>()

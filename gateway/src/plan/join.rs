@@ -92,6 +92,19 @@ pub struct JoinFetch {
     pub bindings: Vec<usize>,
 }
 
+impl JoinFetch {
+    /// The fetch's selections as one item's copy would read without a prefix, for plans.
+    pub fn selections(&self) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            p.write("", &mut out);
+            out.push(' ');
+        }
+        out.truncate(out.trim_end().len());
+        out
+    }
+}
+
 /// Pre-rendered upstream text with the places that differ per batched item.
 #[derive(Debug, Clone, Default)]
 pub struct Template(pub Vec<Part>);
@@ -555,8 +568,20 @@ fn bind(
     }
     let mut path: Vec<String> = rest.iter().map(|s| s.key.clone()).collect();
     path.push(export.key.clone());
-    let mut source: Vec<String> = export
-        .object_path
+    let source = display_path(&export.object_path, &export.key);
+    Ok(Binding {
+        variable: variable.to_string(),
+        level,
+        path,
+        collect,
+        non_null: definition.ty.is_non_null(),
+        source,
+    })
+}
+
+/// A path for people: `countries[].capital` (lists marked with `[]`).
+pub(crate) fn display_path(steps: &[ScopeStep], last: &str) -> String {
+    let mut parts: Vec<String> = steps
         .iter()
         .map(|s| {
             if s.list {
@@ -566,15 +591,8 @@ fn bind(
             }
         })
         .collect();
-    source.push(export.key.clone());
-    Ok(Binding {
-        variable: variable.to_string(),
-        level,
-        path,
-        collect,
-        non_null: definition.ty.is_non_null(),
-        source: source.join("."),
-    })
+    parts.push(last.to_string());
+    parts.join(".")
 }
 
 /// Orders joins into waves by their dependencies; reports cycles.

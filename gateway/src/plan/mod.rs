@@ -303,19 +303,7 @@ fn group(pieces: Vec<RootPiece>, kind: OperationType) -> Vec<IndexMap<String, Ve
 impl JoinPlan {
     /// The join's position in the response, e.g. `countries_countries[].weather`.
     pub fn path(&self) -> String {
-        let mut parts: Vec<String> = self
-            .scope
-            .iter()
-            .map(|s| {
-                if s.list {
-                    format!("{}[]", s.key)
-                } else {
-                    s.key.clone()
-                }
-            })
-            .collect();
-        parts.push(self.key.clone());
-        parts.join(".")
+        join::display_path(&self.scope, &self.key)
     }
 
     fn per_item(&self) -> bool {
@@ -353,19 +341,12 @@ impl Plan {
                     "from": b.source,
                     "collected": b.collect,
                 })).collect::<Vec<_>>(),
-                "fetches": j.fetches.iter().map(|f| {
-                    let mut selections = String::new();
-                    for p in &f.pieces {
-                        p.write("", &mut selections);
-                        selections.push(' ');
-                    }
-                    serde_json::json!({
-                        "upstream": f.upstream,
-                        "rootFields": f.root_keys,
-                        "clientVariables": f.client_variables,
-                        "selections": selections.trim_end(),
-                    })
-                }).collect::<Vec<_>>(),
+                "fetches": j.fetches.iter().map(|f| serde_json::json!({
+                    "upstream": f.upstream,
+                    "rootFields": f.root_keys,
+                    "clientVariables": f.client_variables,
+                    "selections": f.selections(),
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     }
@@ -464,12 +445,7 @@ impl fmt::Display for Plan {
                         fetch.upstream,
                         fetch.root_keys.join(", ")
                     )?;
-                    let mut selections = String::new();
-                    for p in &fetch.pieces {
-                        p.write("", &mut selections);
-                        selections.push(' ');
-                    }
-                    writeln!(f, "{cont}      {}", selections.trim_end())?;
+                    writeln!(f, "{cont}      {}", fetch.selections())?;
                 }
             }
         }

@@ -136,9 +136,7 @@ pub(crate) fn parse_upstream(upstream: &UpstreamSdl) -> Result<Valid<Schema>, Di
             with.errors
                 .iter()
                 .map(|d| {
-                    let (line, column) = d
-                        .line_column_range()
-                        .map_or((1, 1), |r| (r.start.line, r.start.column));
+                    let (line, column) = crate::diagnostic::line_column(&d);
                     Diagnostic {
                         position: Position {
                             path: upstream.origin.clone().into(),

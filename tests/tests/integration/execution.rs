@@ -297,7 +297,7 @@ async fn the_plan_is_prepared_once_and_printable() {
     assert_eq!(plan.stages.len(), 3);
     let text = plan.to_string();
     assert!(
-        text.contains("mutation Ordered — 3 upstream request(s)"),
+        text.contains("mutation Ordered — at most 3 upstream request(s)"),
         "{text}"
     );
     assert!(text.contains("fetch from `weather` → temp"), "{text}");

@@ -151,3 +151,82 @@ fn plan_prints_joins_as_a_tree_and_as_json() {
     assert_eq!(plan["joins"][0]["fetches"][0]["upstream"], "shop");
     assert_eq!(plan["internalVariables"], serde_json::json!(["id"]));
 }
+
+/// Sends one HTTP/1.1 request and returns the raw response.
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serve_logs_json_with_request_ids_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let config = format!("[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n{CONFIG}");
+    let dir = project(
+        &config,
+        &[(
+            "p.graphql",
+            "query P { shop_product(id: \"1\") { name } }\n",
+        )],
+    );
+    let (ok, _, stderr) = joinery(dir.path(), &["build"]);
+    assert!(ok, "{stderr}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_joinery"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut lines = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the server starts");
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        lines.push(json.clone());
+        if let Some(a) = json["address"].as_str() {
+            break a.to_string();
+        }
+    };
+    let health = http(
+        &addr,
+        "GET /health HTTP/1.1\r\nhost: x\r\nx-request-id: req-42\r\nconnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("x-request-id: req-42"), "{health}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits cleanly: {exit:?}");
+    reader.join().unwrap();
+    lines.extend(
+        rx.try_iter()
+            .map(|l| serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}"))),
+    );
+    let done = lines
+        .iter()
+        .find(|l| l["message"] == "request done")
+        .expect("a request log line");
+    assert_eq!(done["span"]["id"], "req-42", "{done}");
+    assert_eq!(done["status"], 200);
+    assert!(lines.iter().any(|l| l["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("shutting down")));
+}

@@ -160,11 +160,12 @@ pub(super) async fn run(
             wave_index + 1
         );
         let sent = batches.iter().map(|(upstream, batch)| {
-            let document = format!(
-                "query {name}({}) {{ {}}}",
-                batch.declarations.join(", "),
-                batch.selections
-            );
+            let declarations = if batch.declarations.is_empty() {
+                String::new()
+            } else {
+                format!("({})", batch.declarations.join(", "))
+            };
+            let document = format!("query {name}{declarations} {{ {}}}", batch.selections);
             let body = serde_json::json!({
                 "operationName": name,
                 "query": document,

@@ -431,3 +431,23 @@ async fn exports_inside_a_list_are_collected_for_one_join() {
         .unwrap();
     assert_eq!(names.as_array().unwrap().len(), capitals.len());
 }
+
+#[tokio::test]
+async fn a_join_without_variables_is_sent_once_for_all_items() {
+    const PLAIN: (&str, &str) = (
+        "plain.graphql",
+        r#"query Plain { countries_countries(filter: { code: { in: ["FR", "DE", "JP"] } }) { code _join { weather_now } } }"#,
+    );
+    let gw = Gateway::start(&[PLAIN]).await;
+    let r = gw.run("Plain", json!({})).await;
+    assert_eq!(r.body.get("errors"), None, "{}", r.body);
+    let items = r.body["data"]["countries_countries"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|i| i["_join"]["weather_now"].is_string()));
+    let query = gw.weather.received()[0]["query"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(query.matches(": now").count(), 1, "{query}");
+    assert!(query.starts_with("query Plain__join1 {"), "{query}");
+}

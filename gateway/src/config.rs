@@ -357,6 +357,14 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Whether policy plugins may fill `@internal` variables that no `@export` fills.
+    pub fn policies_fill(&self) -> bool {
+        // Policy plugins are configured in a later part of this file; none exist yet.
+        false
+    }
+}
+
 fn duration(
     raw: &Option<Spanned<String>>,
     default: Duration,

@@ -63,7 +63,7 @@ pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> 
     }
     let (registered, problems) = operations::register(&supergraph, sources);
     diags.0.extend(problems.0);
-    plan_all(&supergraph, &registered, &mut diags);
+    plan_all(&supergraph, &registered, config.policies_fill(), &mut diags);
     // The parser can report one syntax error twice at the same place.
     diags.0.dedup();
     if !diags.0.is_empty() {
@@ -82,10 +82,16 @@ pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> 
     })
 }
 
-fn plan_all(supergraph: &Supergraph, registered: &[Registered], diags: &mut Diagnostics) {
+fn plan_all(
+    supergraph: &Supergraph,
+    registered: &[Registered],
+    policies_fill: bool,
+    diags: &mut Diagnostics,
+) {
     for r in registered {
         for op in r.document.operations.iter() {
-            let Err(problems) = Plan::build(supergraph, r.document.clone(), op) else {
+            let Err(problems) = Plan::build(supergraph, r.document.clone(), op, policies_fill)
+            else {
                 continue;
             };
             for problem in problems {
@@ -117,7 +123,7 @@ fn plan_all(supergraph: &Supergraph, registered: &[Registered], diags: &mut Diag
 pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let manifest = Manifest::read(&config.operations.manifest)?;
     let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
-    let registry = Registry::from_manifest(&manifest, &namespaces)?;
+    let registry = Registry::from_manifest(&manifest, &namespaces, config.policies_fill())?;
     Ok(Arc::new(Gateway {
         registry,
         upstreams: Upstreams::new(config.upstreams.values()),

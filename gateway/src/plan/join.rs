@@ -182,6 +182,8 @@ struct JoinSite<'d> {
 pub(crate) struct Analysis {
     pub(crate) joins: Vec<JoinPlan>,
     pub(crate) waves: Vec<Vec<usize>>,
+    /// Internal variables that `@export`s fill (the others are left to policy plugins).
+    pub(crate) exported: HashSet<String>,
 }
 
 struct Walker<'d> {
@@ -339,6 +341,7 @@ pub(crate) fn analyse(
     document: &ExecutableDocument,
     operation: &Operation,
     internal: &HashSet<String>,
+    policies_fill: bool,
 ) -> Result<Analysis, Vec<PlanProblem>> {
     let mut problems = Vec::new();
     let at = |span: Option<SourceSpan>| {
@@ -391,13 +394,14 @@ pub(crate) fn analyse(
         }
     }
     for v in &operation.variables {
-        if internal.contains(v.name.as_str())
+        if !policies_fill
+            && internal.contains(v.name.as_str())
             && !exports.iter().any(|e| e.variable == v.name.as_str())
         {
             problems.push(PlanProblem {
                 location: at(v.location()),
                 message: format!(
-                    "internal variable `${}` is never filled: export a field into it with `@export(as: \"{}\")`, or drop `@internal`",
+                    "internal variable `${}` is never filled: export a field into it with `@export(as: \"{}\")`, configure a policy plugin that fills it, or drop `@internal`",
                     v.name, v.name
                 ),
             });
@@ -488,7 +492,12 @@ pub(crate) fn analyse(
 
     let waves = waves(&mut joins, &mut problems);
     if problems.is_empty() {
-        Ok(Analysis { joins, waves })
+        let exported = exports.iter().map(|e| e.variable.clone()).collect();
+        Ok(Analysis {
+            joins,
+            waves,
+            exported,
+        })
     } else {
         Err(problems)
     }

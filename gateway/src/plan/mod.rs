@@ -42,8 +42,14 @@ pub struct Plan {
     pub waves: Vec<Vec<usize>>,
     /// The operation without its `@internal` variables: what client variables are coerced against.
     pub client_operation: Node<Operation>,
+    /// The operation without the variables exports fill: what variables are coerced against
+    /// once policy plugins have filled theirs.
+    pub policy_operation: Node<Operation>,
     /// Names of the `@internal` variables.
     pub internal: Vec<String>,
+    /// Internal variables filled by `@export`s; the other internal variables are filled by
+    /// policy plugins before execution.
+    pub exported: Vec<String>,
     /// Variable types as upstreams see them (namespace prefixes removed), by name.
     pub variable_types: HashMap<String, String>,
 }
@@ -90,11 +96,13 @@ impl Plan {
             .expect("a plan is built from an operation of its document")
     }
 
-    /// Compiles `operation` of `document`.
+    /// Compiles `operation` of `document`. With `policies_fill`, internal variables that no
+    /// `@export` fills are left to policy plugins instead of being an error.
     pub fn build(
         supergraph: &Supergraph,
         document: Arc<Valid<ExecutableDocument>>,
         operation: &Node<Operation>,
+        policies_fill: bool,
     ) -> Result<Self, Vec<PlanProblem>> {
         let internal: HashSet<String> = operation
             .variables
@@ -120,9 +128,14 @@ impl Plan {
                     message: e.to_string(),
                 }]
             })?;
+        let analysis = join::analyse(supergraph, &document, operation, &internal, policies_fill)?;
         let mut problems = Vec::new();
         for p in &pieces {
-            for v in p.variables.iter().filter(|v| internal.contains(*v)) {
+            for v in p
+                .variables
+                .iter()
+                .filter(|v| analysis.exported.contains(*v))
+            {
                 problems.push(PlanProblem {
                     location: op_location,
                     message: format!(
@@ -132,17 +145,9 @@ impl Plan {
                 });
             }
         }
-        let analysis = match join::analyse(supergraph, &document, operation, &internal) {
-            Ok(a) => Some(a),
-            Err(p) => {
-                problems.extend(p);
-                None
-            }
-        };
         if !problems.is_empty() {
             return Err(problems);
         }
-        let analysis = analysis.expect("no problems means an analysis");
         let groups = group(pieces, operation.operation_type);
         let op_name = operation.name.as_ref().map(|n| n.to_string());
         let keyword = match operation.operation_type {
@@ -224,8 +229,14 @@ impl Plan {
         client_operation
             .variables
             .retain(|v| !internal.contains(v.name.as_str()));
+        let mut policy_operation = Operation::clone(operation);
+        policy_operation
+            .variables
+            .retain(|v| !analysis.exported.contains(v.name.as_str()));
         let mut internal: Vec<String> = internal.into_iter().collect();
         internal.sort();
+        let mut exported: Vec<String> = analysis.exported.into_iter().collect();
+        exported.sort();
         Ok(Plan {
             name: op_name,
             kind: operation.operation_type,
@@ -234,7 +245,9 @@ impl Plan {
             joins: analysis.joins,
             waves: analysis.waves,
             client_operation: Node::new(client_operation),
+            policy_operation: Node::new(policy_operation),
             internal,
+            exported,
             variable_types,
             document,
         })

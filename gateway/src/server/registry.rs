@@ -52,8 +52,12 @@ pub enum RegistryError {
 
 impl Registry {
     /// Validates and plans every document of the manifest; `namespaces` are the configured
-    /// upstreams, which must be the manifest's.
-    pub fn from_manifest(manifest: &Manifest, namespaces: &[&str]) -> Result<Self, RegistryError> {
+    /// upstreams, which must be the manifest's; `policies_fill` as for [`Plan::build`].
+    pub fn from_manifest(
+        manifest: &Manifest,
+        namespaces: &[&str],
+        policies_fill: bool,
+    ) -> Result<Self, RegistryError> {
         let built: Vec<&str> = manifest
             .upstreams
             .iter()
@@ -96,15 +100,17 @@ impl Registry {
             let document = Arc::new(document);
             let mut plans = Vec::new();
             for op in document.operations.iter() {
-                let plan = Plan::build(&supergraph, document.clone(), op).map_err(|problems| {
-                    fail(
-                        problems
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                })?;
+                let plan = Plan::build(&supergraph, document.clone(), op, policies_fill).map_err(
+                    |problems| {
+                        fail(
+                            problems
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("; "),
+                        )
+                    },
+                )?;
                 plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
             }
             entries.insert(

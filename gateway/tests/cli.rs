@@ -230,3 +230,18 @@ fn serve_logs_json_with_request_ids_and_stops_on_sigterm() {
         .unwrap_or("")
         .contains("shutting down")));
 }
+
+#[test]
+fn introspecting_an_unreachable_upstream_fails_the_build_clearly() {
+    let dir = project(
+        "[upstreams.shop]\nurl = \"http://127.0.0.1:9/graphql\"\ntimeout = \"2s\"\n",
+        &[],
+    );
+    let (ok, _, stderr) = joinery(dir.path(), &["build"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("upstream `shop`: introspection of http://127.0.0.1:9/graphql failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is the upstream running?"), "{stderr}");
+}

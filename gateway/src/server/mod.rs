@@ -61,15 +61,11 @@ impl Gateway {
                     &serde_json::json!({ "status": "ok", "documents": self.registry.len() }),
                 ),
                 "/graphql" => self.graphql(req).await,
-                _ => {
-                    let mut r = response::json_response(
-                        StatusCode::NOT_FOUND,
-                        MediaType::Json,
-                        &serde_json::json!({ "errors": [{ "message": "not found: GraphQL is served at /graphql" }] }),
-                    );
-                    *r.status_mut() = StatusCode::NOT_FOUND;
-                    r
-                }
+                _ => response::json_response(
+                    StatusCode::NOT_FOUND,
+                    MediaType::Json,
+                    &serde_json::json!({ "errors": [{ "message": "not found: GraphQL is served at /graphql" }] }),
+                ),
             };
             tracing::info!(
                 status = response.status().as_u16(),
@@ -266,7 +262,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A client that trickles its headers must not hold a connection forever.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let local: SocketAddr = listener.local_addr()?;

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{Diagnostics, Position};
 
 /// The whole configuration of one Joinery project.
 #[derive(Debug, Clone)]
@@ -53,6 +53,9 @@ pub struct OperationsConfig {
     /// Client-generated manifests to register as well (Apollo persisted query manifest or
     /// graphql-codegen persisted documents). Default none.
     pub import: Vec<PathBuf>,
+    /// Per-operation overrides of `server.max_join_fanout`, by operation name, with where each
+    /// is written (the build checks that the operation exists). Default none.
+    pub max_join_fanout: IndexMap<String, (usize, Position)>,
 }
 
 /// `[log]`: how the gateway logs.
@@ -145,6 +148,8 @@ struct RawOperations {
     manifest: Option<String>,
     #[serde(default)]
     import: Vec<Spanned<String>>,
+    #[serde(default)]
+    max_join_fanout: IndexMap<Spanned<String>, Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -313,6 +318,26 @@ impl Config {
                 },
             );
         }
+        let mut fanout_overrides = IndexMap::new();
+        for (name, limit) in &raw.operations.max_join_fanout {
+            if *limit.get_ref() < 1 {
+                at(
+                    limit.span(),
+                    format!(
+                        "the join fan-out limit of `{}` must be at least 1",
+                        name.get_ref()
+                    ),
+                );
+                continue;
+            }
+            fanout_overrides.insert(
+                name.get_ref().clone(),
+                (
+                    *limit.get_ref() as usize,
+                    Position::at_offset(path, text, name.span().start),
+                ),
+            );
+        }
         if upstreams.is_empty() {
             diags.push(
                 path,
@@ -337,6 +362,7 @@ impl Config {
                 .iter()
                 .map(|p| base_dir.join(p.get_ref()))
                 .collect(),
+            max_join_fanout: fanout_overrides,
         };
         Ok(Config {
             path: path.to_path_buf(),

@@ -64,6 +64,20 @@ pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> 
     let (registered, problems) = operations::register(&supergraph, sources);
     diags.0.extend(problems.0);
     plan_all(&supergraph, &registered, config.policies_fill(), &mut diags);
+    for (name, (_, position)) in &config.operations.max_join_fanout {
+        let known = registered
+            .iter()
+            .flat_map(|r| r.document.operations.iter())
+            .any(|op| op.name.as_ref().is_some_and(|n| n == name.as_str()));
+        if !known {
+            diags.0.push(Diagnostic {
+                position: position.clone(),
+                message: format!(
+                    "`max_join_fanout` names `{name}`, but no registered operation has that name"
+                ),
+            });
+        }
+    }
     // The parser can report one syntax error twice at the same place.
     diags.0.dedup();
     if !diags.0.is_empty() {
@@ -131,5 +145,11 @@ pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
         limits: crate::execute::Limits {
             max_join_fanout: config.server.max_join_fanout,
         },
+        fanout_overrides: config
+            .operations
+            .max_join_fanout
+            .iter()
+            .map(|(name, (limit, _))| (name.clone(), *limit))
+            .collect(),
     }))
 }

@@ -43,6 +43,8 @@ pub struct Gateway {
     pub max_request_bytes: usize,
     /// Execution limits.
     pub limits: execute::Limits,
+    /// `max_join_fanout` of the operations that have their own, by name.
+    pub fanout_overrides: std::collections::HashMap<String, usize>,
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -163,9 +165,19 @@ impl Gateway {
             &self.upstreams,
             &variables,
             &parts.headers,
-            self.limits,
+            self.limits_for(&plan),
         )
         .await)
+    }
+
+    fn limits_for(&self, plan: &Plan) -> execute::Limits {
+        let own = plan
+            .name
+            .as_ref()
+            .and_then(|n| self.fanout_overrides.get(n));
+        execute::Limits {
+            max_join_fanout: own.copied().unwrap_or(self.limits.max_join_fanout),
+        }
     }
 
     fn plan_for(&self, request: &GraphQLRequest) -> Result<Arc<Plan>, RequestError> {

@@ -451,3 +451,44 @@ async fn a_join_without_variables_is_sent_once_for_all_items() {
     assert_eq!(query.matches(": now").count(), 1, "{query}");
     assert!(query.starts_with("query Plain__join1 {"), "{query}");
 }
+
+#[tokio::test]
+async fn an_operation_can_have_its_own_fan_out_limit() {
+    let gw = Gateway::start_with(&[WEATHER_BY_CODES], |c, w| {
+        format!("[server]\nmax_join_fanout = 3\n{}", default_config(c, w)).replace(
+            "manifest = \"out/manifest.json\"",
+            "manifest = \"out/manifest.json\"\nmax_join_fanout = { WeatherByCodes = 4 }",
+        )
+    })
+    .await;
+    let r = gw
+        .run(
+            "WeatherByCodes",
+            json!({ "codes": ["FR", "DE", "JP", "BR"] }),
+        )
+        .await;
+    assert_eq!(r.body.get("errors"), None, "{}", r.body);
+    let r = gw
+        .run(
+            "WeatherByCodes",
+            json!({ "codes": ["FR", "DE", "JP", "BR", "CA"] }),
+        )
+        .await;
+    assert_eq!(r.code(), "JOIN_FANOUT_EXCEEDED");
+
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = default_config(&countries.url(), "http://127.0.0.1:9/graphql").replace(
+        "manifest = \"out/manifest.json\"",
+        "manifest = \"out/manifest.json\"\nmax_join_fanout = { Nope = 4 }",
+    );
+    let path = write_project(dir.path(), &config, &[WEATHER_BY_CODES]);
+    let err = joinery::project::build(&Config::load(&path).unwrap(), true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("joinery.toml:5:21: `max_join_fanout` names `Nope`, but no registered operation has that name"),
+        "{err}"
+    );
+}

@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Validate every operation against the composed schema and write the manifest.
     Build,
-    /// Like `build`, without writing anything.
+    /// Like `build`, without writing anything, and loads and checks every configured plugin.
     Check,
     /// Serve the operations registered in the manifest.
     Serve,
@@ -53,6 +53,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build | Command::Check => {
             let write = matches!(cli.command, Command::Build);
+            if !write {
+                // Plugins first: a broken plugin is reported even when operations are fine.
+                project::load_plugins(&config)?;
+                for name in config.plugins.keys() {
+                    println!(
+                        "plugin `{name}`: ok (policy-plugin, joinery:plugin@{})",
+                        crate::plugin::WIT_VERSION
+                    );
+                }
+            }
             let out = project::build(&config, write).await?;
             for doc in &out.manifest.documents {
                 let names: Vec<&str> = doc

@@ -27,6 +27,29 @@ pub struct Config {
     pub log: LogConfig,
     /// `[upstreams.<namespace>]`, in file order.
     pub upstreams: IndexMap<String, UpstreamConfig>,
+    /// `[plugins.<name>]`, in file order.
+    pub plugins: IndexMap<String, PluginConfig>,
+    /// `[policy] plugins`: policy plugins whose request hook runs on every request, in order.
+    pub policies: Vec<String>,
+}
+
+/// `[plugins.<name>]`: one WebAssembly component and the capabilities granted to it.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// The plugin's name (the table's key), used in logs, errors and references.
+    pub name: String,
+    /// The component file, resolved against the config's directory.
+    pub path: PathBuf,
+    /// Largest linear memory one instance may grow to. Default `16MiB`.
+    pub max_memory: usize,
+    /// Longest one call may run (CPU and waiting for outbound HTTP). Default `100ms`.
+    pub timeout: Duration,
+    /// Hosts (`host` or `host:port`) the plugin may send HTTP requests to. Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Environment variables the plugin may read as secrets. Default none.
+    pub secrets: Vec<String>,
+    /// The `[plugins.<name>.config]` table, passed to the plugin as JSON. Default `{}`.
+    pub config: serde_json::Value,
 }
 
 /// `[server]`: where and how the gateway listens.
@@ -92,6 +115,8 @@ pub struct UpstreamConfig {
     pub forward_headers: Vec<String>,
     /// Fixed headers added to every request to this upstream (also used for introspection).
     pub headers: Vec<(String, String)>,
+    /// Policy plugins whose upstream hook runs before each request to this upstream, in order.
+    pub policies: Vec<String>,
 }
 
 /// Where an upstream's schema comes from.
@@ -130,6 +155,30 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     upstreams: IndexMap<Spanned<String>, RawUpstream>,
+    #[serde(default)]
+    plugins: IndexMap<Spanned<String>, RawPlugin>,
+    #[serde(default)]
+    policy: RawPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    plugins: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    path: Spanned<String>,
+    max_memory: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    secrets: Vec<Spanned<String>>,
+    config: Option<toml::Table>,
 }
 
 #[derive(Deserialize, Default)]
@@ -169,6 +218,8 @@ struct RawUpstream {
     forward_headers: Vec<Spanned<String>>,
     #[serde(default)]
     headers: IndexMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    policies: Vec<Spanned<String>>,
 }
 
 /// Headers that describe one hop or the body, which the gateway sets itself.
@@ -252,6 +303,79 @@ impl Config {
             }
         };
 
+        let mut plugins = IndexMap::new();
+        for (key, p) in raw.plugins {
+            let name = key.get_ref().clone();
+            if !valid_plugin_name(&name) {
+                at(
+                    key.span(),
+                    format!("invalid plugin name `{name}`: use lower-case letters, digits and `-`, starting with a letter (for example `auth` or `jwt-policy`)"),
+                );
+            }
+            let max_memory = match &p.max_memory {
+                None => 16 << 20,
+                Some(m) => parse_size(m.get_ref()).filter(|n| *n >= 1 << 20 && *n <= 4 << 30).unwrap_or_else(|| {
+                    at(
+                        m.span(),
+                        format!("`max_memory` must be a size from \"1MiB\" to \"4GiB\" such as \"16MiB\" or \"512KiB\", not {:?}", m.get_ref()),
+                    );
+                    16 << 20
+                }),
+            };
+            let timeout = duration(&p.timeout, Duration::from_millis(100), &mut at);
+            let mut allowed_hosts = Vec::new();
+            for h in &p.allowed_hosts {
+                let host = h.get_ref().to_ascii_lowercase();
+                if host.is_empty() || host.contains(['/', ' ', '@', '?', '#']) {
+                    at(
+                        h.span(),
+                        format!("`allowed_hosts` entries are a host or host:port such as \"api.example.com\" or \"127.0.0.1:9000\", not {:?}", h.get_ref()),
+                    );
+                } else {
+                    allowed_hosts.push(host);
+                }
+            }
+            let secrets = p.secrets.iter().map(|s| s.get_ref().clone()).collect();
+            let config = match p.config {
+                None => serde_json::Value::Object(Default::default()),
+                Some(t) => serde_json::to_value(t).unwrap_or_default(),
+            };
+            plugins.insert(
+                name.clone(),
+                PluginConfig {
+                    name,
+                    path: base_dir.join(p.path.get_ref()),
+                    max_memory,
+                    timeout,
+                    allowed_hosts,
+                    secrets,
+                    config,
+                },
+            );
+        }
+        let plugin_refs =
+            |list: &[Spanned<String>], at: &mut dyn FnMut(std::ops::Range<usize>, String)| {
+                let mut names = Vec::new();
+                for r in list {
+                    if plugins.contains_key(r.get_ref()) {
+                        names.push(r.get_ref().clone());
+                    } else {
+                        let known: Vec<&str> = plugins.keys().map(String::as_str).collect();
+                        at(
+                        r.span(),
+                        format!(
+                            "no plugin named `{}` is configured; add a [plugins.{}] table with its `path`{}",
+                            r.get_ref(),
+                            r.get_ref(),
+                            if known.is_empty() { String::new() } else { format!(", or use one of: {}", known.join(", ")) }
+                        ),
+                    );
+                    }
+                }
+                names
+            };
+        let policies = plugin_refs(&raw.policy.plugins, &mut at);
+
         let mut upstreams = IndexMap::new();
         for (key, up) in raw.upstreams {
             let namespace = key.get_ref().clone();
@@ -306,6 +430,7 @@ impl Config {
                     Err(msg) => at(value.span(), msg),
                 }
             }
+            let policies = plugin_refs(&up.policies, &mut at);
             upstreams.insert(
                 namespace.clone(),
                 UpstreamConfig {
@@ -315,6 +440,7 @@ impl Config {
                     timeout,
                     forward_headers,
                     headers,
+                    policies,
                 },
             );
         }
@@ -379,6 +505,8 @@ impl Config {
                 level: raw.log.level.unwrap_or_else(|| "info".into()),
             },
             upstreams,
+            plugins,
+            policies,
         })
     }
 }
@@ -386,8 +514,7 @@ impl Config {
 impl Config {
     /// Whether policy plugins may fill `@internal` variables that no `@export` fills.
     pub fn policies_fill(&self) -> bool {
-        // Policy plugins are configured in a later part of this file; none exist yet.
-        false
+        !self.policies.is_empty()
     }
 }
 
@@ -410,6 +537,28 @@ fn duration(
             default
         }
     }
+}
+
+/// Plugin names: lower-case letters, digits and `-`, starting with a letter.
+fn valid_plugin_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `"16MiB"`, `"512KiB"`, `"1GiB"` or a plain number of bytes.
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: usize = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 /// Namespaces are lower-case letters and digits so that `<namespace>_<name>` splits unambiguously.

@@ -40,6 +40,12 @@ pub enum ErrorCode {
     JoinFanoutExceeded,
     /// A value a join needs was exported as null, so the joined field cannot be fetched.
     JoinValueNull,
+    /// A plugin trapped, exceeded its memory limit or answered badly.
+    PluginFailed,
+    /// A plugin call ran past its time limit.
+    PluginTimeout,
+    /// A policy plugin refused an upstream request (the plugin's own code is in the message).
+    PolicyDenied,
     /// A bug in the gateway.
     InternalServerError,
 }
@@ -65,6 +71,9 @@ impl ErrorCode {
             Self::UpstreamBadResponse => "UPSTREAM_BAD_RESPONSE",
             Self::JoinFanoutExceeded => "JOIN_FANOUT_EXCEEDED",
             Self::JoinValueNull => "JOIN_VALUE_NULL",
+            Self::PluginFailed => "PLUGIN_FAILED",
+            Self::PluginTimeout => "PLUGIN_TIMEOUT",
+            Self::PolicyDenied => "POLICY_DENIED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }

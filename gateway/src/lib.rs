@@ -2,7 +2,7 @@
 //! serves persisted operations only.
 //!
 //! Data flows one way: [`config`] → [`schema`] → [`operations`] → [`plan`] → [`server`] →
-//! [`execute`] → [`upstream`]. [`project`] ties the stages together for the command line.
+//! [`execute`] → [`upstream`] / [`plugin`]. [`project`] ties the stages together for the command line.
 
 pub mod cli;
 pub mod config;
@@ -11,6 +11,7 @@ pub mod error_code;
 pub mod execute;
 pub mod operations;
 pub mod plan;
+pub mod plugin;
 pub mod project;
 pub mod schema;
 pub mod server;

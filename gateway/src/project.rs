@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::operations::{self, Manifest, OperationsError, Registered};
 use crate::plan::Plan;
+use crate::plugin::Plugins;
 use crate::schema::{self, Supergraph, UpstreamSdl};
 use crate::server::{Gateway, Registry};
 use crate::upstream::Upstreams;
@@ -138,9 +139,20 @@ pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let manifest = Manifest::read(&config.operations.manifest)?;
     let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
     let registry = Registry::from_manifest(&manifest, &namespaces, config.policies_fill())?;
+    let plugins = load_plugins(config)?;
     Ok(Arc::new(Gateway {
         registry,
-        upstreams: Upstreams::new(config.upstreams.values()),
+        upstreams: Upstreams::new(config.upstreams.values(), &plugins),
+        policies: config
+            .policies
+            .iter()
+            .map(|p| {
+                plugins
+                    .policy(p)
+                    .expect("every configured plugin is loaded")
+                    .clone()
+            })
+            .collect(),
         max_request_bytes: config.server.max_request_bytes,
         limits: crate::execute::Limits {
             max_join_fanout: config.server.max_join_fanout,
@@ -152,4 +164,30 @@ pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
             .map(|(name, (limit, _))| (name.clone(), *limit))
             .collect(),
     }))
+}
+
+/// Where compiled plugins are cached: beside the manifest.
+pub fn plugin_cache_dir(config: &Config) -> std::path::PathBuf {
+    config
+        .operations
+        .manifest
+        .parent()
+        .map(|d| d.join("plugin-cache"))
+        .unwrap_or_else(|| ".joinery/plugin-cache".into())
+}
+
+/// Loads, links and checks every configured plugin; all problems are reported together.
+pub fn load_plugins(config: &Config) -> anyhow::Result<Plugins> {
+    match Plugins::load(config, Some(plugin_cache_dir(config))) {
+        Ok((plugins, loaded)) => {
+            for l in loaded {
+                tracing::info!(plugin = %l.name, cached = l.cached, "plugin loaded");
+            }
+            Ok(plugins)
+        }
+        Err(errors) => {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!("{}", list.join("\n"))
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! Joinery.
 
 pub mod gateway;
+pub mod plugins;
 pub mod upstreams;
 
 pub use gateway::RunningGateway;

@@ -8,14 +8,13 @@ use std::collections::HashMap;
 use apollo_compiler::response::{JsonMap, JsonValue};
 use futures::future::join_all;
 use indexmap::IndexMap;
-use reqwest::header::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::{attribute, Explained};
 use crate::error_code::ErrorCode;
 use crate::plan::join::{Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
-use crate::upstream::{FetchError, UpstreamResponse, Upstreams};
+use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
 
 /// An object that holds a join: its path in the response and its exported values.
 struct Instance {
@@ -50,7 +49,7 @@ pub(super) async fn run(
     plan: &Plan,
     upstreams: &Upstreams,
     variables: &JsonMap,
-    headers: &HeaderMap,
+    headers: &RequestContext,
     max_fanout: usize,
     data: &mut Map<String, Value>,
     errors: &mut Vec<Value>,

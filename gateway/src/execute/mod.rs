@@ -6,11 +6,10 @@ mod join;
 
 use apollo_compiler::response::JsonMap;
 use futures::future::join_all;
-use reqwest::header::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::plan::{Fetch, Plan};
-use crate::upstream::{FetchError, UpstreamResponse, Upstreams};
+use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
 
 /// A GraphQL response.
 #[derive(Debug, Default)]
@@ -53,7 +52,7 @@ pub async fn execute(
     plan: &Plan,
     upstreams: &Upstreams,
     variables: &JsonMap,
-    headers: &HeaderMap,
+    headers: &RequestContext,
     limits: Limits,
 ) -> Response {
     let mut root = Map::new();
@@ -128,7 +127,7 @@ async fn run_fetch(
     fetch: &Fetch,
     upstreams: &Upstreams,
     variables: &JsonMap,
-    headers: &HeaderMap,
+    headers: &RequestContext,
 ) -> Result<UpstreamResponse, FetchError> {
     let upstream = upstreams
         .get(&fetch.upstream)

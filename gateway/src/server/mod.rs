@@ -27,7 +27,8 @@ use tracing::Instrument;
 use crate::error_code::ErrorCode;
 use crate::execute;
 use crate::plan::Plan;
-use crate::upstream::Upstreams;
+use crate::plugin::{Decision, PolicyPlugin};
+use crate::upstream::{RequestContext, Upstreams};
 pub use registry::{Entry, Registry, RegistryError};
 pub use request::{DocumentRef, GraphQLRequest};
 pub use response::{MediaType, RequestError};
@@ -45,6 +46,8 @@ pub struct Gateway {
     pub limits: execute::Limits,
     /// `max_join_fanout` of the operations that have their own, by name.
     pub fanout_overrides: std::collections::HashMap<String, usize>,
+    /// Policy plugins whose request hook runs on every request, in order.
+    pub policies: Vec<Arc<PolicyPlugin>>,
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -149,7 +152,7 @@ impl Gateway {
                 .with_status(StatusCode::METHOD_NOT_ALLOWED))
             }
         };
-        let plan = self.plan_for(&request)?;
+        let (hash, plan) = self.plan_for(&request)?;
         if parts.method == Method::GET && plan.kind == OperationType::Mutation {
             return Err(RequestError::new(
                 ErrorCode::MethodNotAllowed,
@@ -157,17 +160,120 @@ impl Gateway {
             )
             .with_status(StatusCode::METHOD_NOT_ALLOWED));
         }
-        let variables =
-            coerce_variables(&self.registry.supergraph.schema, &plan, request.variables)?;
+        let mut context = RequestContext {
+            operation: plan.name.clone().unwrap_or_default(),
+            ..RequestContext::default()
+        };
+        let filled = self
+            .run_policies(
+                &plan,
+                &hash,
+                &parts.headers,
+                request.variables.as_ref(),
+                &mut context,
+            )
+            .await?;
+        let variables = coerce_variables(
+            &self.registry.supergraph.schema,
+            &plan,
+            request.variables,
+            filled,
+        )?;
+        context.client_headers = parts.headers;
         tracing::debug!(operation = plan.name.as_deref().unwrap_or(""), "executing");
         Ok(execute::execute(
             &plan,
             &self.upstreams,
             &variables,
-            &parts.headers,
+            &context,
             self.limits_for(&plan),
         )
         .await)
+    }
+
+    /// Runs the request hook of every policy plugin in order; returns the internal variables
+    /// they filled, and adds their upstream headers to `context`.
+    async fn run_policies(
+        &self,
+        plan: &Plan,
+        hash: &str,
+        headers: &hyper::HeaderMap,
+        variables: Option<&apollo_compiler::response::JsonValue>,
+        context: &mut RequestContext,
+    ) -> Result<Vec<(String, serde_json::Value)>, RequestError> {
+        let mut filled = Vec::new();
+        if self.policies.is_empty() {
+            return Ok(filled);
+        }
+        let header_list: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let variables_json = match variables {
+            Some(v) if !v.is_null() => serde_json::to_string(v).expect("JSON values serialize"),
+            _ => "{}".to_string(),
+        };
+        let name = plan.name.as_deref().unwrap_or("");
+        for policy in &self.policies {
+            let decision = policy
+                .on_request(name, hash, &header_list, &variables_json)
+                .await
+                .map_err(|e| {
+                    let status = match e {
+                        crate::plugin::PluginError::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
+                        crate::plugin::PluginError::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
+                    };
+                    RequestError::new(e.code(), e.to_string()).with_status(status)
+                })?;
+            match decision {
+                Decision::Deny(d) => {
+                    tracing::info!(plugin = policy.name(), code = %d.code, "request denied by policy");
+                    let mut error = RequestError::new(ErrorCode::PolicyDenied, d.message)
+                        .with_status(
+                            StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN),
+                        );
+                    error.plugin_code = Some(d.code);
+                    return Err(error);
+                }
+                Decision::Allow(grant) => {
+                    for (name, value) in grant.variables {
+                        // A global policy fills variables for every operation: those an
+                        // operation does not declare (or that an `@export` fills) are not its
+                        // concern; a client's variable it may never override.
+                        let declared = plan
+                            .policy_operation
+                            .variables
+                            .iter()
+                            .any(|v| v.name == name.as_str());
+                        if !declared {
+                            continue;
+                        }
+                        if !plan.internal.contains(&name) {
+                            return Err(RequestError::new(
+                                ErrorCode::PluginFailed,
+                                format!(
+                                    "plugin `{}` set variable `${name}`, which operation `{}` takes from the client: policies fill only @internal variables",
+                                    policy.name(),
+                                    plan.name.as_deref().unwrap_or("<anonymous>")
+                                ),
+                            )
+                            .with_status(StatusCode::INTERNAL_SERVER_ERROR));
+                        }
+                        filled.retain(|(n, _)| *n != name);
+                        filled.push((name, value));
+                    }
+                    for (name, value) in grant.upstream_headers {
+                        if let (Ok(n), Ok(v)) = (
+                            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                            HeaderValue::from_str(&value),
+                        ) {
+                            context.upstream_headers.push((n, v));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(filled)
     }
 
     fn limits_for(&self, plan: &Plan) -> execute::Limits {
@@ -180,22 +286,29 @@ impl Gateway {
         }
     }
 
-    fn plan_for(&self, request: &GraphQLRequest) -> Result<Arc<Plan>, RequestError> {
-        let entry = match request.document()? {
-            DocumentRef::Hash(hash) => self.registry.get(&hash).ok_or_else(|| {
-                RequestError::new(
-                    ErrorCode::PersistedQueryNotFound,
-                    format!("no persisted operation has the hash {hash}"),
-                )
-            })?,
-            DocumentRef::Text(text) => self.registry.get(&crate::operations::hash(&text)).ok_or_else(|| {
+    fn plan_for(&self, request: &GraphQLRequest) -> Result<(String, Arc<Plan>), RequestError> {
+        let (hash, entry) = match request.document()? {
+            DocumentRef::Hash(hash) => {
+                let entry = self.registry.get(&hash).ok_or_else(|| {
+                    RequestError::new(
+                        ErrorCode::PersistedQueryNotFound,
+                        format!("no persisted operation has the hash {hash}"),
+                    )
+                })?;
+                (hash, entry)
+            }
+            DocumentRef::Text(text) => {
+                let hash = crate::operations::hash(&text);
+                let entry = self.registry.get(&hash).ok_or_else(|| {
                 RequestError::new(
                     ErrorCode::OperationNotPersisted,
                     "only persisted operations are accepted: add this document to the operations folder, run `joinery build`, and send its hash",
                 )
-            })?,
+            })?;
+                (hash, entry)
+            }
         };
-        match &request.operation_name {
+        let plan = match &request.operation_name {
             Some(name) => entry
                 .plans
                 .iter()
@@ -212,7 +325,8 @@ impl Gateway {
                 ErrorCode::OperationNameRequired,
                 "the persisted document holds several operations: set `operationName`",
             )),
-        }
+        }?;
+        Ok((hash, plan))
     }
 }
 
@@ -221,6 +335,7 @@ fn coerce_variables(
     schema: &apollo_compiler::validation::Valid<apollo_compiler::Schema>,
     plan: &Plan,
     variables: Option<apollo_compiler::response::JsonValue>,
+    filled: Vec<(String, serde_json::Value)>,
 ) -> Result<JsonMap, RequestError> {
     let invalid = |m: String| RequestError::new(ErrorCode::InvalidVariables, m);
     let values = match variables {
@@ -244,6 +359,20 @@ fn coerce_variables(
             )));
         }
     }
+    let mut values = values;
+    let operation =
+        if filled.is_empty() && !plan.internal.iter().any(|v| !plan.exported.contains(v)) {
+            operation
+        } else {
+            // Variables policies fill are coerced with the client's, against their declared types.
+            for (name, value) in filled {
+                values.insert(
+                    name.as_str(),
+                    serde_json::from_value(value).expect("JSON values convert"),
+                );
+            }
+            &plan.policy_operation
+        };
     apollo_compiler::request::coerce_variable_values(schema, operation, &values)
         .map(|valid| valid.into_inner())
         .map_err(|e| invalid(e.message().to_string()))

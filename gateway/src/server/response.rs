@@ -76,6 +76,8 @@ pub struct RequestError {
     pub message: String,
     /// A status that applies whatever the media type (405, 406, 413, 415).
     pub fixed_status: Option<StatusCode>,
+    /// A policy plugin's own code, written instead of `code`.
+    pub plugin_code: Option<String>,
 }
 
 impl RequestError {
@@ -85,6 +87,7 @@ impl RequestError {
             code,
             message: message.into(),
             fixed_status: None,
+            plugin_code: None,
         }
     }
 
@@ -105,7 +108,8 @@ impl RequestError {
             MediaType::GraphQLResponse => StatusCode::BAD_REQUEST,
             MediaType::Json => StatusCode::OK,
         });
-        let body = serde_json::json!({ "errors": [self.code.error(self.message)] });
+        let code = self.plugin_code.as_deref().unwrap_or(self.code.as_str());
+        let body = serde_json::json!({ "errors": [{ "message": self.message, "extensions": { "code": code } }] });
         let mut response = json_response(status, media, &body);
         if status == StatusCode::METHOD_NOT_ALLOWED {
             response

@@ -1,5 +1,6 @@
 //! Upstream transports: pooled HTTP clients that send pre-rendered GraphQL requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,6 +10,18 @@ use serde::Deserialize;
 
 use crate::config::UpstreamConfig;
 use crate::error_code::ErrorCode;
+use crate::plugin::{PluginError, Plugins, PolicyPlugin, UpstreamDecision};
+
+/// What one client request brings to every upstream request it causes.
+#[derive(Debug, Default)]
+pub struct RequestContext {
+    /// The client's headers (only `forward_headers` are copied).
+    pub client_headers: HeaderMap,
+    /// Headers policy plugins added for every upstream of this request.
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The persisted operation's name, for upstream policy hooks.
+    pub operation: String,
+}
 
 /// The HTTP clients of every upstream, by namespace.
 #[derive(Debug, Clone)]
@@ -24,6 +37,7 @@ pub struct HttpUpstream {
     timeout: Duration,
     forward_headers: Vec<HeaderName>,
     headers: HeaderMap,
+    policies: Vec<Arc<PolicyPlugin>>,
     http: reqwest::Client,
 }
 
@@ -50,6 +64,12 @@ pub enum FetchError {
     /// An answer that is not a GraphQL response.
     #[error("upstream `{0}` sent an unusable response: {1}")]
     BadResponse(String, String),
+    /// A policy plugin refused the request: (namespace, the plugin's code, its message).
+    #[error("the request to upstream `{0}` was refused by policy ({1}): {2}")]
+    Denied(String, String, String),
+    /// A policy plugin attached to the upstream failed.
+    #[error("the request to upstream `{0}` was not sent: {1}")]
+    Plugin(String, PluginError),
 }
 
 impl FetchError {
@@ -59,13 +79,19 @@ impl FetchError {
             Self::Timeout(..) => ErrorCode::UpstreamTimeout,
             Self::Unavailable(..) => ErrorCode::UpstreamUnavailable,
             Self::BadResponse(..) => ErrorCode::UpstreamBadResponse,
+            Self::Denied(..) => ErrorCode::PolicyDenied,
+            Self::Plugin(_, e) => e.code(),
         }
     }
 }
 
 impl Upstreams {
-    /// Builds one pooled client shared by all upstreams.
-    pub fn new<'a>(configs: impl IntoIterator<Item = &'a UpstreamConfig>) -> Self {
+    /// Builds one pooled client shared by all upstreams; `plugins` holds the policy plugins
+    /// upstreams name.
+    pub fn new<'a>(
+        configs: impl IntoIterator<Item = &'a UpstreamConfig>,
+        plugins: &Plugins,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
@@ -97,6 +123,16 @@ impl Upstreams {
                         .map(|h| HeaderName::from_bytes(h.as_bytes()).expect("validated by config"))
                         .collect(),
                     headers,
+                    policies: c
+                        .policies
+                        .iter()
+                        .map(|p| {
+                            plugins
+                                .policy(p)
+                                .expect("plugins named by upstreams are loaded")
+                                .clone()
+                        })
+                        .collect(),
                     http: http.clone(),
                 };
                 (c.namespace.clone(), upstream)
@@ -112,17 +148,25 @@ impl Upstreams {
 }
 
 impl HttpUpstream {
-    /// Sends one GraphQL request body, copying the configured client headers.
+    /// Sends one GraphQL request body, copying the configured client headers and applying
+    /// the upstream's policy plugins.
     pub async fn send(
         &self,
         body: Vec<u8>,
-        client_headers: &HeaderMap,
+        context: &RequestContext,
     ) -> Result<UpstreamResponse, FetchError> {
         let mut headers = self.headers.clone();
         for name in &self.forward_headers {
-            for value in client_headers.get_all(name) {
+            for value in context.client_headers.get_all(name) {
                 headers.append(name.clone(), value.clone());
             }
+        }
+        for (name, value) in &context.upstream_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        for policy in &self.policies {
+            self.apply_policy(policy, &context.operation, &mut headers)
+                .await?;
         }
         let ns = || self.namespace.clone();
         let result = self
@@ -161,6 +205,44 @@ impl HttpUpstream {
                 ns(),
                 format!("the answer is not a GraphQL response: {e}"),
             )),
+        }
+    }
+
+    async fn apply_policy(
+        &self,
+        policy: &PolicyPlugin,
+        operation: &str,
+        headers: &mut HeaderMap,
+    ) -> Result<(), FetchError> {
+        let current = headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        match policy
+            .on_upstream_request(&self.namespace, operation, current)
+            .await
+            .map_err(|e| FetchError::Plugin(self.namespace.clone(), e))?
+        {
+            UpstreamDecision::Deny(d) => Err(FetchError::Denied(
+                self.namespace.clone(),
+                d.code,
+                d.message,
+            )),
+            UpstreamDecision::Proceed { set, remove } => {
+                for name in remove {
+                    headers.remove(name.as_str());
+                }
+                for (name, value) in set {
+                    // The plugin host has checked both; a failure here would be a host bug.
+                    if let (Ok(n), Ok(v)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(&value),
+                    ) {
+                        headers.insert(n, v);
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

@@ -8,4 +8,5 @@ mod example;
 mod execution;
 mod harness;
 mod joins;
+mod plugins;
 mod requests;

@@ -1,0 +1,194 @@
+//! What a plugin instance may reach: the capabilities granted in `joinery.toml`, and an empty
+//! WASI context (no files, no environment, no sockets) for the parts of WASI that language
+//! runtimes link against.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::joinery::plugin::{config, log, outbound_http, types};
+use crate::config::PluginConfig;
+
+/// Largest body a plugin may send or receive over outbound HTTP.
+const MAX_HTTP_BODY: usize = 4 << 20;
+/// Longest log message kept.
+const MAX_LOG_MESSAGE: usize = 4 << 10;
+
+/// The capabilities of one plugin, shared by all of its instances.
+#[derive(Debug)]
+pub(crate) struct Grants {
+    pub(crate) name: String,
+    config_json: String,
+    secrets: Vec<(String, Option<String>)>,
+    allowed_hosts: Vec<String>,
+    max_memory: usize,
+    http_timeout: Duration,
+    http: reqwest::Client,
+}
+
+impl Grants {
+    pub(crate) fn new(config: &PluginConfig, http: reqwest::Client) -> Self {
+        Self {
+            name: config.name.clone(),
+            config_json: config.config.to_string(),
+            // Secrets are read once, so the plugin sees the environment of start-up only.
+            secrets: config
+                .secrets
+                .iter()
+                .map(|n| (n.clone(), std::env::var(n).ok()))
+                .collect(),
+            allowed_hosts: config.allowed_hosts.clone(),
+            max_memory: config.max_memory,
+            http_timeout: config.timeout,
+            http,
+        }
+    }
+
+    fn host_allowed(&self, url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let with_port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
+        self.allowed_hosts
+            .iter()
+            .any(|a| *a == host || Some(a) == with_port.as_ref())
+    }
+}
+
+/// The data of one plugin instance's store.
+pub(crate) struct HostState {
+    grants: Arc<Grants>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+}
+
+impl HostState {
+    pub(crate) fn new(grants: Arc<Grants>) -> Self {
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(grants.max_memory)
+            .instances(64)
+            .tables(256)
+            .memories(32)
+            .trap_on_grow_failure(true)
+            .build();
+        Self {
+            grants,
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn write(&mut self, level: log::Level, mut message: String) {
+        if message.len() > MAX_LOG_MESSAGE {
+            let mut end = MAX_LOG_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let plugin = self.grants.name.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self) -> String {
+        self.grants.config_json.clone()
+    }
+
+    fn secret(&mut self, name: String) -> Option<String> {
+        self.grants
+            .secrets
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.clone())
+    }
+}
+
+impl outbound_http::Host for HostState {
+    async fn send(
+        &mut self,
+        request: outbound_http::Request,
+    ) -> Result<outbound_http::Response, outbound_http::Error> {
+        use outbound_http::Error;
+        let url =
+            reqwest::Url::parse(&request.url).map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || !self.grants.host_allowed(&url) {
+            tracing::warn!(plugin = %self.grants.name, url = %url, "plugin HTTP request to a host it was not granted");
+            return Err(Error::HostNotAllowed(format!(
+                "`{}` is not in this plugin's allowed_hosts",
+                url.host_str().unwrap_or_default()
+            )));
+        }
+        if request.body.len() > MAX_HTTP_BODY {
+            return Err(Error::Transport("request body larger than 4 MiB".into()));
+        }
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| Error::Transport(format!("invalid method {:?}", request.method)))?;
+        let mut builder = self
+            .grants
+            .http
+            .request(method, url)
+            .timeout(self.grants.http_timeout)
+            .body(request.body);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_HTTP_BODY {
+                return Err(Error::Transport("response body larger than 4 MiB".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(outbound_http::Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}

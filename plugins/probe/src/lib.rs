@@ -1,0 +1,112 @@
+//! A test fixture, not an example: on each request it does what the `x-probe` header asks,
+//! so the test suite can prove that the sandbox holds and that a broken plugin fails only
+//! its own call. It reports what it saw by denying with a code the tests check.
+
+wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+
+use exports::joinery::plugin::policy::{
+    Decision, Grant, Guest, IncomingRequest, UpstreamDecision, UpstreamEdit, UpstreamRequest,
+};
+use joinery::plugin::outbound_http;
+use joinery::plugin::types::Denial;
+
+struct Probe;
+
+fn report(code: &str, message: String) -> Decision {
+    Decision::Deny(Denial {
+        status: 418,
+        code: code.into(),
+        message,
+    })
+}
+
+fn header<'a>(request: &'a IncomingRequest, name: &str) -> &'a str {
+    request
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// Deep recursion on the WebAssembly call stack itself (no locals in linear memory).
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    1 + recurse(std::hint::black_box(depth + 1))
+}
+
+impl Guest for Probe {
+    fn on_request(request: IncomingRequest) -> Decision {
+        let arg = header(&request, "x-probe-arg").to_string();
+        match header(&request, "x-probe") {
+            "loop" => loop {
+                std::hint::black_box(0);
+            },
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "stack" => report("UNREACHED", recurse(0).to_string()),
+            "trap" => panic!("the probe was asked to panic"),
+            "file" => {
+                match std::fs::read_to_string(if arg.is_empty() { "/etc/passwd" } else { &arg }) {
+                    Ok(text) => report("SANDBOX_BROKEN", text),
+                    Err(e) => report("SANDBOX_HELD", e.to_string()),
+                }
+            }
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+                if vars.is_empty() {
+                    report("SANDBOX_HELD", "no environment".into())
+                } else {
+                    report("SANDBOX_BROKEN", vars.join(","))
+                }
+            }
+            "socket" => match std::net::TcpStream::connect(arg.as_str()) {
+                Ok(_) => report("SANDBOX_BROKEN", format!("connected to {arg}")),
+                Err(e) => report("SANDBOX_HELD", e.to_string()),
+            },
+            "fetch" => {
+                let request = outbound_http::Request {
+                    method: "POST".into(),
+                    url: arg,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: br#"{"query":"{ __typename }"}"#.to_vec(),
+                };
+                match outbound_http::send(&request) {
+                    Ok(r) => report(
+                        "FETCHED",
+                        format!("{} {}", r.status, String::from_utf8_lossy(&r.body)),
+                    ),
+                    Err(e) => report("FETCH_REFUSED", format!("{e:?}")),
+                }
+            }
+            "big-output" => Decision::Allow(Grant {
+                variables: vec![("userId".into(), format!("\"{}\"", "x".repeat(1100 << 10)))],
+                upstream_headers: vec![],
+            }),
+            "bad-denial" => Decision::Deny(Denial {
+                status: 200,
+                code: "OK".into(),
+                message: String::new(),
+            }),
+            _ => Decision::Allow(Grant {
+                variables: vec![],
+                upstream_headers: vec![("x-probe-seen".into(), request.operation_name)],
+            }),
+        }
+    }
+
+    fn on_upstream_request(_request: UpstreamRequest) -> UpstreamDecision {
+        UpstreamDecision::Proceed(UpstreamEdit {
+            set_headers: vec![],
+            remove_headers: vec![],
+        })
+    }
+}
+
+export!(Probe);

@@ -1,0 +1,303 @@
+//! Policy plugins end to end: real components built from `plugins/`, a real gateway, real
+//! upstreams. The probe plugin misbehaves on request; every misbehaviour must fail only its
+//! own request, with a clear error, while the next request succeeds.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use joinery_tests::plugins::rust_plugin;
+use serde_json::{json, Value};
+
+use crate::harness::{default_config, Gateway, COUNTRY};
+
+const SECRET: &str = "test-secret-do-not-use-in-production";
+
+/// `$code` is filled by the JWT policy from the token's `sub` claim.
+const MY_COUNTRY: (&str, &str) = (
+    "my-country.graphql",
+    "query MyCountry($code: ID! @internal) { countries_country(code: $code) { code name } }",
+);
+
+const WEATHER: (&str, &str) = (
+    "weather.graphql",
+    "query CityWeather($name: String!) { weather_getCityByName(name: $name) { name } }",
+);
+
+fn token(claims: Value, secret: &str) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{header}.{payload}.{signature}")
+}
+
+fn jwt_config(countries: &str, weather: &str) -> String {
+    format!(
+        r#"{}
+policies = []
+
+[policy]
+plugins = ["auth"]
+
+[plugins.auth]
+path = "{jwt}"
+secrets = ["JOINERY_TEST_JWT_SECRET"]
+[plugins.auth.config]
+secret = "JOINERY_TEST_JWT_SECRET"
+claim = "sub"
+variable = "code"
+
+[plugins.weather-key]
+path = "{jwt}"
+[plugins.weather-key.config]
+upstream_headers = {{ "x-plugin-key" = "weather-only" }}
+"#,
+        default_config(countries, weather).replace(
+            "headers = { \"x-api-key\" = \"k-123\" }",
+            "headers = { \"x-api-key\" = \"k-123\" }\npolicies = [\"weather-key\"]"
+        ),
+        jwt = rust_plugin("jwt-policy").display(),
+    )
+    .replacen("policies = []\n", "", 1)
+}
+
+async fn jwt_gateway() -> Gateway {
+    Gateway::start_with(&[MY_COUNTRY, WEATHER], jwt_config).await
+}
+
+async fn run_with_token(
+    gw: &Gateway,
+    name: &str,
+    variables: Value,
+    token: Option<&str>,
+) -> crate::harness::Reply {
+    let mut request = gw.client.post(&gw.url).json(&json!({
+        "documentId": format!("sha256:{}", gw.hash(name)),
+        "operationName": name,
+        "variables": variables,
+    }));
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    gw.send(request).await
+}
+
+#[tokio::test]
+async fn jwt_policy_fills_an_internal_variable_from_a_verified_claim() {
+    let gw = jwt_gateway().await;
+    let good = token(json!({ "sub": "FR", "exp": 4_000_000_000u64 }), SECRET);
+    let reply = run_with_token(&gw, "MyCountry", json!({}), Some(&good)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["data"]["countries_country"],
+        json!({ "code": "FR", "name": "France" })
+    );
+    assert!(reply.body.get("errors").is_none(), "{}", reply.body);
+
+    let other = token(json!({ "sub": "DE" }), SECRET);
+    let reply = run_with_token(&gw, "MyCountry", json!({}), Some(&other)).await;
+    assert_eq!(reply.body["data"]["countries_country"]["code"], "DE");
+}
+
+#[tokio::test]
+async fn jwt_policy_denies_missing_forged_and_expired_tokens() {
+    let gw = jwt_gateway().await;
+    let cases = [
+        (
+            None,
+            "an `Authorization: Bearer <token>` header is required",
+        ),
+        (
+            Some(token(json!({ "sub": "FR" }), "wrong-secret")),
+            "the token's signature does not verify",
+        ),
+        (
+            Some(token(json!({ "sub": "FR", "exp": 1_000u64 }), SECRET)),
+            "the token has expired",
+        ),
+        (Some("not-a-jwt".to_string()), "the token is not a JWT"),
+    ];
+    for (t, message) in cases {
+        let reply = run_with_token(&gw, "MyCountry", json!({}), t.as_deref()).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        assert_eq!(reply.code(), "UNAUTHENTICATED");
+        assert_eq!(reply.body["errors"][0]["message"], message);
+        assert!(reply.body.get("data").is_none());
+    }
+    assert_eq!(
+        gw.countries.requests(),
+        0,
+        "a denied request reaches no upstream"
+    );
+}
+
+#[tokio::test]
+async fn clients_cannot_set_a_variable_a_policy_fills() {
+    let gw = jwt_gateway().await;
+    let good = token(json!({ "sub": "FR" }), SECRET);
+    let reply = run_with_token(&gw, "MyCountry", json!({ "code": "DE" }), Some(&good)).await;
+    assert_eq!(reply.code(), "INVALID_VARIABLES");
+    assert!(reply.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`$code` is internal"));
+    assert_eq!(gw.countries.requests(), 0);
+}
+
+#[tokio::test]
+async fn an_upstream_policy_adds_its_header_to_that_upstream_only() {
+    let gw = jwt_gateway().await;
+    let good = token(json!({ "sub": "FR" }), SECRET);
+    let reply = run_with_token(&gw, "CityWeather", json!({ "name": "Paris" }), Some(&good)).await;
+    assert!(reply.body.get("errors").is_none(), "{}", reply.body);
+    let reply = run_with_token(&gw, "MyCountry", json!({}), Some(&good)).await;
+    assert!(reply.body.get("errors").is_none(), "{}", reply.body);
+
+    let weather = gw.weather.received_headers();
+    assert_eq!(weather.len(), 1);
+    assert_eq!(weather[0]["x-plugin-key"], "weather-only");
+    assert_eq!(weather[0]["x-api-key"], "k-123", "configured headers stay");
+    let countries = gw.countries.received_headers();
+    assert_eq!(countries.len(), 1);
+    assert!(countries[0].get("x-plugin-key").is_none());
+}
+
+fn probe_config(countries: &str, weather: &str) -> String {
+    let port = countries
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    format!(
+        r#"{}
+[policy]
+plugins = ["probe"]
+
+[plugins.probe]
+path = "{}"
+timeout = "200ms"
+max_memory = "16MiB"
+allowed_hosts = ["{port}"]
+"#,
+        default_config(countries, weather),
+        rust_plugin("probe").display(),
+    )
+}
+
+async fn probe(gw: &Gateway, mode: &str, arg: &str) -> crate::harness::Reply {
+    let request = gw
+        .client
+        .post(&gw.url)
+        .header("x-probe", mode)
+        .header("x-probe-arg", arg)
+        .json(&json!({
+            "documentId": format!("sha256:{}", gw.hash("Country")),
+            "variables": { "code": "FR" },
+        }));
+    gw.send(request).await
+}
+
+/// After any failure the gateway and the plugin keep serving.
+async fn still_serving(gw: &Gateway) {
+    let reply = probe(gw, "ok", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
+}
+
+#[tokio::test]
+async fn a_policy_grant_adds_headers_to_upstream_requests() {
+    let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
+    still_serving(&gw).await;
+    let headers = gw.countries.received_headers();
+    assert_eq!(headers[0]["x-probe-seen"], "Country");
+}
+
+#[tokio::test]
+async fn hostile_plugins_fail_only_their_request() {
+    let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
+    let cases = [
+        ("loop", "PLUGIN_TIMEOUT", 504, "did not finish within 200ms"),
+        ("memory", "PLUGIN_FAILED", 500, "memory"),
+        ("stack", "PLUGIN_FAILED", 500, "overflowed its stack"),
+        ("trap", "PLUGIN_FAILED", 500, "panic or abort"),
+        ("big-output", "PLUGIN_FAILED", 500, "exceeds the 1 MiB"),
+        ("bad-denial", "PLUGIN_FAILED", 500, "not in 400..=599"),
+    ];
+    for (mode, code, status, message) in cases {
+        let reply = probe(&gw, mode, "").await;
+        assert_eq!(reply.code(), code, "{mode}: {}", reply.body);
+        assert_eq!(reply.status, status, "{mode}");
+        let text = reply.body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            text.contains("plugin `probe`") && text.contains(message),
+            "{mode}: {text}"
+        );
+        still_serving(&gw).await;
+    }
+    assert_eq!(
+        gw.countries.requests(),
+        cases.len(),
+        "only the healthy requests reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_has_no_files_environment_or_sockets() {
+    let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
+    let secret_file = gw.dir.path().join("joinery.toml");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    for (mode, arg) in [
+        ("file", "/etc/passwd"),
+        ("file", secret_file.to_str().unwrap()),
+        ("env", ""),
+        ("socket", addr.as_str()),
+    ] {
+        let reply = probe(&gw, mode, arg).await;
+        assert_eq!(reply.status, 418, "{mode}: {}", reply.body);
+        assert_eq!(reply.code(), "SANDBOX_HELD", "{mode} {arg}: {}", reply.body);
+    }
+    assert!(
+        listener.accept().is_err(),
+        "the plugin's socket never connected"
+    );
+    still_serving(&gw).await;
+}
+
+#[tokio::test]
+async fn outbound_http_reaches_only_the_granted_hosts() {
+    let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
+    let reply = probe(&gw, "fetch", &gw.countries.url()).await;
+    assert_eq!(reply.code(), "FETCHED", "{}", reply.body);
+    let message = reply.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("200 ") && message.contains("__typename"),
+        "{message}"
+    );
+    assert_eq!(gw.countries.requests(), 1, "the granted host was called");
+
+    for url in [
+        gw.weather.url(),
+        "http://localhost:1/".to_string(),
+        "file:///etc/passwd".to_string(),
+    ] {
+        let reply = probe(&gw, "fetch", &url).await;
+        assert_eq!(reply.code(), "FETCH_REFUSED", "{url}: {}", reply.body);
+        assert!(
+            reply.body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("HostNotAllowed"),
+            "{}",
+            reply.body
+        );
+    }
+    assert_eq!(
+        gw.weather.requests(),
+        0,
+        "the unlisted host was never called"
+    );
+}

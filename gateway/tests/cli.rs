@@ -245,3 +245,33 @@ fn introspecting_an_unreachable_upstream_fails_the_build_clearly() {
     );
     assert!(stderr.contains("is the upstream running?"), "{stderr}");
 }
+
+#[test]
+fn plugin_config_errors_and_unloadable_plugins_are_reported() {
+    let dir = project(
+        &format!("{CONFIG}policies = [\"auth\"]\n\n[policy]\nplugins = [\"nope\"]\n\n[plugins.Auth]\npath = \"auth.wasm\"\nmax_memory = \"lots\"\n"),
+        &[],
+    );
+    let (ok, _, stderr) = joinery(dir.path(), &["check"]);
+    assert!(!ok);
+    for expected in [
+        "joinery.toml:4:13: no plugin named `auth` is configured",
+        "joinery.toml:7:12: no plugin named `nope` is configured; add a [plugins.nope] table with its `path`, or use one of: Auth",
+        "joinery.toml:9:10: invalid plugin name `Auth`",
+        "joinery.toml:11:14: `max_memory` must be a size",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+
+    let dir = project(
+        &format!("{CONFIG}\n[plugins.auth]\npath = \"auth.wasm\"\n"),
+        &[],
+    );
+    let (ok, _, stderr) = joinery(dir.path(), &["check"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("plugin `auth` (")
+            && stderr.contains("auth.wasm): cannot read the component"),
+        "{stderr}"
+    );
+}

@@ -301,3 +301,60 @@ async fn outbound_http_reaches_only_the_granted_hosts() {
         "the unlisted host was never called"
     );
 }
+
+fn plugin_project(dir: &std::path::Path, path: &std::path::Path) -> joinery::config::Config {
+    let text = format!(
+        "[upstreams.countries]\nurl = \"http://127.0.0.1:9/graphql\"\n\n[plugins.probe]\npath = \"{}\"\n",
+        path.display()
+    );
+    let file = dir.join("joinery.toml");
+    std::fs::write(&file, &text).unwrap();
+    joinery::config::Config::load(&file).unwrap()
+}
+
+#[test]
+fn compiled_plugins_are_cached_and_corrupt_entries_are_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = plugin_project(dir.path(), &rust_plugin("probe"));
+    let cache = dir.path().join("cache");
+    let load = || {
+        let (_, loaded) = joinery::plugin::Plugins::load(&config, Some(cache.clone())).unwrap();
+        loaded[0].cached
+    };
+    assert!(!load(), "the first load compiles");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "one compiled entry: {entries:?}");
+    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+    assert!(load(), "a restart loads the compiled form");
+
+    let data = std::fs::read(&entries[0]).unwrap();
+    std::fs::write(&entries[0], &data[..data.len() / 2]).unwrap();
+    assert!(!load(), "a truncated entry is not loaded but recompiled");
+    assert!(load(), "and rewritten");
+}
+
+#[test]
+fn plugins_that_cannot_load_are_refused_with_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm not really").unwrap();
+    let cases = [
+        (dir.path().join("missing.wasm"), "cannot read the component"),
+        (garbage, "not a loadable WebAssembly component"),
+        (
+            rust_plugin("not-a-policy"),
+            "does not export `joinery:plugin/policy@0.1.0` (its exports: wasi:cli/run@",
+        ),
+    ];
+    for (path, message) in cases {
+        let config = plugin_project(dir.path(), &path);
+        let errors = joinery::plugin::Plugins::load(&config, None).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let text = errors[0].to_string();
+        assert!(text.starts_with("plugin `probe` ("), "{text}");
+        assert!(text.contains(message), "{text}");
+    }
+}

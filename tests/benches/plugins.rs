@@ -1,0 +1,170 @@
+//! Policy plugin cost: the request hook called directly (warm instances, Rust guests), and the
+//! same persisted operation through three gateways in one interleaved run: no policy, a
+//! minimal policy (the probe's allow path), and the JWT policy verifying a token.
+//!
+//! `cargo bench -p joinery-tests --bench plugins` (set `JOINERY_BENCH_REQUESTS` to change N).
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use cpu_time::ProcessTime;
+use hmac::{Hmac, Mac};
+use joinery_tests::plugins::rust_plugin;
+use serde_json::json;
+
+const OPERATION: &str =
+    "query Country($code: ID!) { countries_country(code: $code) { code name capital } }";
+const SECRET: &str = "test-secret-do-not-use-in-production";
+
+fn token() -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(json!({ "sub": "FR" }).to_string());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    format!(
+        "{header}.{payload}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// A project serving OPERATION from `upstream`, with `policy` (a plugin table) if any.
+fn project(upstream: &str, policy: Option<(&str, &str)>) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("operations"))?;
+    std::fs::write(dir.path().join("operations/country.graphql"), OPERATION)?;
+    let mut config =
+        format!("[log]\nlevel = \"warn\"\n[upstreams.countries]\nurl = \"{upstream}\"\n");
+    if let Some((crate_name, extra)) = policy {
+        config.push_str(&format!(
+            "[policy]\nplugins = [\"p\"]\n[plugins.p]\npath = \"{}\"\n{extra}\n",
+            rust_plugin(crate_name).display()
+        ));
+    }
+    std::fs::write(dir.path().join("joinery.toml"), config)?;
+    Ok(dir)
+}
+
+async fn timed(request: reqwest::RequestBuilder) -> Duration {
+    let started = Instant::now();
+    let response = request.send().await.expect("request sent");
+    assert!(response.status().is_success());
+    let body = response.bytes().await.expect("body read");
+    assert!(
+        body.starts_with(br#"{"data""#),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    started.elapsed()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::var("JOINERY_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
+    let jwt_extra = "secrets = [\"JOINERY_TEST_JWT_SECRET\"]\n[plugins.p.config]\nsecret = \"JOINERY_TEST_JWT_SECRET\"\noptional = false\nvariable = \"unused\"";
+    let dirs = [
+        project(&countries.url(), None)?,
+        project(&countries.url(), Some(("probe", "")))?,
+        project(&countries.url(), Some(("jwt-policy", jwt_extra)))?,
+    ];
+    let config = joinery::config::Config::load(&dirs[0].path().join("joinery.toml"))?;
+    joinery::telemetry::init(&config.log);
+
+    // 1. The hook alone, called directly on warm instances.
+    let token = token();
+    let headers = vec![
+        ("authorization".to_string(), format!("Bearer {token}")),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    for (label, dir) in [
+        ("probe (allow)", &dirs[1]),
+        ("jwt-policy (HS256 verify)", &dirs[2]),
+    ] {
+        let config = joinery::config::Config::load(&dir.path().join("joinery.toml"))?;
+        let plugins = joinery::project::load_plugins(&config)?;
+        let plugin = plugins.policy("p").expect("loaded");
+        for _ in 0..1000 {
+            plugin
+                .on_request("Country", "h", &headers, "{\"code\":\"FR\"}")
+                .await?;
+        }
+        let calls = 20 * n;
+        let started = Instant::now();
+        for _ in 0..calls {
+            plugin
+                .on_request("Country", "h", &headers, "{\"code\":\"FR\"}")
+                .await?;
+        }
+        println!(
+            "request hook, {label}: {:.2} µs per call (mean of {calls} warm calls)",
+            us(started.elapsed()) / calls as f64
+        );
+    }
+
+    // 2. Through the gateway, interleaved.
+    let mut gateways = Vec::new();
+    for dir in &dirs {
+        gateways
+            .push(joinery_tests::RunningGateway::start(&dir.path().join("joinery.toml")).await?);
+    }
+    let client = reqwest::Client::new();
+    let request = |g: &joinery_tests::RunningGateway| {
+        client
+            .post(&g.url)
+            .header("authorization", format!("Bearer {token}"))
+            .json(&json!({ "documentId": format!("sha256:{}", g.hash("Country")), "variables": { "code": "FR" } }))
+    };
+    for _ in 0..200 {
+        for g in &gateways {
+            timed(request(g)).await;
+        }
+    }
+    let mut samples = vec![Vec::with_capacity(n); gateways.len()];
+    for i in 0..n {
+        for (k, g) in gateways.iter().enumerate() {
+            samples[k].push(timed(request(g)).await);
+        }
+        if i % 500 == 0 {
+            countries.reset();
+        }
+    }
+    let mut cpu = Vec::new();
+    for g in &gateways {
+        let started = ProcessTime::now();
+        for _ in 0..n {
+            timed(request(g)).await;
+        }
+        cpu.push(started.elapsed());
+        countries.reset();
+    }
+    println!("requests per gateway: {n}");
+    let labels = ["no policy", "probe policy", "jwt policy"];
+    for s in samples.iter_mut() {
+        s.sort();
+    }
+    let base = us(percentile(&samples[0], 0.5));
+    for (k, s) in samples.iter().enumerate() {
+        println!(
+            "{:13}: median {:7.1} µs  p99 {:7.1} µs  median ratio to no policy {:.3}x  | process CPU {:.1} µs/request (+{:.1} µs)",
+            labels[k],
+            us(percentile(s, 0.5)),
+            us(percentile(s, 0.99)),
+            us(percentile(s, 0.5)) / base,
+            us(cpu[k]) / n as f64,
+            (us(cpu[k]) - us(cpu[0])) / n as f64,
+        );
+    }
+    Ok(())
+}

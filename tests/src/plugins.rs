@@ -15,6 +15,12 @@ pub fn rust_plugin(crate_name: &str) -> PathBuf {
     let release = BUILT
         .get_or_init(|| {
             let dir = plugins_dir();
+            // A toolchain installed before rust-toolchain.toml named the target lacks it;
+            // rustup adds it (a no-op when present). Without rustup, cargo's error says why.
+            let _ = Command::new("rustup")
+                .args(["target", "add", "wasm32-wasip2"])
+                .current_dir(&dir)
+                .output();
             let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args([
                     "build",

@@ -89,6 +89,11 @@ impl Guest for Probe {
                 variables: vec![("userId".into(), format!("\"{}\"", "x".repeat(1100 << 10)))],
                 upstream_headers: vec![],
             }),
+            // The upstream hook sees the headers granted here and acts on them.
+            "upstream" => Decision::Allow(Grant {
+                variables: vec![],
+                upstream_headers: vec![("x-probe-upstream".into(), arg)],
+            }),
             "bad-denial" => Decision::Deny(Denial {
                 status: 200,
                 code: "OK".into(),
@@ -101,11 +106,24 @@ impl Guest for Probe {
         }
     }
 
-    fn on_upstream_request(_request: UpstreamRequest) -> UpstreamDecision {
-        UpstreamDecision::Proceed(UpstreamEdit {
-            set_headers: vec![],
-            remove_headers: vec![],
-        })
+    fn on_upstream_request(request: UpstreamRequest) -> UpstreamDecision {
+        let asked = request
+            .headers
+            .iter()
+            .find(|(n, _)| n == "x-probe-upstream")
+            .map(|(_, v)| v.as_str());
+        match asked {
+            Some("deny") => UpstreamDecision::Deny(Denial {
+                status: 403,
+                code: "NO_UPSTREAM".into(),
+                message: format!("{} is off limits", request.namespace),
+            }),
+            Some("trap") => panic!("the probe was asked to panic in the upstream hook"),
+            _ => UpstreamDecision::Proceed(UpstreamEdit {
+                set_headers: vec![],
+                remove_headers: vec!["x-probe-upstream".into()],
+            }),
+        }
     }
 }
 

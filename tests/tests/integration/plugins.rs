@@ -358,3 +358,48 @@ fn plugins_that_cannot_load_are_refused_with_what_is_wrong() {
         assert!(text.contains(message), "{text}");
     }
 }
+
+#[tokio::test]
+async fn an_upstream_hook_denies_or_fails_only_that_upstreams_fields() {
+    let config = |c: &str, w: &str| {
+        probe_config(c, w).replace(
+            "timeout = \"2s\"\nforward_headers",
+            "timeout = \"2s\"\npolicies = [\"probe\"]\nforward_headers",
+        )
+    };
+    let gw = Gateway::start_with(&[COUNTRY], config).await;
+    let reply = probe(&gw, "upstream", "deny").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["data"]["countries_country"], Value::Null, "{:?}", gw.countries.received_headers());
+    assert_eq!(reply.code(), "POLICY_DENIED", "{}", reply.body);
+    let message = reply.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("NO_UPSTREAM") && message.contains("countries is off limits"),
+        "{message}"
+    );
+    assert_eq!(
+        reply.body["errors"][0]["path"],
+        json!(["countries_country"])
+    );
+
+    let reply = probe(&gw, "upstream", "trap").await;
+    assert_eq!(reply.body["data"]["countries_country"], Value::Null);
+    assert_eq!(reply.code(), "PLUGIN_FAILED", "{}", reply.body);
+    assert_eq!(
+        gw.countries.requests(),
+        0,
+        "neither request reached the upstream"
+    );
+
+    let reply = probe(&gw, "upstream", "pass").await;
+    assert_eq!(
+        reply.body["data"]["countries_country"]["name"], "France",
+        "{}",
+        reply.body
+    );
+    let headers = gw.countries.received_headers();
+    assert!(
+        headers[0].get("x-probe-upstream").is_none(),
+        "the hook removed the header"
+    );
+}

@@ -370,7 +370,12 @@ async fn an_upstream_hook_denies_or_fails_only_that_upstreams_fields() {
     let gw = Gateway::start_with(&[COUNTRY], config).await;
     let reply = probe(&gw, "upstream", "deny").await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.body["data"]["countries_country"], Value::Null, "{:?}", gw.countries.received_headers());
+    assert_eq!(
+        reply.body["data"]["countries_country"],
+        Value::Null,
+        "{:?}",
+        gw.countries.received_headers()
+    );
     assert_eq!(reply.code(), "POLICY_DENIED", "{}", reply.body);
     let message = reply.body["errors"][0]["message"].as_str().unwrap();
     assert!(

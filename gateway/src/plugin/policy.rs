@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reqwest::header::{HeaderName, HeaderValue};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
@@ -33,7 +34,7 @@ pub struct Grant {
     /// `@internal` variables to fill.
     pub variables: Vec<(String, serde_json::Value)>,
     /// Headers for every upstream request of this client request.
-    pub upstream_headers: Vec<(String, String)>,
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The request hook's answer.
@@ -51,7 +52,7 @@ pub enum UpstreamDecision {
     /// Send the request with these headers set and these removed.
     Proceed {
         /// Headers set, replacing any of the same name.
-        set: Vec<(String, String)>,
+        set: Vec<(HeaderName, HeaderValue)>,
         /// Header names removed.
         remove: Vec<String>,
     },
@@ -251,20 +252,21 @@ impl PolicyPlugin {
         })
     }
 
+    /// Parses the plugin's headers once, here, so that callers use them as they are.
     fn headers(
         &self,
         headers: Vec<(String, String)>,
-    ) -> Result<Vec<(String, String)>, PluginError> {
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, PluginError> {
         headers
             .into_iter()
             .map(|(n, v)| {
                 let n = n.to_ascii_lowercase();
-                let ok = reqwest::header::HeaderName::from_bytes(n.as_bytes()).is_ok()
-                    && reqwest::header::HeaderValue::from_str(&v).is_ok();
-                if ok {
-                    Ok((n, v))
-                } else {
-                    Err(self.failed(format!("it set an invalid header `{n}`")))
+                match (
+                    HeaderName::from_bytes(n.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    (Ok(name), Ok(value)) => Ok((name, value)),
+                    _ => Err(self.failed(format!("it set an invalid header `{n}`"))),
                 }
             })
             .collect()

@@ -262,14 +262,7 @@ impl Gateway {
                         filled.retain(|(n, _)| *n != name);
                         filled.push((name, value));
                     }
-                    for (name, value) in grant.upstream_headers {
-                        if let (Ok(n), Ok(v)) = (
-                            hyper::header::HeaderName::from_bytes(name.as_bytes()),
-                            HeaderValue::from_str(&value),
-                        ) {
-                            context.upstream_headers.push((n, v));
-                        }
-                    }
+                    context.upstream_headers.extend(grant.upstream_headers);
                 }
             }
         }

@@ -19,6 +19,7 @@ wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
 
 use exports::joinery::plugin::policy::{
     Decision, Grant, Guest, IncomingRequest, UpstreamDecision, UpstreamEdit, UpstreamRequest,
+    UpstreamResponse, UpstreamResponseDecision,
 };
 use joinery::plugin::types::Denial;
 use joinery::plugin::{config, log};
@@ -153,6 +154,10 @@ impl Guest for JwtPolicy {
             set_headers,
             remove_headers: vec![],
         })
+    }
+
+    fn on_upstream_response(_response: UpstreamResponse) -> UpstreamResponseDecision {
+        UpstreamResponseDecision::Keep
     }
 }
 

@@ -6,6 +6,7 @@ wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
 
 use exports::joinery::plugin::policy::{
     Decision, Grant, Guest, IncomingRequest, UpstreamDecision, UpstreamEdit, UpstreamRequest,
+    UpstreamResponse, UpstreamResponseDecision,
 };
 use joinery::plugin::outbound_http;
 use joinery::plugin::types::Denial;
@@ -123,6 +124,29 @@ impl Guest for Probe {
                 set_headers: vec![],
                 remove_headers: vec!["x-probe-upstream".into()],
             }),
+        }
+    }
+
+    /// Driven by markers in the upstream's answer, since the hook sees no client headers.
+    fn on_upstream_response(response: UpstreamResponse) -> UpstreamResponseDecision {
+        if response.body.contains("PROBE_DENY_RESPONSE") {
+            UpstreamResponseDecision::Deny(Denial {
+                status: 502,
+                code: "RESPONSE_REFUSED".into(),
+                message: format!("{} answered something off limits", response.namespace),
+            })
+        } else if response.body.contains("PROBE_TRAP_RESPONSE") {
+            panic!("the probe was asked to panic in the response hook")
+        } else if response.body.contains("PROBE_REWRITE_RESPONSE") {
+            UpstreamResponseDecision::Replace(
+                response
+                    .body
+                    .replace("PROBE_REWRITE_RESPONSE", &format!("rewritten (status {})", response.status)),
+            )
+        } else if response.body.contains("PROBE_BAD_RESPONSE") {
+            UpstreamResponseDecision::Replace("not json".into())
+        } else {
+            UpstreamResponseDecision::Keep
         }
     }
 }

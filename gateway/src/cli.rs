@@ -55,10 +55,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let write = matches!(cli.command, Command::Build);
             if !write {
                 // Plugins first: a broken plugin is reported even when operations are fine.
-                project::load_plugins(&config)?;
-                for name in config.plugins.keys() {
+                let (_, loaded) = project::load_plugins_reporting(&config)?;
+                for l in loaded {
                     println!(
-                        "plugin `{name}`: ok (policy-plugin, joinery:plugin@{})",
+                        "plugin `{}`: ok ({}, joinery:plugin@{})",
+                        l.name,
+                        l.world,
                         crate::plugin::WIT_VERSION
                     );
                 }
@@ -82,7 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Serve => {
-            let gateway = project::gateway(&config)?;
+            let gateway = project::gateway(&config).await?;
             let listener = tokio::net::TcpListener::bind(config.server.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
@@ -96,7 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Schema => print!("{}", project::supergraph(&config).await?.sdl()),
         Command::Plan { operation, json } => {
-            let gateway = project::gateway(&config)?;
+            let gateway = project::gateway(&config).await?;
             let plan = gateway
                 .registry
                 .find_operation(&operation)

@@ -100,13 +100,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[upstreams.<namespace>]`: one upstream GraphQL API.
+/// `[upstreams.<namespace>]`: one upstream GraphQL API, over HTTP or in a resolver plugin.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     /// The namespace (the table's key): prefix of the upstream's root fields and types.
     pub namespace: String,
-    /// GraphQL endpoint, `http://` or `https://`.
-    pub url: String,
+    /// How requests reach it.
+    pub transport: Transport,
     /// Where the schema comes from.
     pub schema: SchemaSource,
     /// Per-request timeout. Default `10s`.
@@ -119,6 +119,15 @@ pub struct UpstreamConfig {
     pub policies: Vec<String>,
 }
 
+/// How an upstream is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A GraphQL endpoint (`url = "..."`), `http://` or `https://`.
+    Http(String),
+    /// A resolver plugin (`plugin = "..."`), by name.
+    Plugin(String),
+}
+
 /// Where an upstream's schema comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaSource {
@@ -126,6 +135,8 @@ pub enum SchemaSource {
     File(PathBuf),
     /// Introspection of the live upstream at build time; the result is saved in the manifest.
     Introspection,
+    /// The resolver plugin's `schema` export, called at build time; saved in the manifest.
+    Plugin(String),
 }
 
 /// Why a configuration could not be loaded.
@@ -211,7 +222,8 @@ struct RawLog {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
-    url: Spanned<String>,
+    url: Option<Spanned<String>>,
+    plugin: Option<Spanned<String>>,
     schema_file: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     #[serde(default)]
@@ -388,18 +400,49 @@ impl Config {
                     ),
                 );
             }
-            let url = up.url.get_ref().clone();
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || reqwest::Url::parse(&url).is_err()
-            {
-                at(
-                    up.url.span(),
-                    format!("`url` must be an absolute http:// or https:// URL such as \"http://127.0.0.1:4001/graphql\", not {url:?}"),
-                );
-            }
-            let schema = match &up.schema_file {
-                Some(f) => SchemaSource::File(base_dir.join(f.get_ref())),
-                None => SchemaSource::Introspection,
+            let transport = match (&up.url, &up.plugin) {
+                (Some(url), None) => {
+                    let text = url.get_ref();
+                    if !(text.starts_with("http://") || text.starts_with("https://"))
+                        || reqwest::Url::parse(text).is_err()
+                    {
+                        at(
+                            url.span(),
+                            format!("`url` must be an absolute http:// or https:// URL such as \"http://127.0.0.1:4001/graphql\", not {text:?}"),
+                        );
+                    }
+                    Transport::Http(text.clone())
+                }
+                (None, Some(plugin)) => {
+                    let found = plugin_refs(std::slice::from_ref(plugin), &mut at);
+                    if let Some(f) = &up.schema_file {
+                        at(
+                            f.span(),
+                            "a resolver plugin supplies its own schema: remove `schema_file`"
+                                .into(),
+                        );
+                    }
+                    Transport::Plugin(found.into_iter().next().unwrap_or_default())
+                }
+                (Some(_), Some(plugin)) => {
+                    at(
+                        plugin.span(),
+                        "`url` and `plugin` exclude each other: an upstream is either a GraphQL endpoint or a resolver plugin".into(),
+                    );
+                    Transport::Plugin(plugin.get_ref().clone())
+                }
+                (None, None) => {
+                    at(
+                        key.span(),
+                        format!("upstream `{namespace}` needs `url` (its GraphQL endpoint, such as \"http://127.0.0.1:4001/graphql\") or `plugin` (the name of a resolver plugin)"),
+                    );
+                    Transport::Http(String::new())
+                }
+            };
+            let schema = match (&transport, &up.schema_file) {
+                (Transport::Plugin(name), _) => SchemaSource::Plugin(name.clone()),
+                (_, Some(f)) => SchemaSource::File(base_dir.join(f.get_ref())),
+                (_, None) => SchemaSource::Introspection,
             };
             let timeout = duration(&up.timeout, Duration::from_secs(10), &mut at);
             let mut forward_headers = Vec::new();
@@ -435,7 +478,7 @@ impl Config {
                 namespace.clone(),
                 UpstreamConfig {
                     namespace,
-                    url,
+                    transport,
                     schema,
                     timeout,
                     forward_headers,
@@ -634,6 +677,46 @@ mod tests {
         assert_eq!(up.timeout, Duration::from_secs(10));
         assert_eq!(up.schema, SchemaSource::Introspection);
         assert_eq!(c.operations.dir, Path::new("operations"));
+    }
+
+    #[test]
+    fn resolver_plugin_upstreams() {
+        let ok =
+            parse("[plugins.shop]\npath = \"shop.wasm\"\n[upstreams.shop]\nplugin = \"shop\"\n")
+                .unwrap();
+        assert_eq!(
+            ok.upstreams["shop"].transport,
+            Transport::Plugin("shop".into())
+        );
+        assert_eq!(
+            ok.upstreams["shop"].schema,
+            SchemaSource::Plugin("shop".into())
+        );
+
+        let err = parse(
+            "[plugins.shop]\npath = \"shop.wasm\"\n[upstreams.a]\nurl = \"http://x/graphql\"\nplugin = \"shop\"\n[upstreams.b]\ntimeout = \"1s\"\n[upstreams.c]\nplugin = \"shop\"\nschema_file = \"c.graphql\"\n[upstreams.d]\nplugin = \"shopp\"\n",
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 4, "{err}");
+        assert!(
+            lines[0].starts_with("joinery.toml:5:10: `url` and `plugin` exclude each other"),
+            "{err}"
+        );
+        assert!(lines[1].starts_with("joinery.toml:6:1"), "{err}");
+        assert!(
+            lines[1].contains("needs `url`") && lines[1].contains("or `plugin`"),
+            "{err}"
+        );
+        assert!(
+            lines[2].starts_with("joinery.toml:10:15: a resolver plugin supplies its own schema"),
+            "{err}"
+        );
+        assert!(
+            lines[3].starts_with("joinery.toml:12:10: no plugin named `shopp`"),
+            "{err}"
+        );
+        assert!(lines[3].contains("use one of: shop"), "{err}");
     }
 
     #[test]

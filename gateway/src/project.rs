@@ -1,13 +1,17 @@
 //! A Joinery project end to end: configuration → schemas → operations → manifest (build),
 //! and manifest → running gateway (serve).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::Config;
+use apollo_compiler::validation::Valid;
+use apollo_compiler::Schema;
+
+use crate::config::{Config, Transport};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::operations::{self, Manifest, OperationsError, Registered};
 use crate::plan::Plan;
-use crate::plugin::Plugins;
+use crate::plugin::{Loaded, Plugins};
 use crate::schema::{self, Supergraph, UpstreamSdl};
 use crate::server::{Gateway, Registry};
 use crate::upstream::Upstreams;
@@ -21,10 +25,10 @@ pub struct BuildOutput {
     pub supergraph: Supergraph,
 }
 
-/// Loads every upstream schema (introspecting live upstreams where configured), in
-/// configuration order.
-pub async fn load_schemas(config: &Config) -> anyhow::Result<Vec<UpstreamSdl>> {
-    let loads = config.upstreams.values().map(schema::load);
+/// Loads every upstream schema (introspecting live upstreams where configured, asking
+/// resolver plugins for theirs), in configuration order.
+pub async fn load_schemas(config: &Config, plugins: &Plugins) -> anyhow::Result<Vec<UpstreamSdl>> {
+    let loads = config.upstreams.values().map(|u| schema::load(u, plugins));
     let results = futures::future::join_all(loads).await;
     let mut sdls = Vec::new();
     let mut failures = Vec::new();
@@ -42,13 +46,16 @@ pub async fn load_schemas(config: &Config) -> anyhow::Result<Vec<UpstreamSdl>> {
 
 /// Composes the supergraph from the configured upstreams.
 pub async fn supergraph(config: &Config) -> anyhow::Result<Supergraph> {
-    Ok(schema::compose(load_schemas(config).await?)?)
+    let plugins = load_plugins(config)?;
+    Ok(schema::compose(load_schemas(config, &plugins).await?)?)
 }
 
 /// Validates and plans every operation (folder and imports), reporting every problem with
-/// its position; writes the manifest unless `write` is false.
+/// its position; writes the manifest unless `write` is false. Loads every plugin, since
+/// resolver plugins supply their schemas.
 pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> {
-    let sdls = load_schemas(config).await?;
+    let plugins = load_plugins(config)?;
+    let sdls = load_schemas(config, &plugins).await?;
     let supergraph = schema::compose(sdls.clone())?;
     let mut sources = operations::read_dir(&config.operations.dir)?;
     let mut diags = Diagnostics::default();
@@ -135,14 +142,15 @@ fn plan_all(
 }
 
 /// Builds the serving state from the manifest written by `joinery build`.
-pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
+pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let manifest = Manifest::read(&config.operations.manifest)?;
     let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
     let registry = Registry::from_manifest(&manifest, &namespaces, config.policies_fill())?;
     let plugins = load_plugins(config)?;
+    let schemas = plugin_schemas(config, &plugins, &manifest).await?;
     Ok(Arc::new(Gateway {
         registry,
-        upstreams: Upstreams::new(config.upstreams.values(), &plugins),
+        upstreams: Upstreams::new(config.upstreams.values(), &plugins, &schemas),
         policies: config
             .policies
             .iter()
@@ -166,6 +174,39 @@ pub fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     }))
 }
 
+/// The manifest's schemas of resolver-plugin upstreams, after checking that each plugin still
+/// gives the schema the operations were validated against.
+async fn plugin_schemas(
+    config: &Config,
+    plugins: &Plugins,
+    manifest: &Manifest,
+) -> anyhow::Result<HashMap<String, Valid<Schema>>> {
+    let mut schemas = HashMap::new();
+    for upstream in config.upstreams.values() {
+        let Transport::Plugin(name) = &upstream.transport else {
+            continue;
+        };
+        let built = manifest
+            .upstreams
+            .iter()
+            .find(|u| u.namespace == upstream.namespace)
+            .expect("the registry checked that the manifest has every upstream");
+        let resolver = plugins
+            .resolver(name)
+            .expect("upstream plugins are loaded as resolvers");
+        let now = resolver.schema().await?;
+        if now != built.sdl {
+            anyhow::bail!(
+                "upstream `{}`: resolver plugin `{name}` gives another schema than the manifest was built with; run `joinery build`",
+                upstream.namespace
+            );
+        }
+        let parsed = schema::parse_upstream(built).map_err(anyhow::Error::msg)?;
+        schemas.insert(upstream.namespace.clone(), parsed);
+    }
+    Ok(schemas)
+}
+
 /// Where compiled plugins are cached: beside the manifest.
 pub fn plugin_cache_dir(config: &Config) -> std::path::PathBuf {
     config
@@ -178,12 +219,17 @@ pub fn plugin_cache_dir(config: &Config) -> std::path::PathBuf {
 
 /// Loads, links and checks every configured plugin; all problems are reported together.
 pub fn load_plugins(config: &Config) -> anyhow::Result<Plugins> {
+    Ok(load_plugins_reporting(config)?.0)
+}
+
+/// [`load_plugins`], also telling how each plugin was loaded.
+pub fn load_plugins_reporting(config: &Config) -> anyhow::Result<(Plugins, Vec<Loaded>)> {
     match Plugins::load(config, Some(plugin_cache_dir(config))) {
         Ok((plugins, loaded)) => {
-            for l in loaded {
-                tracing::info!(plugin = %l.name, cached = l.cached, "plugin loaded");
+            for l in &loaded {
+                tracing::info!(plugin = %l.name, world = l.world, cached = l.cached, "plugin loaded");
             }
-            Ok(plugins)
+            Ok((plugins, loaded))
         }
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -23,7 +23,7 @@ impl RunningGateway {
     pub async fn start(config_path: &Path) -> anyhow::Result<Self> {
         let config = Config::load(config_path)?;
         let built = joinery::project::build(&config, true).await?;
-        let gateway = joinery::project::gateway(&config)?;
+        let gateway = joinery::project::gateway(&config).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/graphql", listener.local_addr()?);
         let (tx, rx) = oneshot::channel::<()>();

@@ -7,4 +7,6 @@ pub mod upstreams;
 
 pub use gateway::RunningGateway;
 
-pub use upstreams::{countries_sdl, start_countries, start_weather, weather_sdl, Fault, Upstream};
+pub use upstreams::{
+    countries_sdl, start_countries, start_products, start_weather, weather_sdl, Fault, Upstream,
+};

@@ -6,6 +6,8 @@
 mod engine;
 mod host;
 mod policy;
+mod pool;
+mod resolver;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +15,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error_code::ErrorCode;
-pub use policy::{Decision, Denial, Grant, PolicyPlugin, UpstreamDecision};
+pub use policy::{Decision, Denial, Grant, PolicyPlugin, ResponseDecision, UpstreamDecision};
+pub use resolver::{FieldError, ResolverPlugin, ResolverRequest, RootResult, SelectedField};
 
 /// The WIT package version this gateway implements.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -23,6 +26,20 @@ pub(crate) mod bindings {
         world: "policy-plugin",
         path: "../wit",
         imports: { "joinery:plugin/outbound-http.send": async },
+        exports: { default: async },
+    });
+}
+
+pub(crate) mod resolver_bindings {
+    wasmtime::component::bindgen!({
+        world: "resolver-plugin",
+        path: "../wit",
+        with: {
+            "joinery:plugin/types": super::bindings::joinery::plugin::types,
+            "joinery:plugin/log": super::bindings::joinery::plugin::log,
+            "joinery:plugin/config": super::bindings::joinery::plugin::config,
+            "joinery:plugin/outbound-http": super::bindings::joinery::plugin::outbound_http,
+        },
         exports: { default: async },
     });
 }
@@ -64,6 +81,7 @@ pub struct LoadError {
 #[derive(Debug, Default)]
 pub struct Plugins {
     policies: HashMap<String, Arc<PolicyPlugin>>,
+    resolvers: HashMap<String, Arc<ResolverPlugin>>,
 }
 
 /// How loading went, for `joinery check` and start-up logs.
@@ -73,6 +91,8 @@ pub struct Loaded {
     pub name: String,
     /// Whether the compiled form came from the on-disk cache.
     pub cached: bool,
+    /// The world it implements: `policy-plugin` or `resolver-plugin`.
+    pub world: &'static str,
 }
 
 impl Plugins {
@@ -129,14 +149,43 @@ impl Plugins {
                 }
             };
             let grants = Arc::new(host::Grants::new(p, http.clone()));
-            match PolicyPlugin::new(&engine, &component, grants, p.timeout) {
-                Ok(plugin) => {
-                    plugins.policies.insert(p.name.clone(), Arc::new(plugin));
-                    loaded.push(Loaded {
-                        name: p.name.clone(),
-                        cached,
-                    });
-                }
+            let exports = |interface: &str| {
+                component
+                    .component_type()
+                    .exports(&engine)
+                    .any(|(name, _)| name.starts_with(&format!("joinery:plugin/{interface}@")))
+            };
+            let used_as = usage(config, &p.name);
+            // A component that is neither is checked as the world its use asks for, so that
+            // the error explains what that world needs.
+            let world = if exports("resolver") {
+                "resolver-plugin"
+            } else if exports("policy") {
+                "policy-plugin"
+            } else {
+                used_as.first().map_or("policy-plugin", |(w, _)| *w)
+            };
+            if let Some((wanted, place)) = used_as.iter().find(|(w, _)| *w != world) {
+                errors.push(err(format!(
+                    "{place} needs a component of the `{wanted}` world, but it is built for the `{world}` world"
+                )));
+                continue;
+            }
+            let made = if world == "resolver-plugin" {
+                ResolverPlugin::new(&engine, &component, grants, p.timeout).map(|r| {
+                    plugins.resolvers.insert(p.name.clone(), Arc::new(r));
+                })
+            } else {
+                PolicyPlugin::new(&engine, &component, grants, p.timeout).map(|r| {
+                    plugins.policies.insert(p.name.clone(), Arc::new(r));
+                })
+            };
+            match made {
+                Ok(()) => loaded.push(Loaded {
+                    name: p.name.clone(),
+                    cached,
+                    world,
+                }),
                 Err(message) => errors.push(err(message)),
             }
         }
@@ -151,6 +200,43 @@ impl Plugins {
     pub fn policy(&self, name: &str) -> Option<&Arc<PolicyPlugin>> {
         self.policies.get(name)
     }
+
+    /// The resolver plugin called `name`.
+    pub fn resolver(&self, name: &str) -> Option<&Arc<ResolverPlugin>> {
+        self.resolvers.get(name)
+    }
+}
+
+/// Where the configuration uses plugin `name`: (the world it needs there, where).
+fn usage(config: &Config, name: &str) -> Vec<(&'static str, String)> {
+    let mut uses = Vec::new();
+    if config.policies.iter().any(|p| p == name) {
+        uses.push(("policy-plugin", "[policy] plugins".to_string()));
+    }
+    for u in config.upstreams.values() {
+        if u.policies.iter().any(|p| p == name) {
+            uses.push((
+                "policy-plugin",
+                format!("upstream `{}` (policies)", u.namespace),
+            ));
+        }
+        if u.transport == crate::config::Transport::Plugin(name.to_string()) {
+            uses.push((
+                "resolver-plugin",
+                format!("upstream `{}` (plugin)", u.namespace),
+            ));
+        }
+    }
+    uses
+}
+
+/// Error codes a plugin may give: 1-64 characters of `A-Z`, `0-9` and `_`.
+fn valid_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Explains why `component` does not fit `world`: an export of another WIT version, or
@@ -175,7 +261,7 @@ fn explain_mismatch(
     }
     if !exports.contains(&wanted) {
         return format!(
-            "it does not export `{wanted}` (its exports: {}); is it built for the `{export}-plugin` world?",
+            "it does not export `{wanted}` (its exports: {}); is it built for the `policy-plugin` or `resolver-plugin` world?",
             if exports.is_empty() { "none".into() } else { exports.join(", ") }
         );
     }

@@ -1,21 +1,20 @@
 //! Policy plugins: the `policy-plugin` world, a warm instance pool, and limits per call.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 
 use super::bindings::exports::joinery::plugin::policy as wit;
 use super::bindings::{PolicyPlugin as Bindings, PolicyPluginPre};
 use super::host::{Grants, HostState};
+use super::pool::{Pool, World};
 use super::PluginError;
 
 /// Largest input (headers and variables) or output a plugin call may have.
 const MAX_IO_BYTES: usize = 1 << 20;
-/// Warm instances kept per plugin.
-const MAX_IDLE: usize = 32;
 
 /// A refusal decided by a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,40 +59,49 @@ pub enum UpstreamDecision {
     Deny(Denial),
 }
 
-struct Instance {
-    store: Store<HostState>,
-    bindings: Bindings,
+/// The response hook's answer.
+#[derive(Debug, Clone)]
+pub enum ResponseDecision {
+    /// Use the response as it is.
+    Keep,
+    /// Use this GraphQL response body instead.
+    Replace(String),
+    /// Drop the response.
+    Deny(Denial),
 }
 
 /// One loaded policy plugin.
 pub struct PolicyPlugin {
-    name: String,
-    timeout: Duration,
-    engine: Engine,
-    pre: PolicyPluginPre<HostState>,
-    grants: Arc<Grants>,
-    idle: Mutex<Vec<Instance>>,
+    pool: Pool<Bindings>,
 }
 
 impl std::fmt::Debug for PolicyPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PolicyPlugin")
-            .field("name", &self.name)
+            .field("name", &self.pool.name)
             .finish_non_exhaustive()
     }
 }
 
-/// Raised by the epoch callback when a call's time is up.
-#[derive(Debug)]
-struct OutOfTime;
+impl World for Bindings {
+    type Pre = PolicyPluginPre<HostState>;
+    const EXPORT: &'static str = "policy";
 
-impl std::fmt::Display for OutOfTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("time limit reached")
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        Bindings::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(linker, |s| s)
+    }
+
+    fn pre(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        PolicyPluginPre::new(pre)
+    }
+
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<HostState>,
+    ) -> impl std::future::Future<Output = wasmtime::Result<Self>> + Send + 'a {
+        pre.instantiate_async(store)
     }
 }
-
-impl std::error::Error for OutOfTime {}
 
 impl PolicyPlugin {
     pub(crate) fn new(
@@ -102,31 +110,14 @@ impl PolicyPlugin {
         grants: Arc<Grants>,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let mut linker = Linker::<HostState>::new(engine);
-        let linked = wasmtime_wasi::p2::add_to_linker_async(&mut linker).and_then(|()| {
-            Bindings::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
-                &mut linker,
-                |s| s,
-            )
-        });
-        linked.map_err(|e| format!("cannot prepare the host functions: {e:#}"))?;
-        let pre = linker
-            .instantiate_pre(component)
-            .and_then(PolicyPluginPre::new)
-            .map_err(|e| super::explain_mismatch(engine, component, "policy", &e))?;
         Ok(Self {
-            name: grants.name.clone(),
-            timeout,
-            engine: engine.clone(),
-            pre,
-            grants,
-            idle: Mutex::new(Vec::new()),
+            pool: Pool::new(engine, component, grants, timeout)?,
         })
     }
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.pool.name
     }
 
     /// Calls the request hook.
@@ -151,14 +142,14 @@ impl PolicyPlugin {
             headers: headers.to_vec(),
             variables: variables_json.to_string(),
         };
-        let mut instance = self.checkout().await?;
+        let mut instance = self.pool.checkout().await?;
         let started = Instant::now();
         let call = instance
             .bindings
             .joinery_plugin_policy()
             .call_on_request(&mut instance.store, &request);
-        let result = tokio::time::timeout(self.timeout + super::engine::TICK * 4, call).await;
-        let decision = self.checkin(instance, result, started)?;
+        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let decision = self.pool.checkin(instance, result, started)?;
         match decision {
             wit::Decision::Deny(d) => Ok(Decision::Deny(self.denial(d)?)),
             wit::Decision::Allow(g) => {
@@ -204,14 +195,14 @@ impl PolicyPlugin {
             operation_name: operation_name.to_string(),
             headers,
         };
-        let mut instance = self.checkout().await?;
+        let mut instance = self.pool.checkout().await?;
         let started = Instant::now();
         let call = instance
             .bindings
             .joinery_plugin_policy()
             .call_on_upstream_request(&mut instance.store, &request);
-        let result = tokio::time::timeout(self.timeout + super::engine::TICK * 4, call).await;
-        match self.checkin(instance, result, started)? {
+        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        match self.pool.checkin(instance, result, started)? {
             wit::UpstreamDecision::Deny(d) => Ok(UpstreamDecision::Deny(self.denial(d)?)),
             wit::UpstreamDecision::Proceed(edit) => Ok(UpstreamDecision::Proceed {
                 set: self.headers(edit.set_headers)?,
@@ -221,6 +212,48 @@ impl PolicyPlugin {
                     .map(|h| h.to_ascii_lowercase())
                     .collect(),
             }),
+        }
+    }
+
+    /// Calls the response hook for one answer of `namespace`.
+    pub async fn on_upstream_response(
+        &self,
+        namespace: &str,
+        operation_name: &str,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    ) -> Result<ResponseDecision, PluginError> {
+        if body.len() > MAX_IO_BYTES {
+            return Err(self.failed(format!(
+                "the upstream's answer ({} bytes) exceeds the 1 MiB a plugin call may take",
+                body.len()
+            )));
+        }
+        let response = wit::UpstreamResponse {
+            namespace: namespace.to_string(),
+            operation_name: operation_name.to_string(),
+            status,
+            headers,
+            body,
+        };
+        let mut instance = self.pool.checkout().await?;
+        let started = Instant::now();
+        let call = instance
+            .bindings
+            .joinery_plugin_policy()
+            .call_on_upstream_response(&mut instance.store, &response);
+        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        match self.pool.checkin(instance, result, started)? {
+            wit::UpstreamResponseDecision::Keep => Ok(ResponseDecision::Keep),
+            wit::UpstreamResponseDecision::Deny(d) => Ok(ResponseDecision::Deny(self.denial(d)?)),
+            wit::UpstreamResponseDecision::Replace(body) if body.len() > MAX_IO_BYTES => {
+                Err(self.failed(format!(
+                    "its replacement response ({} bytes) exceeds the 1 MiB a plugin call may return",
+                    body.len()
+                )))
+            }
+            wit::UpstreamResponseDecision::Replace(body) => Ok(ResponseDecision::Replace(body)),
         }
     }
 
@@ -234,12 +267,7 @@ impl PolicyPlugin {
                 d.status
             )));
         }
-        let code_ok = !d.code.is_empty()
-            && d.code.len() <= 64
-            && d.code
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if !code_ok {
+        if !super::valid_code(&d.code) {
             return Err(self.failed(format!(
                 "it denied with the code {:?}; codes are 1-64 characters of A-Z, 0-9 and _",
                 d.code
@@ -273,98 +301,6 @@ impl PolicyPlugin {
     }
 
     fn failed(&self, message: String) -> PluginError {
-        PluginError::Failed(self.name.clone(), message)
-    }
-
-    /// A warm instance, or a new one from the pre-linked component.
-    async fn checkout(&self) -> Result<Instance, PluginError> {
-        let idle = self
-            .idle
-            .lock()
-            .expect("the pool lock is never poisoned")
-            .pop();
-        let mut instance = match idle {
-            Some(i) => i,
-            None => {
-                let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
-                store.limiter(|s| &mut s.limits);
-                self.arm(&mut store);
-                let started = Instant::now();
-                let made = tokio::time::timeout(
-                    self.timeout + super::engine::TICK * 4,
-                    self.pre.instantiate_async(&mut store),
-                )
-                .await;
-                let bindings = self.classify(made, started)?;
-                Instance { store, bindings }
-            }
-        };
-        self.arm(&mut instance.store);
-        Ok(instance)
-    }
-
-    /// Returns a healthy instance to the pool; a failed one is dropped with its store.
-    fn checkin<R>(
-        &self,
-        instance: Instance,
-        result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
-        started: Instant,
-    ) -> Result<R, PluginError> {
-        let value = self.classify(result, started)?;
-        let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
-        if idle.len() < MAX_IDLE {
-            idle.push(instance);
-        }
-        Ok(value)
-    }
-
-    fn classify<R>(
-        &self,
-        result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
-        started: Instant,
-    ) -> Result<R, PluginError> {
-        let error = match result {
-            Ok(Ok(v)) => return Ok(v),
-            Err(_) => PluginError::Timeout(self.name.clone(), self.timeout),
-            Ok(Err(e)) if e.downcast_ref::<OutOfTime>().is_some() => {
-                PluginError::Timeout(self.name.clone(), self.timeout)
-            }
-            Ok(Err(e)) => self.failed(describe_trap(&e)),
-        };
-        tracing::warn!(plugin = %self.name, elapsed_us = started.elapsed().as_micros() as u64, error = %error, "plugin call failed; its instance is discarded");
-        Err(error)
-    }
-
-    /// Sets the time limit of the next call: the epoch callback yields to the async runtime
-    /// every tick (so a looping plugin never holds a runtime thread) and traps once time is up.
-    fn arm(&self, store: &mut Store<HostState>) {
-        let deadline = Instant::now() + self.timeout;
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(OutOfTime.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store.set_epoch_deadline(1);
-    }
-}
-
-fn describe_trap(e: &wasmtime::Error) -> String {
-    match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::StackOverflow) => "it overflowed its stack".into(),
-        Some(wasmtime::Trap::UnreachableCodeReached) => {
-            "it trapped (a panic or abort in the plugin)".into()
-        }
-        Some(trap) => format!("it trapped: {trap}"),
-        None => {
-            // The root cause, without the wasm backtrace the client has no use for.
-            let text = e.root_cause().to_string();
-            if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-                format!("it exceeded its memory limit ({text})")
-            } else {
-                text
-            }
-        }
+        self.pool.failed(message)
     }
 }

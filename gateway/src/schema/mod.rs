@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::Schema;
 
-use crate::config::{SchemaSource, UpstreamConfig};
+use crate::config::{SchemaSource, Transport, UpstreamConfig};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
+use crate::plugin::Plugins;
 
 pub use compose::{compose, Supergraph, JOIN_FIELD};
 
@@ -47,14 +48,43 @@ pub enum SchemaError {
         /// What went wrong.
         message: String,
     },
+    /// A resolver plugin did not give its schema.
+    #[error("upstream `{namespace}`: resolver plugin `{plugin}` gave no schema: {message}")]
+    Plugin {
+        /// The upstream.
+        namespace: String,
+        /// The plugin.
+        plugin: String,
+        /// What went wrong.
+        message: String,
+    },
     /// An upstream schema is not valid GraphQL, or composition failed.
     #[error("{0}")]
     Invalid(Diagnostics),
 }
 
-/// Loads an upstream's SDL from its file or by introspecting it.
-pub async fn load(upstream: &UpstreamConfig) -> Result<UpstreamSdl, SchemaError> {
+/// Loads an upstream's SDL from its file, by introspecting it, or from its resolver plugin.
+pub async fn load(
+    upstream: &UpstreamConfig,
+    plugins: &Plugins,
+) -> Result<UpstreamSdl, SchemaError> {
     match &upstream.schema {
+        SchemaSource::Plugin(name) => {
+            let fail = |message: String| SchemaError::Plugin {
+                namespace: upstream.namespace.clone(),
+                plugin: name.clone(),
+                message,
+            };
+            let plugin = plugins
+                .resolver(name)
+                .ok_or_else(|| fail("it is not loaded as a resolver plugin".into()))?;
+            let sdl = plugin.schema().await.map_err(|e| fail(e.to_string()))?;
+            Ok(UpstreamSdl {
+                namespace: upstream.namespace.clone(),
+                origin: format!("schema of plugin `{name}`"),
+                sdl,
+            })
+        }
         SchemaSource::File(path) => {
             let sdl =
                 tokio::fs::read_to_string(path)
@@ -75,9 +105,13 @@ pub async fn load(upstream: &UpstreamConfig) -> Result<UpstreamSdl, SchemaError>
 }
 
 async fn introspect(upstream: &UpstreamConfig) -> Result<UpstreamSdl, SchemaError> {
+    let url = match &upstream.transport {
+        Transport::Http(url) => url.as_str(),
+        Transport::Plugin(_) => unreachable!("plugin upstreams take their schema from the plugin"),
+    };
     let fail = |message: String| SchemaError::Introspection {
         namespace: upstream.namespace.clone(),
-        url: upstream.url.clone(),
+        url: url.to_string(),
         message,
     };
     let client = reqwest::Client::builder()
@@ -85,7 +119,7 @@ async fn introspect(upstream: &UpstreamConfig) -> Result<UpstreamSdl, SchemaErro
         .build()
         .map_err(|e| fail(e.to_string()))?;
     let mut request = client
-        .post(&upstream.url)
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json");
     for (name, value) in &upstream.headers {
@@ -124,7 +158,7 @@ async fn introspect(upstream: &UpstreamConfig) -> Result<UpstreamSdl, SchemaErro
     })?;
     Ok(UpstreamSdl {
         namespace: upstream.namespace.clone(),
-        origin: format!("introspection of {}", upstream.url),
+        origin: format!("introspection of {url}"),
         sdl: data.schema.to_sdl(),
     })
 }

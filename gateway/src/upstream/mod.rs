@@ -1,4 +1,7 @@
-//! Upstream transports: pooled HTTP clients that send pre-rendered GraphQL requests.
+//! Upstreams: pre-rendered GraphQL requests sent over pooled HTTP clients or to resolver
+//! plugins, with the upstream's policy hooks around each request.
+
+mod resolver;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +11,10 @@ use indexmap::IndexMap;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde::Deserialize;
 
-use crate::config::UpstreamConfig;
+use crate::config::{Transport as TransportConfig, UpstreamConfig};
 use crate::error_code::ErrorCode;
-use crate::plugin::{PluginError, Plugins, PolicyPlugin, UpstreamDecision};
+use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
+use resolver::PluginTransport;
 
 /// What one client request brings to every upstream request it causes.
 #[derive(Debug, Default)]
@@ -23,32 +27,40 @@ pub struct RequestContext {
     pub operation: String,
 }
 
-/// The HTTP clients of every upstream, by namespace.
+/// Every upstream, by namespace.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    clients: IndexMap<String, HttpUpstream>,
+    clients: IndexMap<String, Upstream>,
 }
 
-/// One upstream GraphQL API over HTTP.
+/// One upstream GraphQL API: its headers, its policies and how it is reached.
 #[derive(Debug, Clone)]
-pub struct HttpUpstream {
+pub struct Upstream {
     namespace: String,
-    url: reqwest::Url,
-    timeout: Duration,
     forward_headers: Vec<HeaderName>,
     headers: HeaderMap,
     policies: Vec<Arc<PolicyPlugin>>,
-    http: reqwest::Client,
+    transport: Transport,
+}
+
+#[derive(Debug, Clone)]
+enum Transport {
+    Http {
+        url: reqwest::Url,
+        timeout: Duration,
+        http: reqwest::Client,
+    },
+    Plugin(Arc<PluginTransport>),
 }
 
 /// A GraphQL response from an upstream.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct UpstreamResponse {
     /// `data`, when present and an object.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Map<String, serde_json::Value>>,
     /// `errors`, as sent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<serde_json::Value>,
 }
 
@@ -86,11 +98,15 @@ impl FetchError {
 }
 
 impl Upstreams {
-    /// Builds one pooled client shared by all upstreams; `plugins` holds the policy plugins
-    /// upstreams name.
+    /// Builds one pooled HTTP client shared by all HTTP upstreams; `plugins` holds the plugins
+    /// upstreams name, `schemas` the (un-namespaced) schemas of resolver-plugin upstreams.
     pub fn new<'a>(
         configs: impl IntoIterator<Item = &'a UpstreamConfig>,
         plugins: &Plugins,
+        schemas: &std::collections::HashMap<
+            String,
+            apollo_compiler::validation::Valid<apollo_compiler::Schema>,
+        >,
     ) -> Self {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
@@ -102,21 +118,42 @@ impl Upstreams {
             .into_iter()
             .map(|c| {
                 let mut headers = HeaderMap::new();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                headers.insert(
-                    ACCEPT,
-                    HeaderValue::from_static("application/graphql-response+json, application/json"),
-                );
+                let transport = match &c.transport {
+                    TransportConfig::Http(url) => {
+                        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        headers.insert(
+                            ACCEPT,
+                            HeaderValue::from_static(
+                                "application/graphql-response+json, application/json",
+                            ),
+                        );
+                        Transport::Http {
+                            url: reqwest::Url::parse(url).expect("validated by config"),
+                            timeout: c.timeout,
+                            http: http.clone(),
+                        }
+                    }
+                    TransportConfig::Plugin(name) => {
+                        Transport::Plugin(Arc::new(PluginTransport::new(
+                            plugins
+                                .resolver(name)
+                                .expect("resolver plugins named by upstreams are loaded")
+                                .clone(),
+                            schemas
+                                .get(&c.namespace)
+                                .expect("every plugin upstream has its schema")
+                                .clone(),
+                        )))
+                    }
+                };
                 for (name, value) in &c.headers {
                     headers.insert(
                         HeaderName::from_bytes(name.as_bytes()).expect("validated by config"),
                         HeaderValue::from_str(value).expect("validated by config"),
                     );
                 }
-                let upstream = HttpUpstream {
+                let upstream = Upstream {
                     namespace: c.namespace.clone(),
-                    url: reqwest::Url::parse(&c.url).expect("validated by config"),
-                    timeout: c.timeout,
                     forward_headers: c
                         .forward_headers
                         .iter()
@@ -133,7 +170,7 @@ impl Upstreams {
                                 .clone()
                         })
                         .collect(),
-                    http: http.clone(),
+                    transport,
                 };
                 (c.namespace.clone(), upstream)
             })
@@ -142,14 +179,22 @@ impl Upstreams {
     }
 
     /// The upstream of `namespace`.
-    pub fn get(&self, namespace: &str) -> Option<&HttpUpstream> {
+    pub fn get(&self, namespace: &str) -> Option<&Upstream> {
         self.clients.get(namespace)
     }
 }
 
-impl HttpUpstream {
+/// An answer before it is read as a GraphQL response.
+struct Answer {
+    status: reqwest::StatusCode,
+    is_json: bool,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Upstream {
     /// Sends one GraphQL request body, copying the configured client headers and applying
-    /// the upstream's policy plugins.
+    /// the upstream's policy plugins before the request and after the response.
     pub async fn send(
         &self,
         body: Vec<u8>,
@@ -168,24 +213,89 @@ impl HttpUpstream {
             self.apply_policy(policy, &context.operation, &mut headers)
                 .await?;
         }
-        let ns = || self.namespace.clone();
-        let result = self
-            .http
-            .post(self.url.clone())
+        let answer = match &self.transport {
+            Transport::Http { url, timeout, http } => {
+                self.send_http(http, url, *timeout, headers, body).await?
+            }
+            Transport::Plugin(plugin) => {
+                let response = plugin
+                    .send(
+                        &self.namespace,
+                        &body,
+                        header_list(&headers),
+                        &context.operation,
+                    )
+                    .await?;
+                if self.policies.is_empty() {
+                    return Ok(response);
+                }
+                Answer {
+                    status: reqwest::StatusCode::OK,
+                    is_json: true,
+                    headers: Vec::new(),
+                    body: serde_json::to_vec(&response)
+                        .expect("JSON values serialize")
+                        .into(),
+                }
+            }
+        };
+        let mut answer = answer;
+        for policy in &self.policies {
+            self.apply_response_policy(policy, &context.operation, &mut answer)
+                .await?;
+        }
+        self.interpret(answer)
+    }
+
+    async fn send_http(
+        &self,
+        http: &reqwest::Client,
+        url: &reqwest::Url,
+        timeout: Duration,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Answer, FetchError> {
+        let result = http
+            .post(url.clone())
             .headers(headers)
-            .timeout(self.timeout)
+            .timeout(timeout)
             .body(body)
             .send()
             .await;
-        let response = result.map_err(|e| self.classify(e))?;
+        let response = result.map_err(|e| self.classify(e, timeout))?;
         let status = response.status();
         let is_json = response
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
-        let bytes: Bytes = response.bytes().await.map_err(|e| self.classify(e))?;
-        match serde_json::from_slice::<UpstreamResponse>(&bytes) {
+        let headers = if self.policies.is_empty() {
+            Vec::new()
+        } else {
+            header_list(response.headers())
+        };
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.classify(e, timeout))?;
+        Ok(Answer {
+            status,
+            is_json,
+            headers,
+            body,
+        })
+    }
+
+    /// Reads an answer as a GraphQL response.
+    fn interpret(&self, answer: Answer) -> Result<UpstreamResponse, FetchError> {
+        let ns = || self.namespace.clone();
+        let Answer {
+            status,
+            is_json,
+            body,
+            ..
+        } = answer;
+        match serde_json::from_slice::<UpstreamResponse>(&body) {
             Ok(r) if r.data.is_none() && r.errors.is_empty() => Err(FetchError::BadResponse(
                 ns(),
                 format!("HTTP status {status} with neither `data` nor `errors`"),
@@ -208,18 +318,45 @@ impl HttpUpstream {
         }
     }
 
+    async fn apply_response_policy(
+        &self,
+        policy: &PolicyPlugin,
+        operation: &str,
+        answer: &mut Answer,
+    ) -> Result<(), FetchError> {
+        let decision = policy
+            .on_upstream_response(
+                &self.namespace,
+                operation,
+                answer.status.as_u16(),
+                answer.headers.clone(),
+                String::from_utf8_lossy(&answer.body).into_owned(),
+            )
+            .await
+            .map_err(|e| FetchError::Plugin(self.namespace.clone(), e))?;
+        match decision {
+            ResponseDecision::Keep => Ok(()),
+            ResponseDecision::Replace(body) => {
+                answer.body = Bytes::from(body);
+                answer.is_json = true;
+                Ok(())
+            }
+            ResponseDecision::Deny(d) => Err(FetchError::Denied(
+                self.namespace.clone(),
+                d.code,
+                d.message,
+            )),
+        }
+    }
+
     async fn apply_policy(
         &self,
         policy: &PolicyPlugin,
         operation: &str,
         headers: &mut HeaderMap,
     ) -> Result<(), FetchError> {
-        let current = headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-            .collect();
         match policy
-            .on_upstream_request(&self.namespace, operation, current)
+            .on_upstream_request(&self.namespace, operation, header_list(headers))
             .await
             .map_err(|e| FetchError::Plugin(self.namespace.clone(), e))?
         {
@@ -240,15 +377,24 @@ impl HttpUpstream {
         }
     }
 
-    fn classify(&self, e: reqwest::Error) -> FetchError {
+    fn classify(&self, e: reqwest::Error, timeout: Duration) -> FetchError {
         if e.is_timeout() {
-            FetchError::Timeout(self.namespace.clone(), self.timeout)
+            FetchError::Timeout(self.namespace.clone(), timeout)
         } else if e.is_connect() || e.is_request() {
             FetchError::Unavailable(self.namespace.clone(), root_cause(&e))
         } else {
             FetchError::BadResponse(self.namespace.clone(), root_cause(&e))
         }
     }
+}
+
+/// Headers as the plugin interfaces take them: (lower-case name, value); values that are not
+/// text are left out.
+fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+        .collect()
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

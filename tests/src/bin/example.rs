@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
         built.manifest.documents.len(),
         config.operations.manifest.display()
     );
-    let gateway = joinery::project::gateway(&config)?;
+    let gateway = joinery::project::gateway(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -1,4 +1,5 @@
-//! Example upstream GraphQL APIs, served over HTTP on `POST /graphql`: countries and weather.
+//! Example upstream GraphQL APIs, served over HTTP on `POST /graphql`: countries and weather;
+//! and a REST/JSON products API for resolver plugins to adapt.
 //!
 //! They serve the example project, the gateway's integration tests and the benchmarks. Each
 //! server keeps its own in-memory state, records the requests it receives and can inject
@@ -6,10 +7,12 @@
 
 mod countries;
 mod data;
+mod rest;
 mod server;
 mod weather;
 
 pub use countries::{countries_sdl, start_countries};
+pub use rest::start_products;
 pub use server::{Fault, Upstream};
 pub use weather::{start_weather, weather_sdl};
 

@@ -45,7 +45,7 @@ pub enum Fault {
 
 /// What the server records, and the current fault.
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     received: Vec<(Value, HeaderMap)>,
     fault: Fault,
 }
@@ -132,13 +132,40 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Binds `addr` and serves `executor` on the current tokio runtime.
+/// What a server does with each request; recording and faults are [`record`]'s.
+pub(super) trait Handler: Clone + Send + Sync + 'static {
+    fn handle(
+        self,
+        request: Request<Incoming>,
+        shared: Arc<Mutex<Shared>>,
+    ) -> impl std::future::Future<Output = io::Result<HttpResponse>> + Send;
+}
+
+#[derive(Clone)]
+struct GraphQl<E>(E);
+
+impl<E: Executor> Handler for GraphQl<E> {
+    fn handle(
+        self,
+        request: Request<Incoming>,
+        shared: Arc<Mutex<Shared>>,
+    ) -> impl std::future::Future<Output = io::Result<HttpResponse>> + Send {
+        handle(request, self.0, shared)
+    }
+}
+
+/// Binds `addr` and serves `executor` on `POST /graphql` on the current tokio runtime.
 pub(super) async fn start<E: Executor>(addr: &str, executor: E) -> io::Result<Upstream> {
+    start_with(addr, GraphQl(executor)).await
+}
+
+/// Binds `addr` and serves `handler` on the current tokio runtime.
+pub(super) async fn start_with<H: Handler>(addr: &str, handler: H) -> io::Result<Upstream> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::default();
     let (shutdown, stopped) = oneshot::channel();
-    let task = tokio::spawn(serve(listener, executor, Arc::clone(&shared), stopped));
+    let task = tokio::spawn(serve(listener, handler, Arc::clone(&shared), stopped));
     Ok(Upstream {
         addr,
         shared,
@@ -148,9 +175,9 @@ pub(super) async fn start<E: Executor>(addr: &str, executor: E) -> io::Result<Up
 }
 
 /// Accepts connections until `stopped` resolves (its sender is dropped), then closes them all.
-async fn serve<E: Executor>(
+async fn serve<H: Handler>(
     listener: TcpListener,
-    executor: E,
+    handler: H,
     shared: Arc<Mutex<Shared>>,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -166,9 +193,9 @@ async fn serve<E: Executor>(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (executor, shared) = (executor.clone(), Arc::clone(&shared));
+                let (handler, shared) = (handler.clone(), Arc::clone(&shared));
                 let service = service_fn(move |request| {
-                    handle(request, executor.clone(), Arc::clone(&shared))
+                    handler.clone().handle(request, Arc::clone(&shared))
                 });
                 connections.spawn(async move {
                     let builder = auto::Builder::new(TokioExecutor::new());
@@ -182,7 +209,7 @@ async fn serve<E: Executor>(
     connections.shutdown().await;
 }
 
-type HttpResponse = Response<Full<Bytes>>;
+pub(super) type HttpResponse = Response<Full<Bytes>>;
 
 async fn handle<E: Executor>(
     request: Request<Incoming>,
@@ -201,30 +228,14 @@ async fn handle<E: Executor>(
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(io::Error::other)?.to_bytes();
     let json = serde_json::from_slice::<Value>(&body);
-    let fault = {
-        let mut shared = lock(&shared);
-        let recorded = match &json {
-            Ok(value) => value.clone(),
-            Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
-        };
-        shared.received.push((recorded, parts.headers));
-        shared.fault.clone()
+    let recorded = match &json {
+        Ok(value) => value.clone(),
+        Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
     };
-    match fault {
-        Fault::None | Fault::ReverseDataKeys => {}
-        Fault::Delay(delay) => tokio::time::sleep(delay).await,
-        Fault::Status(status) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Ok(text(status, format!("injected fault: status {status}")));
-        }
-        Fault::InvalidJson => {
-            return Ok(json_response(
-                StatusCode::OK,
-                Bytes::from_static(b"{\"data\": {\"oops\": "),
-            ))
-        }
-        Fault::CloseConnection => return Err(io::Error::other("injected fault: close connection")),
-    }
+    let fault = match record(&shared, recorded, parts.headers).await {
+        Ok(fault) => fault,
+        Err(answer) => return answer,
+    };
     let request = match json.and_then(serde_json::from_value::<BatchRequest>) {
         Ok(request) => request,
         Err(error) => {
@@ -247,11 +258,41 @@ async fn handle<E: Executor>(
     Ok(json_response(StatusCode::OK, body.into()))
 }
 
-fn text(status: StatusCode, body: String) -> HttpResponse {
+/// Records a request, then applies the current fault: `Err` holds the faulted answer, `Ok`
+/// the fault (if any) the handler still has to apply.
+pub(super) async fn record(
+    shared: &Mutex<Shared>,
+    recorded: Value,
+    headers: HeaderMap,
+) -> Result<Fault, io::Result<HttpResponse>> {
+    let fault = {
+        let mut shared = lock(shared);
+        shared.received.push((recorded, headers));
+        shared.fault.clone()
+    };
+    match fault {
+        Fault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            Ok(Fault::None)
+        }
+        Fault::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err(Ok(text(status, format!("injected fault: status {status}"))))
+        }
+        Fault::InvalidJson => Err(Ok(json_response(
+            StatusCode::OK,
+            Bytes::from_static(b"{\"data\": {\"oops\": "),
+        ))),
+        Fault::CloseConnection => Err(Err(io::Error::other("injected fault: close connection"))),
+        other => Ok(other),
+    }
+}
+
+pub(super) fn text(status: StatusCode, body: String) -> HttpResponse {
     response(status, "text/plain; charset=utf-8", body.into())
 }
 
-fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
+pub(super) fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
     response(status, "application/json", body)
 }
 

@@ -185,6 +185,9 @@ async fn serving_refuses_a_manifest_built_for_other_upstreams() {
     )
     .unwrap();
     let config = Config::load(&path).unwrap();
-    let err = joinery::project::gateway(&config).unwrap_err().to_string();
+    let err = joinery::project::gateway(&config)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("run `joinery build`"), "{err}");
 }

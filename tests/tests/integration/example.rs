@@ -11,8 +11,8 @@ async fn the_example_project_builds_and_every_operation_runs() {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
     let weather = joinery_tests::start_weather("127.0.0.1:0").await.unwrap();
     let mut config = Config::load(&repo_root().join("joinery.toml")).unwrap();
-    config.upstreams["countries"].url = countries.url();
-    config.upstreams["weather"].url = weather.url();
+    config.upstreams["countries"].transport = joinery::config::Transport::Http(countries.url());
+    config.upstreams["weather"].transport = joinery::config::Transport::Http(weather.url());
     let out = tempfile::tempdir().unwrap();
     config.operations.manifest = out.path().join("manifest.json");
     let built = joinery::project::build(&config, true).await.unwrap();
@@ -35,7 +35,7 @@ async fn the_example_project_builds_and_every_operation_runs() {
             "{expected} missing from {names:?}"
         );
     }
-    let gateway = joinery::project::gateway(&config).unwrap();
+    let gateway = joinery::project::gateway(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
     tokio::spawn(joinery::server::serve(

@@ -292,7 +292,7 @@ async fn headers_are_forwarded_and_added_per_upstream() {
 async fn the_plan_is_prepared_once_and_printable() {
     let gw = Gateway::start(&[COUNTRY, MUTATIONS]).await;
     let config = joinery::config::Config::load(&gw.dir.path().join("joinery.toml")).unwrap();
-    let gateway = joinery::project::gateway(&config).unwrap();
+    let gateway = joinery::project::gateway(&config).await.unwrap();
     let plan = gateway.registry.find_operation("Ordered").unwrap();
     assert_eq!(plan.stages.len(), 3);
     let text = plan.to_string();

@@ -161,7 +161,7 @@ async fn joins_nest_and_independent_joins_run_in_one_wave() {
     assert_eq!(gw.weather.requests(), 1);
     assert_eq!(gw.countries.requests(), 3);
     let config = Config::load(&gw.dir.path().join("joinery.toml")).unwrap();
-    let gateway = joinery::project::gateway(&config).unwrap();
+    let gateway = joinery::project::gateway(&config).await.unwrap();
     let plan = gateway.registry.find_operation("Nested").unwrap();
     assert_eq!(plan.waves.len(), 2);
     assert_eq!(plan.max_upstream_requests(), 4);

@@ -10,3 +10,4 @@ mod harness;
 mod joins;
 mod plugins;
 mod requests;
+mod resolvers;

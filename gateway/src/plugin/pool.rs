@@ -1,0 +1,191 @@
+//! Warm instances of one plugin, and the limits every call runs under.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use super::host::{Grants, HostState};
+use super::PluginError;
+
+/// Warm instances kept per plugin.
+const MAX_IDLE: usize = 32;
+
+/// The generated bindings of one world.
+pub(crate) trait World: Sized + Send + 'static {
+    /// The pre-linked component (`InstancePre` wrapped by the bindings).
+    type Pre: Send + Sync;
+
+    /// The interface the world exports, for messages (`policy`, `resolver`).
+    const EXPORT: &'static str;
+
+    /// Adds the world's imports to `linker`.
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()>;
+
+    /// Wraps the pre-instantiated component.
+    fn pre(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+
+    /// Instantiates the pre-linked component in `store`.
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a;
+}
+
+/// One instance and its store.
+pub(crate) struct Instance<W> {
+    pub(crate) store: Store<HostState>,
+    pub(crate) bindings: W,
+}
+
+/// The instances of one plugin.
+pub(crate) struct Pool<W: World> {
+    pub(crate) name: String,
+    timeout: Duration,
+    engine: Engine,
+    pre: W::Pre,
+    grants: Arc<Grants>,
+    idle: Mutex<Vec<Instance<W>>>,
+}
+
+/// Raised by the epoch callback when a call's time is up.
+#[derive(Debug)]
+struct OutOfTime;
+
+impl std::fmt::Display for OutOfTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("time limit reached")
+    }
+}
+
+impl std::error::Error for OutOfTime {}
+
+impl<W: World> Pool<W> {
+    /// Links `component` against the host and checks that it implements the world.
+    pub(crate) fn new(
+        engine: &Engine,
+        component: &Component,
+        grants: Arc<Grants>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let mut linker = Linker::<HostState>::new(engine);
+        let linked = wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| W::add_to_linker(&mut linker));
+        linked.map_err(|e| format!("cannot prepare the host functions: {e:#}"))?;
+        let pre = linker
+            .instantiate_pre(component)
+            .and_then(W::pre)
+            .map_err(|e| super::explain_mismatch(engine, component, W::EXPORT, &e))?;
+        Ok(Self {
+            name: grants.name.clone(),
+            timeout,
+            engine: engine.clone(),
+            pre,
+            grants,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How long the async runtime waits for a call: the plugin's timeout, plus a few epoch
+    /// ticks for the epoch callback to trap first (its error is the clearer one).
+    pub(crate) fn deadline(&self) -> Duration {
+        self.timeout + super::engine::TICK * 4
+    }
+
+    /// A warm instance, or a new one from the pre-linked component.
+    pub(crate) async fn checkout(&self) -> Result<Instance<W>, PluginError> {
+        let idle = self
+            .idle
+            .lock()
+            .expect("the pool lock is never poisoned")
+            .pop();
+        let mut instance = match idle {
+            Some(i) => i,
+            None => {
+                let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
+                store.limiter(|s| &mut s.limits);
+                self.arm(&mut store);
+                let started = Instant::now();
+                let made =
+                    tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store))
+                        .await;
+                let bindings = self.classify(made, started)?;
+                Instance { store, bindings }
+            }
+        };
+        self.arm(&mut instance.store);
+        Ok(instance)
+    }
+
+    /// Returns a healthy instance to the pool; a failed one is dropped with its store.
+    pub(crate) fn checkin<R>(
+        &self,
+        instance: Instance<W>,
+        result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        started: Instant,
+    ) -> Result<R, PluginError> {
+        let value = self.classify(result, started)?;
+        let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
+        if idle.len() < MAX_IDLE {
+            idle.push(instance);
+        }
+        Ok(value)
+    }
+
+    /// A plugin error for an answer that broke the contract.
+    pub(crate) fn failed(&self, message: String) -> PluginError {
+        PluginError::Failed(self.name.clone(), message)
+    }
+
+    fn classify<R>(
+        &self,
+        result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        started: Instant,
+    ) -> Result<R, PluginError> {
+        let error = match result {
+            Ok(Ok(v)) => return Ok(v),
+            Err(_) => PluginError::Timeout(self.name.clone(), self.timeout),
+            Ok(Err(e)) if e.downcast_ref::<OutOfTime>().is_some() => {
+                PluginError::Timeout(self.name.clone(), self.timeout)
+            }
+            Ok(Err(e)) => self.failed(describe_trap(&e)),
+        };
+        tracing::warn!(plugin = %self.name, elapsed_us = started.elapsed().as_micros() as u64, error = %error, "plugin call failed; its instance is discarded");
+        Err(error)
+    }
+
+    /// Sets the time limit of the next call: the epoch callback yields to the async runtime
+    /// every tick (so a looping plugin never holds a runtime thread) and traps once time is up.
+    fn arm(&self, store: &mut Store<HostState>) {
+        let deadline = Instant::now() + self.timeout;
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(OutOfTime.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+    }
+}
+
+fn describe_trap(e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => "it overflowed its stack".into(),
+        Some(wasmtime::Trap::UnreachableCodeReached) => {
+            "it trapped (a panic or abort in the plugin)".into()
+        }
+        Some(trap) => format!("it trapped: {trap}"),
+        None => {
+            // The root cause, without the wasm backtrace the client has no use for.
+            let text = e.root_cause().to_string();
+            if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+                format!("it exceeded its memory limit ({text})")
+            } else {
+                text
+            }
+        }
+    }
+}

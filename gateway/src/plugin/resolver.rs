@@ -1,0 +1,235 @@
+//! Resolver plugins: the `resolver-plugin` world, an upstream implemented in WebAssembly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+use super::host::{Grants, HostState};
+use super::pool::{Pool, World};
+use super::resolver_bindings::exports::joinery::plugin::resolver as wit;
+use super::resolver_bindings::{ResolverPlugin as Bindings, ResolverPluginPre};
+use super::PluginError;
+
+/// Largest request (selection, arguments and headers) a resolver call may take.
+const MAX_INPUT_BYTES: usize = 1 << 20;
+/// Largest answer (all root values together) a resolver call may return.
+const MAX_OUTPUT_BYTES: usize = 8 << 20;
+/// Largest schema a resolver may give.
+const MAX_SCHEMA_BYTES: usize = 1 << 20;
+
+/// One upstream request for a resolver plugin.
+#[derive(Debug, Clone)]
+pub struct ResolverRequest {
+    /// Whether the operation is a mutation.
+    pub mutation: bool,
+    /// The persisted operation's name.
+    pub operation_name: String,
+    /// Headers for the upstream.
+    pub headers: Vec<(String, String)>,
+    /// The selection, flattened in document order.
+    pub fields: Vec<SelectedField>,
+}
+
+/// One selected field.
+#[derive(Debug, Clone)]
+pub struct SelectedField {
+    /// Index of the enclosing field; `None` for root fields.
+    pub parent: Option<u32>,
+    /// Response key.
+    pub key: String,
+    /// Field name.
+    pub name: String,
+    /// Arguments as a JSON object.
+    pub arguments: String,
+}
+
+/// An error the plugin reported for one root field.
+#[derive(Debug, Clone)]
+pub struct FieldError {
+    /// For the client.
+    pub message: String,
+    /// For `extensions.code`.
+    pub code: Option<String>,
+    /// Below the root field: keys and indexes.
+    pub path: Vec<Value>,
+}
+
+/// The answer for one root field.
+pub type RootResult = Result<Value, FieldError>;
+
+/// One loaded resolver plugin.
+pub struct ResolverPlugin {
+    pool: Pool<Bindings>,
+}
+
+impl std::fmt::Debug for ResolverPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolverPlugin")
+            .field("name", &self.pool.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl World for Bindings {
+    type Pre = ResolverPluginPre<HostState>;
+    const EXPORT: &'static str = "resolver";
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        Bindings::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(linker, |s| s)
+    }
+
+    fn pre(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        ResolverPluginPre::new(pre)
+    }
+
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<HostState>,
+    ) -> impl std::future::Future<Output = wasmtime::Result<Self>> + Send + 'a {
+        pre.instantiate_async(store)
+    }
+}
+
+impl ResolverPlugin {
+    pub(crate) fn new(
+        engine: &Engine,
+        component: &Component,
+        grants: Arc<Grants>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            pool: Pool::new(engine, component, grants, timeout)?,
+        })
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.pool.name
+    }
+
+    /// The plugin's SDL, as it gives it.
+    pub async fn schema(&self) -> Result<String, PluginError> {
+        let mut instance = self.pool.checkout().await?;
+        let started = Instant::now();
+        let call = instance
+            .bindings
+            .joinery_plugin_resolver()
+            .call_schema(&mut instance.store);
+        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let sdl = self.pool.checkin(instance, result, started)?;
+        if sdl.len() > MAX_SCHEMA_BYTES {
+            return Err(self.pool.failed(format!(
+                "its schema ({} bytes) exceeds the 1 MiB a schema may have",
+                sdl.len()
+            )));
+        }
+        Ok(sdl)
+    }
+
+    /// Resolves the root fields of `request`: one result per root field, in order.
+    pub async fn resolve(&self, request: ResolverRequest) -> Result<Vec<RootResult>, PluginError> {
+        let size: usize = request
+            .fields
+            .iter()
+            .map(|f| f.key.len() + f.name.len() + f.arguments.len() + 8)
+            .sum::<usize>()
+            + request
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>();
+        if size > MAX_INPUT_BYTES {
+            return Err(self.pool.failed(format!(
+                "the request ({size} bytes) exceeds the 1 MiB a resolver call may take"
+            )));
+        }
+        let roots = request.fields.iter().filter(|f| f.parent.is_none()).count();
+        let request = wit::Request {
+            kind: if request.mutation {
+                wit::OperationKind::Mutation
+            } else {
+                wit::OperationKind::Query
+            },
+            operation_name: request.operation_name,
+            headers: request.headers,
+            fields: request
+                .fields
+                .into_iter()
+                .map(|f| wit::Field {
+                    parent: f.parent,
+                    key: f.key,
+                    name: f.name,
+                    arguments: f.arguments,
+                })
+                .collect(),
+        };
+        let mut instance = self.pool.checkout().await?;
+        let started = Instant::now();
+        let call = instance
+            .bindings
+            .joinery_plugin_resolver()
+            .call_resolve(&mut instance.store, &request);
+        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let answers = self.pool.checkin(instance, result, started)?;
+        if answers.len() != roots {
+            return Err(self.pool.failed(format!(
+                "it answered {} result(s) for {roots} root field(s)",
+                answers.len()
+            )));
+        }
+        let size: usize = answers
+            .iter()
+            .map(|a| match a {
+                Ok(json) => json.len(),
+                Err(e) => e.message.len(),
+            })
+            .sum();
+        if size > MAX_OUTPUT_BYTES {
+            return Err(self.pool.failed(format!(
+                "its answer ({size} bytes) exceeds the 8 MiB a resolver call may return"
+            )));
+        }
+        let keys: Vec<&str> = request
+            .fields
+            .iter()
+            .filter(|f| f.parent.is_none())
+            .map(|f| f.key.as_str())
+            .collect();
+        answers
+            .into_iter()
+            .zip(keys)
+            .map(|(answer, key)| match answer {
+                Ok(json) => serde_json::from_str(&json).map(Ok).map_err(|e| {
+                    self.pool
+                        .failed(format!("its value for `{key}` is not JSON: {e}"))
+                }),
+                Err(e) => Ok(Err(self.field_error(e)?)),
+            })
+            .collect()
+    }
+
+    fn field_error(&self, e: wit::FieldError) -> Result<FieldError, PluginError> {
+        if let Some(code) = &e.code {
+            if !super::valid_code(code) {
+                return Err(self.pool.failed(format!(
+                    "it reported an error with the code {code:?}; codes are 1-64 characters of A-Z, 0-9 and _"
+                )));
+            }
+        }
+        Ok(FieldError {
+            message: e.message,
+            code: e.code,
+            path: e
+                .path
+                .into_iter()
+                .map(|s| match s {
+                    wit::PathSegment::Key(k) => Value::from(k),
+                    wit::PathSegment::Index(i) => Value::from(i),
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,292 @@
+//! Resolver plugins end to end: the Rust `rest-resolver` component adapts a REST/JSON API
+//! (served on 127.0.0.1) into the `shop` namespace, next to GraphQL upstreams over HTTP.
+
+use joinery_tests::plugins::rust_plugin;
+use joinery_tests::{start_products, Fault, Upstream};
+use serde_json::{json, Value};
+
+use crate::harness::{default_config, write_project, Gateway};
+
+const PRODUCT: (&str, &str) = (
+    "product.graphql",
+    "query Product($id: ID!) { shop_product(id: $id) { __typename id name cents: priceCents } cheap: shop_products(limit: 2) { name } }",
+);
+
+/// Products of each country: a join from an HTTP upstream into the plugin.
+const PRODUCTS_BY_COUNTRY: (&str, &str) = (
+    "by-country.graphql",
+    r#"query ProductsByCountry($codes: [String!], $code: String! @internal) {
+  countries_countries(filter: { code: { in: $codes } }) {
+    code @export(as: "code")
+    _join { shop_productsIn(country: $code) { name } }
+  }
+}"#,
+);
+
+/// The country of each product: a join from the plugin into an HTTP upstream.
+const MADE_IN: (&str, &str) = (
+    "made-in.graphql",
+    r#"query MadeIn($country: String!, $code: ID! @internal) {
+  shop_productsIn(country: $country) {
+    name
+    country @export(as: "code")
+    _join { countries_country(code: $code) { name } }
+  }
+}"#,
+);
+
+/// A plugin field next to an HTTP one: a failure of one leaves the other intact.
+const MIXED: (&str, &str) = (
+    "mixed.graphql",
+    r#"query Mixed { shop_product(id: "2") { name } countries_country(code: "FR") { name } }"#,
+);
+
+fn config(products: &Upstream, allowed: bool, timeout: &str) -> impl Fn(&str, &str) -> String {
+    let base = format!("http://{}", products.addr());
+    let allowed = if allowed {
+        format!("allowed_hosts = [\"{}\"]", products.addr())
+    } else {
+        String::new()
+    };
+    let path = rust_plugin("rest-resolver");
+    let timeout = timeout.to_string();
+    move |countries, weather| {
+        format!(
+            r#"{}
+[upstreams.shop]
+plugin = "shop"
+
+[plugins.shop]
+path = "{}"
+timeout = "{timeout}"
+{allowed}
+[plugins.shop.config]
+base_url = "{base}"
+"#,
+            default_config(countries, weather),
+            path.display()
+        )
+    }
+}
+
+async fn start(products: &Upstream, allowed: bool) -> Gateway {
+    let ops = [PRODUCT, PRODUCTS_BY_COUNTRY, MADE_IN, MIXED];
+    let gateway = Gateway::start_with(&ops, config(products, allowed, "2s")).await;
+    products.reset();
+    gateway
+}
+
+#[tokio::test]
+async fn a_resolver_plugin_is_a_namespaced_upstream() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let gateway = start(&products, true).await;
+
+    let reply = gateway.run("Product", json!({ "id": "3" })).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Aliases applied, `__typename` namespaced, fields the API sent but nobody selected dropped,
+    // the argument default (limit 10) replaced by the given 2.
+    assert_eq!(
+        reply.body,
+        json!({ "data": {
+            "shop_product": { "__typename": "shop_Product", "id": "3", "name": "Chef's knife", "cents": 8900 },
+            "cheap": [{ "name": "Espresso cup" }, { "name": "Bread knife" }],
+        } })
+    );
+    let uris: Vec<Value> = products
+        .received()
+        .iter()
+        .map(|r| r["uri"].clone())
+        .collect();
+    assert_eq!(uris, vec![json!("/products?ids=3"), json!("/products")]);
+
+    let missing = gateway.run("Product", json!({ "id": "404" })).await;
+    assert_eq!(
+        missing.body["data"]["shop_product"],
+        Value::Null,
+        "{}",
+        missing.body
+    );
+    assert!(missing.body.get("errors").is_none(), "{}", missing.body);
+}
+
+#[tokio::test]
+async fn joins_into_a_resolver_plugin_are_one_plugin_call_and_one_rest_call() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let gateway = start(&products, true).await;
+    let reply = gateway
+        .run(
+            "ProductsByCountry",
+            json!({ "codes": ["FR", "JP", "DE", "US"] }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let names = |code: &str| -> Vec<Value> {
+        reply.body["data"]["countries_countries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["code"] == code)
+            .unwrap_or_else(|| panic!("no {code} in {}", reply.body))["_join"]["shop_productsIn"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].clone())
+            .collect()
+    };
+    assert_eq!(
+        names("FR"),
+        vec![json!("Cast-iron pan"), json!("Copper pot")]
+    );
+    assert_eq!(
+        names("JP"),
+        vec![json!("Chef's knife"), json!("Tea kettle")]
+    );
+    assert_eq!(names("DE"), vec![json!("Bread knife")]);
+    assert_eq!(names("US"), Vec::<Value>::new());
+    // Four joined items: the plugin got them in one call, and made one REST request.
+    let received = products.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["uri"], "/products?country=DE,FR,JP,US");
+}
+
+#[tokio::test]
+async fn joins_out_of_a_resolver_plugin_are_batched() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let gateway = start(&products, true).await;
+    let reply = gateway.run("MadeIn", json!({ "country": "FR" })).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["data"]["shop_productsIn"],
+        json!([
+            { "name": "Cast-iron pan", "country": "FR", "_join": { "countries_country": { "name": "France" } } },
+            { "name": "Copper pot", "country": "FR", "_join": { "countries_country": { "name": "France" } } },
+        ])
+    );
+    assert_eq!(gateway.countries.requests(), 1);
+}
+
+#[tokio::test]
+async fn plugin_errors_reach_the_client_at_the_field_path() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let gateway = start(&products, true).await;
+
+    products.set_fault(Fault::Status(500));
+    let reply = gateway.run("Mixed", json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["data"]["shop_product"], Value::Null);
+    assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
+    let error = &reply.body["errors"][0];
+    assert_eq!(error["path"], json!(["shop_product"]), "{}", reply.body);
+    assert_eq!(error["extensions"]["code"], "REST_STATUS");
+    assert_eq!(error["extensions"]["upstream"], "shop");
+    assert!(
+        error["message"].as_str().unwrap().contains("HTTP 500"),
+        "{}",
+        reply.body
+    );
+
+    products.set_fault(Fault::None);
+    let reply = gateway.run("Mixed", json!({})).await;
+    assert_eq!(
+        reply.body["data"]["shop_product"]["name"], "Cast-iron pan",
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn a_resolver_plugin_reaches_only_its_allowed_hosts() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let gateway = start(&products, false).await;
+    let reply = gateway.run("Mixed", json!({})).await;
+    assert_eq!(
+        reply.body["data"]["shop_product"],
+        Value::Null,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
+    assert_eq!(reply.code(), "REST_REFUSED", "{}", reply.body);
+    assert_eq!(products.requests(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_resolver_call_times_out_and_the_next_succeeds() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let ops = [MIXED];
+    let gateway = Gateway::start_with(&ops, config(&products, true, "150ms")).await;
+    products.set_fault(Fault::Delay(std::time::Duration::from_millis(600)));
+    let reply = gateway.run("Mixed", json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["data"]["shop_product"],
+        Value::Null,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
+    assert_eq!(reply.code(), "PLUGIN_TIMEOUT", "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["path"], json!(["shop_product"]));
+
+    products.set_fault(Fault::None);
+    let reply = gateway.run("Mixed", json!({})).await;
+    assert_eq!(
+        reply.body["data"]["shop_product"]["name"], "Cast-iron pan",
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_a_plugin_whose_schema_changed_since_the_build() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
+    let weather = joinery_tests::start_weather("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(&products, true, "2s")(&countries.url(), &weather.url());
+    let path = write_project(dir.path(), &text, &[MIXED]);
+    let config = joinery::config::Config::load(&path).unwrap();
+    joinery::project::build(&config, true).await.unwrap();
+    joinery::project::gateway(&config).await.unwrap();
+
+    // The manifest holds the schema the operations were checked against; a plugin giving
+    // another one must not be served with it.
+    let manifest_path = &config.operations.manifest;
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
+    let shop = manifest["upstreams"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["namespace"] == "shop")
+        .unwrap();
+    shop["sdl"] = Value::from(format!("{}\n", shop["sdl"].as_str().unwrap()));
+    std::fs::write(manifest_path, manifest.to_string()).unwrap();
+    let err = joinery::project::gateway(&config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("upstream `shop`: resolver plugin `shop` gives another schema than the manifest was built with; run `joinery build`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_used_for_the_wrong_world_is_refused_at_load() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[policy]\nplugins = [\"shop\"]\n",
+        config(&products, true, "2s")("http://127.0.0.1:1/graphql", "http://127.0.0.1:1/graphql")
+    );
+    let path = write_project(dir.path(), &text, &[]);
+    let config = joinery::config::Config::load(&path).unwrap();
+    let err = joinery::project::load_plugins(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("plugin `shop`") && err.contains("[policy] plugins needs a component of the `policy-plugin` world, but it is built for the `resolver-plugin` world"),
+        "{err}"
+    );
+}

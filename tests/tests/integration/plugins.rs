@@ -408,3 +408,74 @@ async fn an_upstream_hook_denies_or_fails_only_that_upstreams_fields() {
         "the hook removed the header"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_response_hook_keeps_rewrites_or_refuses_answers() {
+    let config = |c: &str, w: &str| {
+        probe_config(c, w).replace(
+            "timeout = \"2s\"\nforward_headers",
+            "timeout = \"2s\"\npolicies = [\"probe\"]\nforward_headers",
+        )
+    };
+    let gw = Gateway::start_with(&[COUNTRY], config).await;
+    // The probe's response hook acts on markers in the answer: France is renamed to each.
+    let rename = |name: &'static str| {
+        let client = gw.client.clone();
+        let url = gw.countries.url();
+        async move {
+            let body = json!({ "query": format!("mutation {{ renameCountry(code: \"FR\", name: \"{name}\") {{ name }} }}") });
+            let reply: Value = client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(reply["data"]["renameCountry"]["name"], name, "{reply}");
+        }
+    };
+
+    rename("PROBE_REWRITE_RESPONSE").await;
+    let reply = probe(&gw, "ok", "").await;
+    assert_eq!(
+        reply.body["data"]["countries_country"]["name"], "rewritten (status 200)",
+        "{}",
+        reply.body
+    );
+
+    rename("PROBE_DENY_RESPONSE").await;
+    let reply = probe(&gw, "ok", "").await;
+    assert_eq!(
+        reply.body["data"]["countries_country"],
+        Value::Null,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.code(), "POLICY_DENIED", "{}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["path"],
+        json!(["countries_country"])
+    );
+    let message = reply.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("RESPONSE_REFUSED")
+            && message.contains("countries answered something off limits"),
+        "{message}"
+    );
+
+    rename("PROBE_TRAP_RESPONSE").await;
+    let reply = probe(&gw, "ok", "").await;
+    assert_eq!(reply.body["data"]["countries_country"], Value::Null);
+    assert_eq!(reply.code(), "PLUGIN_FAILED", "{}", reply.body);
+
+    // A replacement that is not a GraphQL response is checked like any upstream answer.
+    rename("PROBE_BAD_RESPONSE").await;
+    let reply = probe(&gw, "ok", "").await;
+    assert_eq!(reply.body["data"]["countries_country"], Value::Null);
+    assert_eq!(reply.code(), "UPSTREAM_BAD_RESPONSE", "{}", reply.body);
+
+    rename("France").await;
+    still_serving(&gw).await;
+}

@@ -238,6 +238,50 @@ async fn a_slow_resolver_call_times_out_and_the_next_succeeds() {
 }
 
 #[tokio::test]
+async fn upstream_policies_apply_to_resolver_plugins() {
+    let products = start_products("127.0.0.1:0").await.unwrap();
+    let probe = rust_plugin("probe");
+    let base = config(&products, true, "2s");
+    let with_policy = move |c: &str, w: &str| {
+        base(c, w).replace(
+            "plugin = \"shop\"\n",
+            &format!(
+                "plugin = \"shop\"\nforward_headers = [\"x-probe-upstream\"]\npolicies = [\"probe\"]\n\n[plugins.probe]\npath = \"{}\"\n",
+                probe.display()
+            ),
+        )
+    };
+    let gateway = Gateway::start_with(&[MIXED], with_policy).await;
+    let run = |mode: &'static str| {
+        let request = gateway
+            .client
+            .post(&gateway.url)
+            .header("x-probe-upstream", mode)
+            .json(&json!({ "documentId": format!("sha256:{}", gateway.hash("Mixed")) }));
+        gateway.send(request)
+    };
+    let reply = run("deny").await;
+    assert_eq!(
+        reply.body["data"]["shop_product"],
+        Value::Null,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
+    assert_eq!(reply.code(), "POLICY_DENIED", "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["path"], json!(["shop_product"]));
+
+    // Passed: the request hook ran, then the response hook saw the plugin's answer and kept it.
+    let reply = run("pass").await;
+    assert_eq!(
+        reply.body["data"]["shop_product"]["name"], "Cast-iron pan",
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.get("errors").is_none(), "{}", reply.body);
+}
+
+#[tokio::test]
 async fn serve_refuses_a_plugin_whose_schema_changed_since_the_build() {
     let products = start_products("127.0.0.1:0").await.unwrap();
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();

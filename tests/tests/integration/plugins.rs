@@ -348,6 +348,10 @@ fn plugins_that_cannot_load_are_refused_with_what_is_wrong() {
             rust_plugin("not-a-policy"),
             "does not export `joinery:plugin/policy@0.1.0` (its exports: wasi:cli/run@",
         ),
+        (
+            rust_plugin("other-wit-version"),
+            "it was built against WIT `joinery:plugin/policy@0.0.9`, but this gateway implements `joinery:plugin/policy@0.1.0`: rebuild it against wit/ of this gateway",
+        ),
     ];
     for (path, message) in cases {
         let config = plugin_project(dir.path(), &path);

@@ -147,6 +147,8 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
     let registry = Registry::from_manifest(&manifest, &namespaces, config.policies_fill())?;
     let plugins = load_plugins(config)?;
+    // One warm instance each: a plugin that cannot start is found before serving.
+    plugins.prewarm(1).await?;
     let schemas = plugin_schemas(config, &plugins, &manifest).await?;
     Ok(Arc::new(Gateway {
         registry,

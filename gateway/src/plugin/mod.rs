@@ -201,6 +201,17 @@ impl Plugins {
         self.policies.get(name)
     }
 
+    /// Prewarms `n` instances of every plugin (see [`PolicyPlugin::prewarm`]).
+    pub async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
+        for p in self.policies.values() {
+            p.prewarm(n).await?;
+        }
+        for r in self.resolvers.values() {
+            r.prewarm(n).await?;
+        }
+        Ok(())
+    }
+
     /// The resolver plugin called `name`.
     pub fn resolver(&self, name: &str) -> Option<&Arc<ResolverPlugin>> {
         self.resolvers.get(name)

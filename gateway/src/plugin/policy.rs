@@ -120,6 +120,13 @@ impl PolicyPlugin {
         &self.pool.name
     }
 
+    /// Instantiates `n` fresh instances and keeps them warm (up to the pool's size), so that
+    /// first requests do not pay for instantiation and a plugin that cannot start is found
+    /// before serving.
+    pub async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
+        self.pool.prewarm(n).await
+    }
+
     /// Calls the request hook.
     pub async fn on_request(
         &self,

@@ -103,20 +103,31 @@ impl<W: World> Pool<W> {
             .pop();
         let mut instance = match idle {
             Some(i) => i,
-            None => {
-                let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
-                store.limiter(|s| &mut s.limits);
-                self.arm(&mut store);
-                let started = Instant::now();
-                let made =
-                    tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store))
-                        .await;
-                let bindings = self.classify(made, started)?;
-                Instance { store, bindings }
-            }
+            None => self.fresh().await?,
         };
         self.arm(&mut instance.store);
         Ok(instance)
+    }
+
+    /// Creates `n` fresh instances (each under the call time limit) and keeps them warm, up to
+    /// the pool's size; fails like a call if the plugin cannot be instantiated.
+    pub(crate) async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
+        for _ in 0..n {
+            let instance = self.fresh().await?;
+            self.checkin(instance, Ok(Ok(())), Instant::now())?;
+        }
+        Ok(())
+    }
+
+    async fn fresh(&self) -> Result<Instance<W>, PluginError> {
+        let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
+        store.limiter(|s| &mut s.limits);
+        self.arm(&mut store);
+        let started = Instant::now();
+        let made =
+            tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store)).await;
+        let bindings = self.classify(made, started)?;
+        Ok(Instance { store, bindings })
     }
 
     /// Returns a healthy instance to the pool; a failed one is dropped with its store.

@@ -110,6 +110,13 @@ impl ResolverPlugin {
         &self.pool.name
     }
 
+    /// Instantiates `n` fresh instances and keeps them warm (up to the pool's size), so that
+    /// first requests do not pay for instantiation and a plugin that cannot start is found
+    /// before serving.
+    pub async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
+        self.pool.prewarm(n).await
+    }
+
     /// The plugin's SDL, as it gives it.
     pub async fn schema(&self) -> Result<String, PluginError> {
         let mut instance = self.pool.checkout().await?;

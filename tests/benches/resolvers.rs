@@ -1,0 +1,194 @@
+//! Resolver plugin cost and fresh-instance cost, in one run:
+//!
+//! 1. fresh instances: instantiating a Rust policy and a Rust resolver component (pooling
+//!    allocator, `InstancePre`), per instance;
+//! 2. `resolve` called directly on a warm `rest-resolver` (one REST GET inside), interleaved
+//!    with the same REST GET sent by the host itself: the difference is the plugin's cost;
+//! 3. the same product through the gateway (persisted operation → plugin → REST) interleaved
+//!    with the client's own REST GET, and a GraphQL-over-HTTP upstream through the gateway
+//!    for reference.
+//!
+//! `cargo bench -p joinery-tests --bench resolvers` (set `JOINERY_BENCH_REQUESTS` to change N).
+
+use std::time::{Duration, Instant};
+
+use cpu_time::ProcessTime;
+use joinery::plugin::{ResolverRequest, SelectedField};
+use joinery_tests::plugins::rust_plugin;
+use serde_json::json;
+
+const PRODUCT: &str = "query Product($id: ID!) { shop_product(id: $id) { id name priceCents } }";
+const COUNTRY: &str =
+    "query Country($code: ID!) { countries_country(code: $code) { code name capital } }";
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+async fn timed(request: reqwest::RequestBuilder, expect: &[u8]) -> Duration {
+    let started = Instant::now();
+    let response = request.send().await.expect("request sent");
+    assert!(response.status().is_success());
+    let body = response.bytes().await.expect("body read");
+    assert!(
+        body.windows(expect.len()).any(|w| w == expect),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    started.elapsed()
+}
+
+fn summary(label: &str, samples: &mut [Duration], base: Option<f64>) -> f64 {
+    samples.sort();
+    let median = us(percentile(samples, 0.5));
+    let ratio = base.map_or(String::new(), |b| format!("  ratio {:.2}x", median / b));
+    println!(
+        "{label:46}: median {median:7.1} µs  p99 {:7.1} µs{ratio}",
+        us(percentile(samples, 0.99))
+    );
+    median
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::var("JOINERY_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let products = joinery_tests::start_products("127.0.0.1:0").await?;
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("operations"))?;
+    std::fs::write(dir.path().join("operations/product.graphql"), PRODUCT)?;
+    std::fs::write(dir.path().join("operations/country.graphql"), COUNTRY)?;
+    let config_text = format!(
+        "[log]\nlevel = \"warn\"\n[upstreams.countries]\nurl = \"{}\"\n[upstreams.shop]\nplugin = \"shop\"\n[plugins.shop]\npath = \"{}\"\ntimeout = \"2s\"\nallowed_hosts = [\"{}\"]\n[plugins.shop.config]\nbase_url = \"http://{}\"\n[plugins.probe]\npath = \"{}\"\n",
+        countries.url(),
+        rust_plugin("rest-resolver").display(),
+        products.addr(),
+        products.addr(),
+        rust_plugin("probe").display(),
+    );
+    let path = dir.path().join("joinery.toml");
+    std::fs::write(&path, config_text)?;
+    let config = joinery::config::Config::load(&path)?;
+    joinery::telemetry::init(&config.log);
+    let plugins = joinery::project::load_plugins(&config)?;
+    let shop = plugins.resolver("shop").expect("loaded").clone();
+    let probe = plugins.policy("probe").expect("loaded").clone();
+
+    // 1. Fresh instances (the pool keeps 32; the rest are instantiated and dropped).
+    let fresh = 500;
+    let started = Instant::now();
+    probe.prewarm(fresh).await?;
+    let policy_fresh = us(started.elapsed()) / fresh as f64;
+    let started = Instant::now();
+    shop.prewarm(fresh).await?;
+    let resolver_fresh = us(started.elapsed()) / fresh as f64;
+    println!("fresh instance, probe (Rust policy): {policy_fresh:.1} µs; rest-resolver (Rust resolver): {resolver_fresh:.1} µs (mean of {fresh})");
+
+    // 2. The resolve call on a warm instance vs the same REST GET from the host.
+    let client = reqwest::Client::new();
+    let rest_url = format!("http://{}/products/3", products.addr());
+    let request = || ResolverRequest {
+        mutation: false,
+        operation_name: "Product".into(),
+        headers: vec![],
+        fields: vec![
+            SelectedField {
+                parent: None,
+                key: "product".into(),
+                name: "product".into(),
+                arguments: r#"{"id":"3"}"#.into(),
+            },
+            SelectedField {
+                parent: Some(0),
+                key: "name".into(),
+                name: "name".into(),
+                arguments: "{}".into(),
+            },
+        ],
+    };
+    for _ in 0..200 {
+        shop.resolve(request()).await?;
+        timed(client.get(&rest_url), b"Chef").await;
+    }
+    let (mut direct, mut host) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        let started = Instant::now();
+        let answer = shop.resolve(request()).await?;
+        direct.push(started.elapsed());
+        assert!(answer[0].is_ok());
+        host.push(timed(client.get(&rest_url), b"Chef").await);
+        if i % 500 == 0 {
+            products.reset();
+        }
+    }
+    println!("requests per side: {n}");
+    let base = summary("REST GET from the host", &mut host, None);
+    let resolve = summary(
+        "resolve() on a warm rest-resolver (1 GET)",
+        &mut direct,
+        Some(base),
+    );
+    println!(
+        "  → the plugin's own cost per call ≈ {:.1} µs",
+        resolve - base
+    );
+
+    // 3. Through the gateway.
+    let gateway = joinery_tests::RunningGateway::start(&path).await?;
+    let post = |name: &str, variables: serde_json::Value| {
+        client.post(&gateway.url).json(&json!({
+            "documentId": format!("sha256:{}", gateway.hash(name)),
+            "variables": variables,
+        }))
+    };
+    for _ in 0..200 {
+        timed(post("Product", json!({ "id": "3" })), b"Chef").await;
+        timed(post("Country", json!({ "code": "FR" })), b"France").await;
+    }
+    let mut samples = [
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    ];
+    for i in 0..n {
+        samples[0].push(timed(client.get(&rest_url), b"Chef").await);
+        samples[1].push(timed(post("Product", json!({ "id": "3" })), b"Chef").await);
+        samples[2].push(timed(post("Country", json!({ "code": "FR" })), b"France").await);
+        if i % 500 == 0 {
+            products.reset();
+            countries.reset();
+        }
+    }
+    let base = summary("client's own REST GET", &mut samples[0], None);
+    summary(
+        "gateway → rest-resolver → REST",
+        &mut samples[1],
+        Some(base),
+    );
+    summary(
+        "gateway → GraphQL upstream over HTTP (reference)",
+        &mut samples[2],
+        Some(base),
+    );
+    let started = ProcessTime::now();
+    for _ in 0..n {
+        timed(post("Product", json!({ "id": "3" })), b"Chef").await;
+    }
+    let plugin_cpu = us(started.elapsed()) / n as f64;
+    let started = ProcessTime::now();
+    for _ in 0..n {
+        timed(post("Country", json!({ "code": "FR" })), b"France").await;
+    }
+    let http_cpu = us(started.elapsed()) / n as f64;
+    println!(
+        "process CPU per request (gateway, upstream and client in one process): resolver plugin {plugin_cpu:.1} µs, HTTP upstream {http_cpu:.1} µs"
+    );
+    Ok(())
+}

@@ -63,6 +63,14 @@ impl PluginError {
             Self::Failed(..) => ErrorCode::PluginFailed,
         }
     }
+
+    /// The HTTP status of a request that a failing request hook ends (fail closed).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Timeout(..) => 504,
+            Self::Failed(..) => 500,
+        }
+    }
 }
 
 /// Why a configured plugin cannot be loaded.

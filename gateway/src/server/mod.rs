@@ -219,10 +219,7 @@ impl Gateway {
                 .on_request(name, hash, &header_list, &variables_json)
                 .await
                 .map_err(|e| {
-                    let status = match e {
-                        crate::plugin::PluginError::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
-                        crate::plugin::PluginError::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
-                    };
+                    let status = StatusCode::from_u16(e.status()).expect("a valid status");
                     RequestError::new(e.code(), e.to_string()).with_status(status)
                 })?;
             match decision {

@@ -6,6 +6,7 @@ mod apollo;
 mod build;
 mod example;
 mod execution;
+mod guest_languages;
 mod harness;
 mod joins;
 mod plugins;

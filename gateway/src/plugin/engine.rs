@@ -91,11 +91,12 @@ impl ComponentCache {
     }
 }
 
-/// An entry is the sha256 of the compiled form followed by the compiled form; a truncated or
-/// altered file fails the check and is recompiled instead of being loaded.
+/// An entry is a sha256 over its key (the file name) and the compiled form, followed by the
+/// compiled form: a truncated or altered file, or one moved under another key, fails the check
+/// and is recompiled instead of being loaded.
 fn read_entry(engine: &Engine, file: &Path) -> Option<Component> {
     let data = std::fs::read(file).ok()?;
-    if data.len() < 32 || Sha256::digest(&data[32..]).as_slice() != &data[..32] {
+    if data.len() < 32 || digest(file, &data[32..]).as_slice() != &data[..32] {
         tracing::warn!(file = %file.display(), "ignoring a corrupt compiled plugin cache entry");
         return None;
     }
@@ -110,13 +111,32 @@ fn deserialize(engine: &Engine, compiled: &[u8]) -> Option<Component> {
     unsafe { Component::deserialize(engine, compiled) }.ok()
 }
 
+fn digest(file: &Path, compiled: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(
+        file.file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default(),
+    );
+    hash.update([0]);
+    hash.update(compiled);
+    hash.finalize().into()
+}
+
 fn write_entry(file: &Path, compiled: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = file.parent().expect("cache entries live in a directory");
     std::fs::create_dir_all(dir)?;
-    let mut data = Sha256::digest(compiled).to_vec();
+    let mut data = digest(file, compiled).to_vec();
     data.extend_from_slice(compiled);
-    // Write then rename, so a concurrent reader never sees half a file.
-    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-    std::fs::write(&tmp, &data)?;
-    std::fs::rename(&tmp, file)
+    // Write a file of its own, then rename, so that a concurrent reader never sees half a
+    // file and concurrent writers (threads or processes) never share one.
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, &data).and_then(|()| std::fs::rename(&tmp, file));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }

@@ -328,12 +328,39 @@ fn compiled_plugins_are_cached_and_corrupt_entries_are_recompiled() {
         .collect();
     assert_eq!(entries.len(), 1, "one compiled entry: {entries:?}");
     assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+    let first = entries[0].clone();
     assert!(load(), "a restart loads the compiled form");
 
     let data = std::fs::read(&entries[0]).unwrap();
     std::fs::write(&entries[0], &data[..data.len() / 2]).unwrap();
     assert!(!load(), "a truncated entry is not loaded but recompiled");
     assert!(load(), "and rewritten");
+
+    // An intact entry under another component's key is not that component's compiled form.
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = plugin_project(&other_dir, &rust_plugin("jwt-policy"));
+    let (_, loaded) = joinery::plugin::Plugins::load(&other, Some(cache.clone())).unwrap();
+    assert!(!loaded[0].cached);
+    let mut entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let jwt_entry = if entries[0] == first {
+        &entries[1]
+    } else {
+        &entries[0]
+    };
+    std::fs::copy(&first, jwt_entry).unwrap();
+    let (plugins, loaded) = joinery::plugin::Plugins::load(&other, Some(cache.clone())).unwrap();
+    assert!(
+        !loaded[0].cached,
+        "the swapped entry is refused and recompiled"
+    );
+    assert!(plugins.policy("probe").is_some());
 }
 
 #[test]

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let products = joinery_tests::start_products("127.0.0.1:0").await?;
+    let products = joinery_tests::start_rest("127.0.0.1:0").await?;
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("operations"))?;

@@ -8,5 +8,5 @@ pub mod upstreams;
 pub use gateway::RunningGateway;
 
 pub use upstreams::{
-    countries_sdl, start_countries, start_products, start_weather, weather_sdl, Fault, Upstream,
+    countries_sdl, start_countries, start_rest, start_weather, weather_sdl, Fault, Upstream,
 };

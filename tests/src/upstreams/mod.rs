@@ -12,7 +12,7 @@ mod server;
 mod weather;
 
 pub use countries::{countries_sdl, start_countries};
-pub use rest::start_products;
+pub use rest::start_rest;
 pub use server::{Fault, Upstream};
 pub use weather::{start_weather, weather_sdl};
 

@@ -1,8 +1,9 @@
-//! A REST/JSON products API (not GraphQL), for resolver plugins that adapt one:
+//! A REST/JSON API (not GraphQL), for resolver plugins that adapt one:
 //!
 //! - `GET /products/{id}` → one product, or 404;
 //! - `GET /products?ids=1,2` → the products with those ids that exist, in that order;
-//! - `GET /products?country=FR,DE` → the products made in those countries.
+//! - `GET /products?country=FR,DE` → the products made in those countries;
+//! - `GET /books` → every book; `GET /books/{id}` → one book, or 404.
 //!
 //! Each request is recorded as `{"method", "uri"}` with its headers, and faults apply as for
 //! the GraphQL upstreams.
@@ -32,10 +33,30 @@ fn product(p: &(&str, &str, u32, &str)) -> Value {
     json!({ "id": p.0, "name": p.1, "priceCents": p.2, "country": p.3, "sku": format!("SKU-{}", p.0) })
 }
 
-#[derive(Clone)]
-struct Products;
+/// (id, title, author)
+const BOOKS: &[(&str, &str, &str)] = &[
+    ("1", "Dune", "Frank Herbert"),
+    ("2", "The Left Hand of Darkness", "Ursula K. Le Guin"),
+    ("3", "Solaris", "Stanisław Lem"),
+];
 
-impl Handler for Products {
+fn book(b: &(&str, &str, &str)) -> Value {
+    json!({ "id": b.0, "title": b.1, "author": b.2, "isbn": format!("ISBN-{}", b.0) })
+}
+
+fn not_found(path: &str) -> HttpResponse {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({ "error": format!("nothing at {path}") })
+            .to_string()
+            .into(),
+    )
+}
+
+#[derive(Clone)]
+struct Rest;
+
+impl Handler for Rest {
     async fn handle(
         self,
         request: Request<Incoming>,
@@ -66,7 +87,14 @@ impl Handler for Products {
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.split(',').map(str::to_string).collect())
         };
-        let body = if path == "/products" {
+        let body = if path == "/books" {
+            Value::from(BOOKS.iter().map(book).collect::<Vec<_>>())
+        } else if let Some(id) = path.strip_prefix("/books/") {
+            match BOOKS.iter().find(|b| b.0 == id) {
+                Some(b) => book(b),
+                None => return Ok(not_found(path)),
+            }
+        } else if path == "/products" {
             if let Some(ids) = list("ids") {
                 let found: Vec<Value> = ids
                     .iter()
@@ -87,14 +115,7 @@ impl Handler for Products {
         } else if let Some(id) = path.strip_prefix("/products/") {
             match PRODUCTS.iter().find(|p| p.0 == id) {
                 Some(p) => product(p),
-                None => {
-                    return Ok(json_response(
-                        StatusCode::NOT_FOUND,
-                        json!({ "error": format!("no product {id}") })
-                            .to_string()
-                            .into(),
-                    ))
-                }
+                None => return Ok(not_found(path)),
             }
         } else {
             return Ok(text(StatusCode::NOT_FOUND, "not found".into()));
@@ -103,8 +124,7 @@ impl Handler for Products {
     }
 }
 
-/// Starts the products REST API on `addr` (e.g. `127.0.0.1:0`); its base URL is
-/// `http://<addr>`.
-pub async fn start_products(addr: &str) -> io::Result<Upstream> {
-    server::start_with(addr, Products).await
+/// Starts the REST API on `addr` (e.g. `127.0.0.1:0`); its base URL is `http://<addr>`.
+pub async fn start_rest(addr: &str) -> io::Result<Upstream> {
+    server::start_with(addr, Rest).await
 }

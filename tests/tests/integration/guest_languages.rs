@@ -1,16 +1,14 @@
 //! Plugins written in JavaScript and Python, built by the test suite with componentize-js and
 //! componentize-py (`joinery_tests::plugins::{js_plugin, python_plugin}`), end to end through
-//! a real gateway: `js-policy` authenticates API keys, `py-resolver` adapts a REST/JSON books
-//! API served here on 127.0.0.1.
+//! a real gateway: `js-policy` authenticates API keys, `py-resolver` adapts the books part of
+//! the REST/JSON test API (`joinery_tests::start_rest`) on 127.0.0.1.
 
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
 
 use joinery_tests::plugins::{js_plugin, plugins_dir, python_plugin};
+use joinery_tests::{start_rest, Fault, Upstream};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::harness::{default_config, Gateway, Reply};
 
@@ -225,128 +223,12 @@ async fn js_upstream_hook_sets_its_header_on_that_upstream_only() {
 
 // --- Python: a REST/JSON API as a namespace -------------------------------------------------
 
-const BOOKS: &[(&str, &str, &str)] = &[
-    ("1", "Dune", "Frank Herbert"),
-    ("2", "The Left Hand of Darkness", "Ursula K. Le Guin"),
-    ("3", "Solaris", "Stanisław Lem"),
-];
-
-fn book(b: &(&str, &str, &str)) -> Value {
-    // More than the plugin's schema has: the gateway keeps only the selection.
-    json!({ "id": b.0, "title": b.1, "author": b.2, "isbn": format!("ISBN-{}", b.0) })
-}
-
-/// A recorded request to the books API: its path and its headers (names lower-case).
-#[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-#[derive(Default)]
-struct BooksState {
-    seen: Vec<Seen>,
-    /// When set, every request is answered with this status and a plain-text body.
-    fail_with: Option<u16>,
-}
-
-/// A tiny REST/JSON books API on 127.0.0.1: `GET /books` and `GET /books/{id}` (404 when
-/// there is no such book). One request per connection; the server task ends with the value.
-struct BooksApi {
-    base_url: String,
-    state: Arc<Mutex<BooksState>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for BooksApi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl BooksApi {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(BooksState::default()));
-        let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve_one(stream, Arc::clone(&shared)));
-            }
-        });
-        BooksApi {
-            base_url,
-            state,
-            task,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.state.lock().unwrap().seen.clone()
-    }
-
-    fn fail_with(&self, status: Option<u16>) {
-        self.state.lock().unwrap().fail_with = status;
-    }
-}
-
-async fn serve_one(mut stream: tokio::net::TcpStream, state: Arc<Mutex<BooksState>>) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-        if head.len() > 64 << 10 {
-            return;
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let headers = lines
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let fail_with = {
-        let mut state = state.lock().unwrap();
-        state.seen.push(Seen {
-            path: path.to_string(),
-            headers,
-        });
-        state.fail_with
-    };
-    let (status, content_type, body) = if let Some(status) = fail_with {
-        (
-            status,
-            "text/plain",
-            "the books API is failing on purpose".to_string(),
-        )
-    } else if method != "GET" {
-        (405, "text/plain", "use GET".to_string())
-    } else if path == "/books" {
-        let all: Vec<Value> = BOOKS.iter().map(book).collect();
-        (200, "application/json", Value::from(all).to_string())
-    } else if let Some(found) = path
-        .strip_prefix("/books/")
-        .and_then(|id| BOOKS.iter().find(|b| b.0 == id))
-    {
-        (200, "application/json", book(found).to_string())
-    } else {
-        let error = json!({ "error": format!("nothing at {path}") });
-        (404, "application/json", error.to_string())
-    };
-    let response = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+/// The paths (and queries) the REST API was asked for, in order.
+fn uris(api: &Upstream) -> Vec<String> {
+    api.received()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 const ALL_BOOKS: (&str, &str) = (
@@ -390,8 +272,8 @@ base_url = "{base_url}"
     )
 }
 
-async fn books_gateway(api: &BooksApi, allowed_host: Option<&str>) -> Guest {
-    let base_url = api.base_url.clone();
+async fn books_gateway(api: &Upstream, allowed_host: Option<&str>) -> Guest {
+    let base_url = format!("http://{}", api.addr());
     let granted = allowed_host
         .map(str::to_string)
         .unwrap_or_else(|| base_url.trim_start_matches("http://").to_string());
@@ -403,7 +285,7 @@ async fn books_gateway(api: &BooksApi, allowed_host: Option<&str>) -> Guest {
 
 #[tokio::test]
 async fn python_resolver_serves_a_rest_api_as_a_namespace() {
-    let api = BooksApi::start().await;
+    let api = start_rest("127.0.0.1:0").await.unwrap();
     let gw = books_gateway(&api, None).await;
     let reply = gw.run("AllBooks", json!({})).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -426,13 +308,13 @@ async fn python_resolver_serves_a_rest_api_as_a_namespace() {
     let reply = gw.run("OneBook", json!({ "id": "99" })).await;
     assert_eq!(reply.body, json!({ "data": { "books_book": null } }));
 
-    let paths: Vec<String> = api.seen().into_iter().map(|s| s.path).collect();
+    let paths = uris(&api);
     assert_eq!(paths, ["/books", "/books/3", "/books/99"]);
 }
 
 #[tokio::test]
 async fn python_resolver_answers_every_root_field_of_a_request_in_order() {
-    let api = BooksApi::start().await;
+    let api = start_rest("127.0.0.1:0").await.unwrap();
     let gw = books_gateway(&api, None).await;
     let reply = gw.run("Shelf", json!({})).await;
     assert_eq!(
@@ -444,19 +326,20 @@ async fn python_resolver_answers_every_root_field_of_a_request_in_order() {
             "countries_country": { "name": "France" },
         } })
     );
-    let mut paths: Vec<String> = api.seen().into_iter().map(|s| s.path).collect();
+    let mut paths = uris(&api);
     paths.sort();
     assert_eq!(paths, ["/books", "/books/1", "/books/99"]);
-    assert!(api.seen().iter().all(|s| s
-        .headers
-        .contains(&("accept".into(), "application/json".into()))));
+    assert!(api
+        .received_headers()
+        .iter()
+        .all(|h| h.get("accept").is_some_and(|v| v == "application/json")));
 }
 
 #[tokio::test]
 async fn python_resolver_reports_a_failing_rest_api_at_the_fields_path() {
-    let api = BooksApi::start().await;
+    let api = start_rest("127.0.0.1:0").await.unwrap();
     let gw = books_gateway(&api, None).await;
-    api.fail_with(Some(503));
+    api.set_fault(Fault::Status(503));
     let reply = gw.run("OneBook", json!({ "id": "1" })).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
@@ -470,18 +353,21 @@ async fn python_resolver_reports_a_failing_rest_api_at_the_fields_path() {
     assert_eq!(error["extensions"]["code"], "REST_ERROR", "{}", reply.body);
     assert_eq!(
         error["message"],
-        format!("the REST API answered 503 to GET {}/books/1", api.base_url)
+        format!(
+            "the REST API answered 503 to GET http://{}/books/1",
+            api.addr()
+        )
     );
 
     // Only the plugin's fields fail; the recovered API answers the next request.
-    api.fail_with(None);
+    api.set_fault(Fault::None);
     let reply = gw.run("OneBook", json!({ "id": "1" })).await;
     assert_eq!(reply.body["data"]["books_book"]["title"], "Dune");
 }
 
 #[tokio::test]
 async fn python_resolver_cannot_reach_a_host_it_was_not_granted() {
-    let api = BooksApi::start().await;
+    let api = start_rest("127.0.0.1:0").await.unwrap();
     let gw = books_gateway(&api, Some("127.0.0.1:1")).await;
     let reply = gw.run("Shelf", json!({})).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -497,5 +383,5 @@ async fn python_resolver_cannot_reach_a_host_it_was_not_granted() {
         message.contains("host not allowed") && message.contains("allowed_hosts"),
         "{message}"
     );
-    assert!(api.seen().is_empty(), "no request left the sandbox");
+    assert_eq!(api.requests(), 0, "no request left the sandbox");
 }

@@ -2,7 +2,7 @@
 //! (served on 127.0.0.1) into the `shop` namespace, next to GraphQL upstreams over HTTP.
 
 use joinery_tests::plugins::rust_plugin;
-use joinery_tests::{start_products, Fault, Upstream};
+use joinery_tests::{start_rest, Fault, Upstream};
 use serde_json::{json, Value};
 
 use crate::harness::{default_config, write_project, Gateway};
@@ -78,7 +78,7 @@ async fn start(products: &Upstream, allowed: bool) -> Gateway {
 
 #[tokio::test]
 async fn a_resolver_plugin_is_a_namespaced_upstream() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let gateway = start(&products, true).await;
 
     let reply = gateway.run("Product", json!({ "id": "3" })).await;
@@ -111,7 +111,7 @@ async fn a_resolver_plugin_is_a_namespaced_upstream() {
 
 #[tokio::test]
 async fn joins_into_a_resolver_plugin_are_one_plugin_call_and_one_rest_call() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let gateway = start(&products, true).await;
     let reply = gateway
         .run(
@@ -151,7 +151,7 @@ async fn joins_into_a_resolver_plugin_are_one_plugin_call_and_one_rest_call() {
 
 #[tokio::test]
 async fn joins_out_of_a_resolver_plugin_are_batched() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let gateway = start(&products, true).await;
     let reply = gateway.run("MadeIn", json!({ "country": "FR" })).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -167,7 +167,7 @@ async fn joins_out_of_a_resolver_plugin_are_batched() {
 
 #[tokio::test]
 async fn plugin_errors_reach_the_client_at_the_field_path() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let gateway = start(&products, true).await;
 
     products.set_fault(Fault::Status(500));
@@ -196,7 +196,7 @@ async fn plugin_errors_reach_the_client_at_the_field_path() {
 
 #[tokio::test]
 async fn a_resolver_plugin_reaches_only_its_allowed_hosts() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let gateway = start(&products, false).await;
     let reply = gateway.run("Mixed", json!({})).await;
     assert_eq!(
@@ -212,7 +212,7 @@ async fn a_resolver_plugin_reaches_only_its_allowed_hosts() {
 
 #[tokio::test]
 async fn a_slow_resolver_call_times_out_and_the_next_succeeds() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let ops = [MIXED];
     let gateway = Gateway::start_with(&ops, config(&products, true, "150ms")).await;
     products.set_fault(Fault::Delay(std::time::Duration::from_millis(600)));
@@ -239,7 +239,7 @@ async fn a_slow_resolver_call_times_out_and_the_next_succeeds() {
 
 #[tokio::test]
 async fn upstream_policies_apply_to_resolver_plugins() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let probe = rust_plugin("probe");
     let base = config(&products, true, "2s");
     let with_policy = move |c: &str, w: &str| {
@@ -283,7 +283,7 @@ async fn upstream_policies_apply_to_resolver_plugins() {
 
 #[tokio::test]
 async fn serve_refuses_a_plugin_whose_schema_changed_since_the_build() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
     let weather = joinery_tests::start_weather("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -318,7 +318,7 @@ async fn serve_refuses_a_plugin_whose_schema_changed_since_the_build() {
 
 #[tokio::test]
 async fn a_plugin_used_for_the_wrong_world_is_refused_at_load() {
-    let products = start_products("127.0.0.1:0").await.unwrap();
+    let products = start_rest("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "{}\n[policy]\nplugins = [\"shop\"]\n",

@@ -47,6 +47,10 @@ impl Grants {
         }
     }
 
+    pub(crate) fn max_memory(&self) -> usize {
+        self.max_memory
+    }
+
     fn host_allowed(&self, url: &reqwest::Url) -> bool {
         let Some(host) = url.host_str() else {
             return false;

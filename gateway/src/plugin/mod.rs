@@ -149,6 +149,10 @@ impl Plugins {
             };
             let (component, cached) = match cache.load(&engine, &bytes) {
                 Ok(c) => c,
+                Err(e) if memory_too_small(&e).is_some() => {
+                    errors.push(err(memory_message(memory_too_small(&e), p.max_memory)));
+                    continue;
+                }
                 Err(e) => {
                     errors.push(err(format!(
                         "not a loadable WebAssembly component ({e:#}); build it for wasm32-wasip2 as a component (see plugins/README.md)"
@@ -247,6 +251,29 @@ fn usage(config: &Config, name: &str) -> Vec<(&'static str, String)> {
         }
     }
     uses
+}
+
+/// The initial memory size a component needs, when `error` says that it exceeds the limit.
+fn memory_too_small(error: &wasmtime::Error) -> Option<Option<u64>> {
+    let text = format!("{error:#}");
+    let at = text.find("minimum byte size of ")?;
+    text.contains("exceeds the limit").then(|| {
+        text[at + "minimum byte size of ".len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+    })
+}
+
+fn memory_message(needed: Option<Option<u64>>, max_memory: usize) -> String {
+    let needed = match needed.flatten() {
+        Some(n) => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        None => "more".into(),
+    };
+    format!(
+        "its memory starts at {needed}, above its `max_memory` of {:.1} MiB: raise `max_memory` (components with a language runtime, such as JavaScript or Python ones, start at 10 MiB or more)",
+        max_memory as f64 / (1 << 20) as f64
+    )
 }
 
 /// Error codes a plugin may give: 1-64 characters of `A-Z`, `0-9` and `_`.

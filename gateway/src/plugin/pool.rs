@@ -126,6 +126,20 @@ impl<W: World> Pool<W> {
         let started = Instant::now();
         let made =
             tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store)).await;
+        if let Ok(Err(e)) = &made {
+            // Growing at instantiation is the initial memory: name the setting to change.
+            let text = format!("{e:#}");
+            if let Some(at) = text.find("growing memory to ") {
+                let needed = text[at + "growing memory to ".len()..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok());
+                return Err(self.failed(super::memory_message(
+                    Some(needed),
+                    self.grants.max_memory(),
+                )));
+            }
+        }
         let bindings = self.classify(made, started)?;
         Ok(Instance { store, bindings })
     }

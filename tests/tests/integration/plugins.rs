@@ -510,3 +510,38 @@ async fn an_upstream_response_hook_keeps_rewrites_or_refuses_answers() {
     rename("France").await;
     still_serving(&gw).await;
 }
+
+#[test]
+fn a_memory_limit_below_the_plugins_initial_memory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = plugin_project(dir.path(), &rust_plugin("jwt-policy"));
+    config.plugins["probe"].max_memory = 1 << 20;
+    let errors = joinery::plugin::Plugins::load(&config, None).unwrap_err();
+    let text = errors[0].to_string();
+    assert!(
+        text.contains(
+            "its memory starts at 1.1 MiB, above its `max_memory` of 1.0 MiB: raise `max_memory`"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_memory_limit_below_the_initial_memory_is_named_when_another_plugin_has_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = plugin_project(dir.path(), &rust_plugin("jwt-policy"));
+    config.plugins["probe"].max_memory = 1 << 20;
+    let mut roomy = config.plugins["probe"].clone();
+    roomy.name = "roomy".into();
+    roomy.max_memory = 64 << 20;
+    config.plugins.insert("roomy".into(), roomy);
+    let text = match joinery::plugin::Plugins::load(&config, None) {
+        Err(errors) => errors[0].to_string(),
+        Ok((plugins, _)) => plugins.prewarm(1).await.unwrap_err().to_string(),
+    };
+    assert!(
+        text.contains("plugin `probe`")
+            && text.contains("its memory starts at 1.1 MiB, above its `max_memory` of 1.0 MiB: raise `max_memory`"),
+        "{text}"
+    );
+}

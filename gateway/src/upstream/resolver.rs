@@ -366,3 +366,128 @@ impl<'a> Shaper<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SDL: &str = r#"
+interface Node { id: ID! }
+type Book implements Node { id: ID! title: String! }
+type Film implements Node { id: ID! minutes: Int! }
+type Query { node(id: ID!): Node  nodes: [Node!]!  book(id: ID!, lang: String = "en"): Book }
+"#;
+
+    const QUERY: &str = r#"query Q($skip: Boolean!, $id: ID!) {
+  node(id: $id) { __typename id ... on Book { title } ... on Film { minutes } }
+  b: book(id: "2") { t: title title @skip(if: $skip) }
+  nodes { id }
+}"#;
+
+    fn with_shaper(variables: Value, f: impl FnOnce(&Shaper<'_>, &SelectionSet)) {
+        let schema = Schema::parse_and_validate(SDL, "s.graphql").unwrap();
+        let doc = ExecutableDocument::parse_and_validate(&schema, QUERY, "q.graphql").unwrap();
+        let op = doc.operations.get(None).unwrap();
+        let variables = variables.as_object().unwrap().clone();
+        let shaper = Shaper {
+            schema: &schema,
+            document: &doc,
+            variables: &variables,
+        };
+        f(&shaper, &op.selection_set);
+    }
+
+    #[test]
+    fn the_selection_is_listed_flat_with_arguments_and_defaults() {
+        with_shaper(json!({ "skip": true, "id": "7" }), |shaper, set| {
+            let roots = shaper.collect(set, None);
+            let mut fields = Vec::new();
+            for f in roots.values() {
+                shaper.list(f, None, &mut fields);
+            }
+            let listed: Vec<(Option<u32>, &str, &str, &str)> = fields
+                .iter()
+                .map(|f| {
+                    (
+                        f.parent,
+                        f.key.as_str(),
+                        f.name.as_str(),
+                        f.arguments.as_str(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                listed,
+                vec![
+                    (None, "node", "node", r#"{"id":"7"}"#),
+                    (Some(0), "id", "id", "{}"),
+                    (Some(0), "title", "title", "{}"),
+                    (Some(0), "minutes", "minutes", "{}"),
+                    (None, "b", "book", r#"{"id":"2","lang":"en"}"#),
+                    (Some(4), "t", "title", "{}"),
+                    (None, "nodes", "nodes", "{}"),
+                    (Some(6), "id", "id", "{}"),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn values_are_shaped_by_the_selection() {
+        with_shaper(json!({ "skip": false, "id": "1" }), |shaper, set| {
+            let roots = shaper.collect(set, None);
+            let shape = |key: &str, value: Value, errors: &mut Vec<Value>| {
+                shaper.shape(value, &roots[key], &mut vec![Value::from(key)], errors)
+            };
+            let mut errors = Vec::new();
+            assert_eq!(
+                shape(
+                    "node",
+                    json!({ "__typename": "Film", "id": "1", "minutes": 90, "title": "no" }),
+                    &mut errors
+                ),
+                json!({ "__typename": "Film", "id": "1", "minutes": 90 })
+            );
+            assert_eq!(
+                shape("b", json!({ "id": "2", "title": "Dune" }), &mut errors),
+                json!({ "t": "Dune", "title": "Dune" })
+            );
+            assert_eq!(
+                shape(
+                    "nodes",
+                    json!([{ "__typename": "Book", "id": "a" }, { "__typename": "Film", "id": "b" }]),
+                    &mut errors
+                ),
+                json!([{ "id": "a" }, { "id": "b" }])
+            );
+            assert!(errors.is_empty(), "{errors:?}");
+            // An abstract type without `__typename` cannot be shaped: null, with an error there.
+            assert_eq!(
+                shape("nodes", json!([{ "id": "a" }]), &mut errors),
+                json!([null])
+            );
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0]["path"], json!(["nodes", 0]));
+            assert!(errors[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`Node` without a `__typename`"));
+        });
+    }
+
+    #[test]
+    fn skipped_fields_are_left_out() {
+        with_shaper(json!({ "skip": true, "id": "1" }), |shaper, set| {
+            let roots = shaper.collect(set, None);
+            let mut errors = Vec::new();
+            let shaped = shaper.shape(
+                json!({ "title": "Dune" }),
+                &roots["b"],
+                &mut vec![Value::from("b")],
+                &mut errors,
+            );
+            assert_eq!(shaped, json!({ "t": "Dune" }));
+        });
+    }
+}

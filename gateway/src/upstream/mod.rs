@@ -213,7 +213,7 @@ impl Upstream {
             self.apply_policy(policy, &context.operation, &mut headers)
                 .await?;
         }
-        let answer = match &self.transport {
+        let mut answer = match &self.transport {
             Transport::Http { url, timeout, http } => {
                 self.send_http(http, url, *timeout, headers, body).await?
             }
@@ -239,7 +239,6 @@ impl Upstream {
                 }
             }
         };
-        let mut answer = answer;
         for policy in &self.policies {
             self.apply_response_policy(policy, &context.operation, &mut answer)
                 .await?;

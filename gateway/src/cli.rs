@@ -53,9 +53,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build | Command::Check => {
             let write = matches!(cli.command, Command::Build);
+            // Plugins first: a broken plugin is reported even when operations are fine.
+            let (plugins, loaded) = project::load_plugins_reporting(&config)?;
             if !write {
-                // Plugins first: a broken plugin is reported even when operations are fine.
-                let (_, loaded) = project::load_plugins_reporting(&config)?;
                 for l in loaded {
                     println!(
                         "plugin `{}`: ok ({}, joinery:plugin@{})",
@@ -65,7 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
-            let out = project::build(&config, write).await?;
+            let out = project::build_with(&config, &plugins, write).await?;
             for doc in &out.manifest.documents {
                 let names: Vec<&str> = doc
                     .operations

@@ -54,8 +54,16 @@ pub async fn supergraph(config: &Config) -> anyhow::Result<Supergraph> {
 /// its position; writes the manifest unless `write` is false. Loads every plugin, since
 /// resolver plugins supply their schemas.
 pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> {
-    let plugins = load_plugins(config)?;
-    let sdls = load_schemas(config, &plugins).await?;
+    build_with(config, &load_plugins(config)?, write).await
+}
+
+/// [`build`] with plugins already loaded.
+pub async fn build_with(
+    config: &Config,
+    plugins: &Plugins,
+    write: bool,
+) -> anyhow::Result<BuildOutput> {
+    let sdls = load_schemas(config, plugins).await?;
     let supergraph = schema::compose(sdls.clone())?;
     let mut sources = operations::read_dir(&config.operations.dir)?;
     let mut diags = Diagnostics::default();
@@ -143,16 +151,20 @@ fn plan_all(
 
 /// Builds the serving state from the manifest written by `joinery build`.
 pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
+    gateway_with(config, &load_plugins(config)?).await
+}
+
+/// [`gateway`] with plugins already loaded.
+pub async fn gateway_with(config: &Config, plugins: &Plugins) -> anyhow::Result<Arc<Gateway>> {
     let manifest = Manifest::read(&config.operations.manifest)?;
     let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
     let registry = Registry::from_manifest(&manifest, &namespaces, config.policies_fill())?;
-    let plugins = load_plugins(config)?;
     // One warm instance each: a plugin that cannot start is found before serving.
     plugins.prewarm(1).await?;
-    let schemas = plugin_schemas(config, &plugins, &manifest).await?;
+    let schemas = plugin_schemas(config, plugins, &manifest).await?;
     Ok(Arc::new(Gateway {
         registry,
-        upstreams: Upstreams::new(config.upstreams.values(), &plugins, &schemas),
+        upstreams: Upstreams::new(config.upstreams.values(), plugins, &schemas),
         policies: config
             .policies
             .iter()

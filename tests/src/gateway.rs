@@ -22,8 +22,9 @@ impl RunningGateway {
     /// Builds the project at `config_path` (writing its manifest) and serves it.
     pub async fn start(config_path: &Path) -> anyhow::Result<Self> {
         let config = Config::load(config_path)?;
-        let built = joinery::project::build(&config, true).await?;
-        let gateway = joinery::project::gateway(&config).await?;
+        let plugins = joinery::project::load_plugins(&config)?;
+        let built = joinery::project::build_with(&config, &plugins, true).await?;
+        let gateway = joinery::project::gateway_with(&config, &plugins).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/graphql", listener.local_addr()?);
         let (tx, rx) = oneshot::channel::<()>();

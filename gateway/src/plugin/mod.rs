@@ -149,8 +149,8 @@ impl Plugins {
             };
             let (component, cached) = match cache.load(&engine, &bytes) {
                 Ok(c) => c,
-                Err(e) if memory_too_small(&e).is_some() => {
-                    errors.push(err(memory_message(memory_too_small(&e), p.max_memory)));
+                Err(e) if let Some(needed) = initial_memory(&e) => {
+                    errors.push(err(memory_message(needed, p.max_memory)));
                     continue;
                 }
                 Err(e) => {
@@ -253,20 +253,27 @@ fn usage(config: &Config, name: &str) -> Vec<(&'static str, String)> {
     uses
 }
 
-/// The initial memory size a component needs, when `error` says that it exceeds the limit.
-fn memory_too_small(error: &wasmtime::Error) -> Option<Option<u64>> {
+/// When `error` says that a component's initial memory exceeds the memory limit (when it is
+/// compiled for the pool, or instantiated in a store): the size it needs, if given.
+fn initial_memory(error: &wasmtime::Error) -> Option<Option<u64>> {
     let text = format!("{error:#}");
-    let at = text.find("minimum byte size of ")?;
-    text.contains("exceeds the limit").then(|| {
-        text[at + "minimum byte size of ".len()..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .and_then(|n| n.parse().ok())
-    })
+    let after = |marker: &str| {
+        text.find(marker).map(|at| {
+            text[at + marker.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+        })
+    };
+    if text.contains("exceeds the limit") {
+        after("minimum byte size of ")
+    } else {
+        after("growing memory to ")
+    }
 }
 
-fn memory_message(needed: Option<Option<u64>>, max_memory: usize) -> String {
-    let needed = match needed.flatten() {
+fn memory_message(needed: Option<u64>, max_memory: usize) -> String {
+    let needed = match needed {
         Some(n) => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
         None => "more".into(),
     };

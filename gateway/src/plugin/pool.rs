@@ -128,16 +128,9 @@ impl<W: World> Pool<W> {
             tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store)).await;
         if let Ok(Err(e)) = &made {
             // Growing at instantiation is the initial memory: name the setting to change.
-            let text = format!("{e:#}");
-            if let Some(at) = text.find("growing memory to ") {
-                let needed = text[at + "growing memory to ".len()..]
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .and_then(|n| n.parse().ok());
-                return Err(self.failed(super::memory_message(
-                    Some(needed),
-                    self.grants.max_memory(),
-                )));
+            if let Some(needed) = super::initial_memory(e) {
+                let max = self.grants.max_memory();
+                return Err(self.failed(super::memory_message(needed, max)));
             }
         }
         let bindings = self.classify(made, started)?;

@@ -117,6 +117,25 @@ pub struct UpstreamConfig {
     pub headers: Vec<(String, String)>,
     /// Policy plugins whose upstream hook runs before each request to this upstream, in order.
     pub policies: Vec<String>,
+    /// `[upstreams.<ns>.batch]`: root fields answered for many keys by another root field.
+    pub batch: Vec<BatchConfig>,
+}
+
+/// `[upstreams.<ns>.batch.<field>]`: the batch form of a root field that takes one key, so that
+/// a join over many items sends one call with all keys instead of one aliased copy per key.
+/// Checked against the upstream's schema when operations are planned.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// The root field that takes one key (the table's key), e.g. `getCityByName`.
+    pub single: String,
+    /// The root field that takes many keys, e.g. `getCitiesByNames`.
+    pub field: String,
+    /// Its list argument that receives the keys, e.g. `names`.
+    pub argument: String,
+    /// The field of each result that holds its key, e.g. `name`.
+    pub key: String,
+    /// Where the table is written.
+    pub position: Position,
 }
 
 /// How an upstream is reached.
@@ -232,6 +251,16 @@ struct RawUpstream {
     headers: IndexMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     policies: Vec<Spanned<String>>,
+    #[serde(default)]
+    batch: IndexMap<Spanned<String>, Spanned<RawBatch>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    field: Spanned<String>,
+    argument: Spanned<String>,
+    key: Spanned<String>,
 }
 
 /// Headers that describe one hop or the body, which the gateway sets itself.
@@ -474,6 +503,20 @@ impl Config {
                 }
             }
             let policies = plugin_refs(&up.policies, &mut at);
+            let batch = up
+                .batch
+                .iter()
+                .map(|(single, b)| {
+                    let b = b.get_ref();
+                    BatchConfig {
+                        single: single.get_ref().clone(),
+                        field: b.field.get_ref().clone(),
+                        argument: b.argument.get_ref().clone(),
+                        key: b.key.get_ref().clone(),
+                        position: Position::at_offset(path, text, single.span().start),
+                    }
+                })
+                .collect();
             upstreams.insert(
                 namespace.clone(),
                 UpstreamConfig {
@@ -484,6 +527,7 @@ impl Config {
                     forward_headers,
                     headers,
                     policies,
+                    batch,
                 },
             );
         }

@@ -10,6 +10,7 @@ use apollo_compiler::Schema;
 use crate::config::{Config, Transport};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::operations::{self, Manifest, OperationsError, Registered};
+use crate::plan::batch::BatchForms;
 use crate::plan::Plan;
 use crate::plugin::{Loaded, Plugins};
 use crate::schema::{self, Supergraph, UpstreamSdl};
@@ -79,7 +80,20 @@ pub async fn build_with(
     }
     let (registered, problems) = operations::register(&supergraph, sources);
     diags.0.extend(problems.0);
-    plan_all(&supergraph, &registered, config.policies_fill(), &mut diags);
+    let forms = match BatchForms::resolve(&supergraph, config.upstreams.values()) {
+        Ok(forms) => forms,
+        Err(problems) => {
+            diags.0.extend(problems);
+            BatchForms::default()
+        }
+    };
+    plan_all(
+        &supergraph,
+        &registered,
+        config.policies_fill(),
+        &forms,
+        &mut diags,
+    );
     for (name, (_, position)) in &config.operations.max_join_fanout {
         let known = registered
             .iter()
@@ -116,11 +130,13 @@ fn plan_all(
     supergraph: &Supergraph,
     registered: &[Registered],
     policies_fill: bool,
+    forms: &BatchForms,
     diags: &mut Diagnostics,
 ) {
     for r in registered {
         for op in r.document.operations.iter() {
-            let Err(problems) = Plan::build(supergraph, r.document.clone(), op, policies_fill)
+            let Err(problems) =
+                Plan::build(supergraph, r.document.clone(), op, policies_fill, forms)
             else {
                 continue;
             };
@@ -157,8 +173,7 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
 /// [`gateway`] with plugins already loaded.
 pub async fn gateway_with(config: &Config, plugins: &Plugins) -> anyhow::Result<Arc<Gateway>> {
     let manifest = Manifest::read(&config.operations.manifest)?;
-    let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
-    let registry = Registry::from_manifest(&manifest, &namespaces, config.policies_fill())?;
+    let registry = Registry::from_manifest(&manifest, config)?;
     // One warm instance each: a plugin that cannot start is found before serving.
     plugins.prewarm(1).await?;
     let schemas = plugin_schemas(config, plugins, &manifest).await?;

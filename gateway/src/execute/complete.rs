@@ -1,30 +1,31 @@
-//! Value completion: building the client's response from upstream data following the
-//! response shape — field collection with `@skip`/`@include` and type conditions, namespaced
-//! `__typename`, and the spec's null propagation.
+//! Value completion: writing the client's `data` straight from upstream data as JSON text,
+//! following the response shape — field collection with `@skip`/`@include` and type
+//! conditions, namespaced `__typename`, and the spec's null propagation (a failed non-null
+//! position rewinds the output to the nearest nullable parent, which becomes `null`).
 
 use apollo_compiler::response::{JsonMap, JsonValue};
 use serde_json::{Map, Value};
 
-use super::Explained;
+use super::{Explained, Segment};
 use crate::error_code::ErrorCode;
 use crate::plan::shape::{Conditions, Field, OutputKind, OutputType, Selection, SelectionSet};
 
 /// A non-null position resolved to null: the parent must become null.
 struct Propagate;
 
-pub(super) struct Completer<'a> {
+pub(super) struct Completer<'a, 'e> {
     variables: &'a JsonMap,
     explained: &'a Explained,
-    errors: &'a mut Vec<Value>,
-    path: Vec<Value>,
+    errors: &'e mut Vec<Value>,
+    path: Vec<Segment<'a>>,
     /// Whether an error already explains nulls below the current path.
     covered: bool,
 }
 
-impl<'a> Completer<'a> {
+impl<'a, 'e> Completer<'a, 'e> {
     pub(super) fn new(
         variables: &'a JsonMap,
-        errors: &'a mut Vec<Value>,
+        errors: &'e mut Vec<Value>,
         explained: &'a Explained,
     ) -> Self {
         Completer {
@@ -36,26 +37,37 @@ impl<'a> Completer<'a> {
         }
     }
 
-    /// Completes the root object; `covered` lists root keys whose failures are already reported.
+    /// Writes the completed root object into `out` (`null` when a non-null root field
+    /// failed); `covered` lists root keys whose failures are already reported.
     pub(super) fn root(
         &mut self,
         data: &Map<String, Value>,
         root_type: &str,
-        set: &SelectionSet,
+        set: &'a SelectionSet,
         covered: &[String],
-    ) -> Value {
-        let fields = self.collect(&[set], root_type);
-        let mut out = Map::with_capacity(fields.len());
-        for (key, group) in fields {
-            self.covered = covered.iter().any(|k| k == key);
-            match self.field(data, root_type, key, &group) {
-                Ok(v) => {
-                    out.insert(key.to_string(), v);
-                }
-                Err(Propagate) => return Value::Null,
+        out: &mut Vec<u8>,
+    ) {
+        let start = out.len();
+        out.push(b'{');
+        let mut first = true;
+        let mut failed = false;
+        self.each_field(&[set], root_type, |this, key, group| {
+            this.covered = covered.iter().any(|k| k == key);
+            if !std::mem::take(&mut first) {
+                out.push(b',');
             }
+            write_key(key, out);
+            if this.field(data, root_type, key, group, out).is_err() {
+                failed = true;
+            }
+            !failed
+        });
+        if failed {
+            out.truncate(start);
+            out.extend_from_slice(b"null");
+        } else {
+            out.push(b'}');
         }
-        Value::Object(out)
     }
 
     fn enabled(&self, conditions: &Conditions) -> bool {
@@ -68,24 +80,43 @@ impl<'a> Completer<'a> {
         })
     }
 
-    /// CollectFields: response keys in order, each with the fields that merge into it.
-    fn collect<'s>(
-        &self,
-        sets: &[&'s SelectionSet],
+    /// Calls `f` with each response key in order and the fields that merge into it (the
+    /// spec's CollectFields), until `f` returns false. A single selection set of plain fields
+    /// (the common case) needs no collecting.
+    fn each_field(
+        &mut self,
+        sets: &[&'a SelectionSet],
         runtime_type: &str,
-    ) -> Vec<(&'s str, Vec<&'s Field>)> {
-        let mut out: Vec<(&'s str, Vec<&'s Field>)> = Vec::new();
-        for set in sets {
-            self.collect_into(set, runtime_type, &mut out);
+        mut f: impl FnMut(&mut Self, &'a str, &[&'a Field]) -> bool,
+    ) {
+        if let [set] = sets {
+            if set.plain {
+                for item in &set.items {
+                    if let Selection::Field(field) = item {
+                        if !f(self, &field.key, std::slice::from_ref(&field)) {
+                            return;
+                        }
+                    }
+                }
+                return;
+            }
         }
-        out
+        let mut fields: Vec<(&'a str, Vec<&'a Field>)> = Vec::new();
+        for set in sets {
+            self.collect_into(set, runtime_type, &mut fields);
+        }
+        for (key, group) in &fields {
+            if !f(self, key, group) {
+                return;
+            }
+        }
     }
 
-    fn collect_into<'s>(
+    fn collect_into(
         &self,
-        set: &'s SelectionSet,
+        set: &'a SelectionSet,
         runtime_type: &str,
-        out: &mut Vec<(&'s str, Vec<&'s Field>)>,
+        out: &mut Vec<(&'a str, Vec<&'a Field>)>,
     ) {
         for item in &set.items {
             match item {
@@ -112,19 +143,29 @@ impl<'a> Completer<'a> {
         &mut self,
         data: &Map<String, Value>,
         runtime_type: &str,
-        key: &str,
-        group: &[&Field],
-    ) -> Result<Value, Propagate> {
+        key: &'a str,
+        group: &[&'a Field],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Propagate> {
         let first = group[0];
         if first.typename {
-            return Ok(Value::from(runtime_type));
+            write_type_name(runtime_type, out);
+            return Ok(());
         }
-        self.path.push(Value::from(key));
-        let sets: Vec<&SelectionSet> = group
-            .iter()
-            .filter_map(|f| innermost_selection(&f.ty))
-            .collect();
-        let result = self.value(data.get(key), &first.ty, &sets);
+        self.path.push(Segment::Key(key));
+        let result = match group {
+            [one] => match innermost_selection(&one.ty) {
+                Some(set) => self.value(data.get(key), &first.ty, &[set], out),
+                None => self.value(data.get(key), &first.ty, &[], out),
+            },
+            _ => {
+                let sets: Vec<&SelectionSet> = group
+                    .iter()
+                    .filter_map(|f| innermost_selection(&f.ty))
+                    .collect();
+                self.value(data.get(key), &first.ty, &sets, out)
+            }
+        };
         self.path.pop();
         result
     }
@@ -132,98 +173,114 @@ impl<'a> Completer<'a> {
     fn value(
         &mut self,
         value: Option<&Value>,
-        ty: &OutputType,
-        sets: &[&SelectionSet],
-    ) -> Result<Value, Propagate> {
-        let completed = match value {
-            None | Some(Value::Null) => None,
+        ty: &'a OutputType,
+        sets: &[&'a SelectionSet],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Propagate> {
+        let start = out.len();
+        let written = match value {
+            None | Some(Value::Null) => false,
             Some(v) => match &ty.kind {
-                OutputKind::Leaf => Some(v.clone()),
+                OutputKind::Leaf => {
+                    serde_json::to_writer(&mut *out, v).expect("JSON values serialize");
+                    true
+                }
                 OutputKind::List(inner) => match v {
-                    Value::Array(items) => self.list(items, inner, sets),
+                    Value::Array(items) => self.list(items, inner, sets, out),
                     _ => self.bad_value("a list"),
                 },
                 OutputKind::Composite(c) => match v {
-                    Value::Object(obj) => {
-                        let runtime = match &c.abstract_namespace {
-                            None => Some(c.type_name.clone()),
-                            Some(ns) => obj
-                                .get("__typename")
-                                .and_then(Value::as_str)
-                                .map(|t| format!("{ns}_{t}")),
-                        };
-                        match runtime {
-                            Some(runtime) => self.object(obj, &runtime, sets),
+                    Value::Object(obj) => match &c.abstract_namespace {
+                        None => self.object(obj, &c.type_name, sets, out),
+                        Some(ns) => match obj.get("__typename").and_then(Value::as_str) {
+                            Some(t) => self.object(obj, &format!("{ns}_{t}"), sets, out),
                             None => self.bad_value("an object with `__typename`"),
-                        }
-                    }
+                        },
+                    },
                     _ => self.bad_value("an object"),
                 },
             },
         };
-        match completed {
-            Some(v) => Ok(v),
-            None if ty.non_null => {
-                if value.is_none_or(Value::is_null)
-                    && !self.covered
-                    && !self.explained.covers(&self.path)
-                {
-                    self.report_null();
-                }
-                Err(Propagate)
-            }
-            None => Ok(Value::Null),
+        if written {
+            return Ok(());
         }
+        out.truncate(start);
+        if !ty.non_null {
+            out.extend_from_slice(b"null");
+            return Ok(());
+        }
+        if value.is_none_or(Value::is_null) && !self.covered && !self.explained.covers(&self.path) {
+            self.report_null();
+        }
+        Err(Propagate)
     }
 
     fn list(
         &mut self,
         items: &[Value],
-        inner: &OutputType,
-        sets: &[&SelectionSet],
-    ) -> Option<Value> {
-        let mut out = Vec::with_capacity(items.len());
+        inner: &'a OutputType,
+        sets: &[&'a SelectionSet],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        out.push(b'[');
         for (i, item) in items.iter().enumerate() {
-            self.path.push(Value::from(i));
-            let r = self.value(Some(item), inner, sets);
+            if i > 0 {
+                out.push(b',');
+            }
+            self.path.push(Segment::Index(i));
+            let r = self.value(Some(item), inner, sets, out);
             self.path.pop();
-            out.push(r.ok()?);
+            if r.is_err() {
+                return false;
+            }
         }
-        Some(Value::Array(out))
+        out.push(b']');
+        true
     }
 
     fn object(
         &mut self,
         obj: &Map<String, Value>,
         runtime_type: &str,
-        sets: &[&SelectionSet],
-    ) -> Option<Value> {
-        let fields = self.collect(sets, runtime_type);
-        let mut out = Map::with_capacity(fields.len());
-        for (key, group) in fields {
-            let v = self.field(obj, runtime_type, key, &group).ok()?;
-            out.insert(key.to_string(), v);
-        }
-        Some(Value::Object(out))
+        sets: &[&'a SelectionSet],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        out.push(b'{');
+        let mut first = true;
+        let mut ok = true;
+        self.each_field(sets, runtime_type, |this, key, group| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_key(key, out);
+            ok = this.field(obj, runtime_type, key, group, out).is_ok();
+            ok
+        });
+        out.push(b'}');
+        ok
     }
 
     /// The upstream broke its own schema; say so once, at this path.
-    fn bad_value(&mut self, expected: &str) -> Option<Value> {
+    fn bad_value(&mut self, expected: &str) -> bool {
         let mut error = ErrorCode::UpstreamBadResponse.error(format!(
             "the upstream returned a value that is not {expected}"
         ));
-        error["path"] = Value::from(self.path.clone());
+        error["path"] = self.path_value();
         self.errors.push(error);
         self.covered = true;
-        None
+        false
     }
 
     fn report_null(&mut self) {
         let mut error =
             ErrorCode::UpstreamBadResponse.error("the upstream returned null for a non-null field");
-        error["path"] = Value::from(self.path.clone());
+        error["path"] = self.path_value();
         self.errors.push(error);
         self.covered = true;
+    }
+
+    fn path_value(&self) -> Value {
+        Value::Array(self.path.iter().map(Segment::to_value).collect())
     }
 }
 
@@ -233,4 +290,21 @@ fn innermost_selection(ty: &OutputType) -> Option<&SelectionSet> {
         OutputKind::List(inner) => innermost_selection(inner),
         OutputKind::Composite(c) => Some(&c.selection),
     }
+}
+
+/// Response keys and type names are GraphQL names (`[_A-Za-z][_0-9A-Za-z]*`): nothing to escape.
+fn write_key(key: &str, out: &mut Vec<u8>) {
+    write_str(key, out);
+    out.push(b':');
+}
+
+fn write_str(name: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'"');
+}
+
+/// A runtime type name holds the upstream's `__typename`, which may hold anything.
+fn write_type_name(name: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, name).expect("strings serialize");
 }

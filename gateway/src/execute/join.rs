@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 
 use super::{attribute, Explained};
 use crate::error_code::ErrorCode;
-use crate::plan::join::{Binding, JoinPlan, TypeFilter};
+use crate::plan::batch::{BatchForm, KEY_ALIAS};
+use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
 use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
 
@@ -22,10 +23,13 @@ struct Instance {
     values: Vec<Value>,
 }
 
-/// The items of one join fetch that share the same values: one aliased copy upstream.
+/// The items of one join fetch that share the same values: one aliased copy upstream, or one
+/// key of a batch-form call.
 struct Group {
     prefix: String,
     paths: Vec<Vec<Value>>,
+    /// The key as results carry it (batch forms only).
+    key: String,
 }
 
 /// What one batched upstream request resolves.
@@ -33,6 +37,8 @@ struct Entry<'p> {
     join: &'p JoinPlan,
     fetch: usize,
     groups: Vec<Group>,
+    /// The batch form the fetch is sent as, if any.
+    form: Option<&'p BatchForm>,
 }
 
 #[derive(Default)]
@@ -81,18 +87,20 @@ pub(super) async fn run(
                 for inst in &instances {
                     let mut path = inst.path.clone();
                     path.push(Value::from(join.key.as_str()));
-                    explained.0.push(path);
+                    explained.add(&path);
                 }
                 continue;
             }
             for (f, fetch) in join.fetches.iter().enumerate() {
+                // A batch form's list argument cannot carry a null key.
+                let by_field = matches!(fetch.batching, Batching::Field(_));
                 let mut groups: IndexMap<String, (Vec<&Value>, Vec<Vec<Value>>)> = IndexMap::new();
                 'items: for inst in &instances {
                     let mut values = Vec::with_capacity(fetch.bindings.len());
                     for &b in &fetch.bindings {
                         let binding = &join.bindings[b];
                         let value = &inst.values[b];
-                        if value.is_null() && binding.non_null {
+                        if value.is_null() && (binding.non_null || by_field) {
                             null_export(
                                 data,
                                 errors,
@@ -130,7 +138,37 @@ pub(super) async fn run(
                     join,
                     fetch: f,
                     groups: Vec::with_capacity(groups.len()),
+                    form: None,
                 };
+                if let Batching::Field(form) = &fetch.batching {
+                    let prefix = format!("_{j}_{f}_0_");
+                    let binding = &join.bindings[fetch.bindings[0]];
+                    let name = format!("{prefix}{}", binding.variable);
+                    batch
+                        .declarations
+                        .push(format!("${name}: {}", form.argument_type));
+                    let mut keys = Vec::with_capacity(groups.len());
+                    for (values, paths) in groups.into_values() {
+                        keys.push(
+                            serde_json::from_value(values[0].clone()).expect("JSON converts"),
+                        );
+                        entry.groups.push(Group {
+                            prefix: prefix.clone(),
+                            paths,
+                            key: key_text(values[0]),
+                        });
+                    }
+                    batch
+                        .variables
+                        .insert(name.as_str(), JsonValue::Array(keys));
+                    for piece in &fetch.pieces {
+                        piece.write(&prefix, &mut batch.selections);
+                        batch.selections.push(' ');
+                    }
+                    entry.form = Some(form);
+                    batch.entries.push(entry);
+                    continue;
+                }
                 for (g, (values, paths)) in groups.into_values().enumerate() {
                     let prefix = format!("_{j}_{f}_{g}_");
                     for (&b, value) in fetch.bindings.iter().zip(values) {
@@ -148,7 +186,11 @@ pub(super) async fn run(
                         piece.write(&prefix, &mut batch.selections);
                         batch.selections.push(' ');
                     }
-                    entry.groups.push(Group { prefix, paths });
+                    entry.groups.push(Group {
+                        prefix,
+                        paths,
+                        key: String::new(),
+                    });
                 }
                 batch.entries.push(entry);
             }
@@ -208,7 +250,7 @@ fn merge(
                             error["path"] = Value::from(full.clone());
                             error["extensions"]["upstream"] = Value::from(upstream);
                             errors.push(error);
-                            explained.0.push(full);
+                            explained.add(&full);
                         }
                     }
                 }
@@ -218,25 +260,45 @@ fn merge(
     };
     let mut upstream_data = response.data.unwrap_or_default();
     let mut by_prefix: HashMap<&str, (&Entry<'_>, &Group)> = HashMap::new();
+    let mut calls: HashMap<&str, Call<'_>> = HashMap::new();
     for entry in &batch.entries {
         let fetch = &entry.join.fetches[entry.fetch];
+        if let Some(form) = entry.form {
+            let call = place_batch(data, errors, explained, &mut upstream_data, entry, form);
+            calls.insert(entry.groups[0].prefix.as_str(), call);
+            continue;
+        }
         for group in &entry.groups {
             by_prefix.insert(group.prefix.as_str(), (entry, group));
             for key in &fetch.root_keys {
                 let value = upstream_data
                     .remove(&format!("{}{key}", group.prefix))
                     .unwrap_or(Value::Null);
-                for path in &group.paths {
-                    if let Some(Value::Object(joined)) =
-                        object_at(data, path).and_then(|o| o.get_mut(&entry.join.key))
-                    {
-                        joined.insert(key.clone(), value.clone());
-                    }
-                }
+                place(data, &group.paths, &entry.join.key, key, value);
             }
         }
     }
     for error in response.errors {
+        if let Some((call, rest)) = locate_call(&error, &calls) {
+            let groups = call.groups_for(rest.first());
+            let rest = if rest.first().is_some_and(Value::is_number) {
+                &rest[1..]
+            } else {
+                rest
+            };
+            let fetch = &call.entry.join.fetches[call.entry.fetch];
+            for group in groups {
+                for path in &group.paths {
+                    let mut full = joined_path(path, &call.entry.join.key, &fetch.root_keys[0]);
+                    full.extend(rest.iter().cloned());
+                    let mut e = attribute(error.clone(), upstream);
+                    e["path"] = Value::from(full.clone());
+                    errors.push(e);
+                    explained.add(&full);
+                }
+            }
+            continue;
+        }
         let located = error
             .get("path")
             .and_then(Value::as_array)
@@ -260,7 +322,7 @@ fn merge(
                     let mut e = attribute(error.clone(), upstream);
                     e["path"] = Value::from(full.clone());
                     errors.push(e);
-                    explained.0.push(full);
+                    explained.add(&full);
                 }
             }
             None => {
@@ -271,6 +333,162 @@ fn merge(
                 errors.push(e);
             }
         }
+    }
+}
+
+/// Puts `value` under `join_key.root_key` of the object at each of `paths` (a copy for each
+/// but the last).
+fn place(
+    data: &mut Map<String, Value>,
+    paths: &[Vec<Value>],
+    join_key: &str,
+    root_key: &str,
+    value: Value,
+) {
+    let Some((last, others)) = paths.split_last() else {
+        return;
+    };
+    let mut put = |path: &[Value], value: Value| {
+        if let Some(Value::Object(joined)) = object_at(data, path).and_then(|o| o.get_mut(join_key))
+        {
+            joined.insert(root_key.to_string(), value);
+        }
+    };
+    for path in others {
+        put(path, value.clone());
+    }
+    put(last, value);
+}
+
+/// A batch-form call as answered: which key each position of the answer holds.
+struct Call<'e> {
+    entry: &'e Entry<'e>,
+    /// The key of each result, by position in the answer (`None`: null or without a key).
+    positions: Vec<Option<String>>,
+    /// Keys that got no result.
+    missing: Vec<usize>,
+}
+
+impl<'e> Call<'e> {
+    /// The groups an error at `index` (a position in the answer, if the path has one) is about:
+    /// the group of the result there; otherwise those without a result; otherwise all.
+    fn groups_for(&self, index: Option<&Value>) -> Vec<&'e Group> {
+        let key = index
+            .and_then(Value::as_u64)
+            .and_then(|i| self.positions.get(i as usize))
+            .and_then(Option::as_deref);
+        if let Some(key) = key {
+            if let Some(g) = self.entry.groups.iter().find(|g| g.key == key) {
+                return vec![g];
+            }
+        }
+        if self.missing.is_empty() {
+            self.entry.groups.iter().collect()
+        } else {
+            self.missing
+                .iter()
+                .map(|&g| &self.entry.groups[g])
+                .collect()
+        }
+    }
+}
+
+/// Puts each result of a batch-form call into the items whose key it carries; items whose
+/// key has no result get `null` (with an error where the joined field is non-null).
+fn place_batch<'e>(
+    data: &mut Map<String, Value>,
+    errors: &mut Vec<Value>,
+    explained: &mut Explained,
+    upstream_data: &mut Map<String, Value>,
+    entry: &'e Entry<'e>,
+    form: &BatchForm,
+) -> Call<'e> {
+    let fetch = &entry.join.fetches[entry.fetch];
+    let root_key = &fetch.root_keys[0];
+    let prefix = &entry.groups[0].prefix;
+    let answer = upstream_data.remove(&format!("{prefix}{root_key}"));
+    let mut results: HashMap<String, Value> = HashMap::new();
+    let mut positions = Vec::new();
+    let listed = match answer {
+        Some(Value::Array(items)) => {
+            positions.reserve(items.len());
+            for item in items {
+                let key = item.get(KEY_ALIAS).map(key_text);
+                positions.push(key.clone());
+                if let Some(key) = key {
+                    results.entry(key).or_insert(item);
+                }
+            }
+            true
+        }
+        Some(Value::Null) | None => false,
+        Some(_) => {
+            for group in &entry.groups {
+                for path in &group.paths {
+                    let full = joined_path(path, &entry.join.key, root_key);
+                    let mut error = ErrorCode::UpstreamBadResponse.error(format!(
+                        "`{}` answered with something other than a list",
+                        form.field
+                    ));
+                    error["path"] = Value::from(full.clone());
+                    errors.push(error);
+                    explained.add(&full);
+                }
+            }
+            false
+        }
+    };
+    let mut missing = Vec::new();
+    for (g, group) in entry.groups.iter().enumerate() {
+        let value = results.remove(&group.key);
+        if value.is_none() {
+            missing.push(g);
+            if listed && form.single_non_null {
+                for path in &group.paths {
+                    let full = joined_path(path, &entry.join.key, root_key);
+                    let mut error = ErrorCode::UpstreamBadResponse.error(format!(
+                        "`{}` has no result for key {:?}, and `{}` cannot be null",
+                        form.field, group.key, form.single
+                    ));
+                    error["path"] = Value::from(full.clone());
+                    errors.push(error);
+                    explained.add(&full);
+                }
+            }
+        }
+        place(
+            data,
+            &group.paths,
+            &entry.join.key,
+            root_key,
+            value.unwrap_or(Value::Null),
+        );
+    }
+    Call {
+        entry,
+        positions,
+        missing,
+    }
+}
+
+/// The batch-form call an upstream error is about, and the rest of its path.
+fn locate_call<'c, 'e>(
+    error: &'c Value,
+    calls: &'c HashMap<&str, Call<'e>>,
+) -> Option<(&'c Call<'e>, &'c [Value])> {
+    let path = error.get("path")?.as_array()?;
+    let alias = path.first()?.as_str()?;
+    let (j, f, g) = parse_prefix(alias)?;
+    let call = calls.get(format!("_{j}_{f}_{g}_").as_str())?;
+    Some((call, &path[1..]))
+}
+
+/// A key as text, so that keys and results match whatever JSON type each side uses
+/// (`"42"` and `42` are the same key).
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -313,7 +531,7 @@ fn null_export(
         ));
         error["path"] = Value::from(path.clone());
         errors.push(error);
-        explained.0.push(path);
+        explained.add(&path);
     }
 }
 

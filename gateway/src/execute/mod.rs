@@ -4,6 +4,8 @@
 mod complete;
 mod join;
 
+use std::collections::HashMap;
+
 use apollo_compiler::response::JsonMap;
 use futures::future::join_all;
 use serde_json::{Map, Value};
@@ -14,21 +16,100 @@ use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
 /// A GraphQL response.
 #[derive(Debug, Default)]
 pub struct Response {
-    /// `data`: `Some(Value::Null)` when a non-null root field failed.
-    pub data: Option<Value>,
+    /// `data` as JSON text: `null` when a non-null root field failed.
+    pub data: Option<Vec<u8>>,
     /// `errors`, in the order they arose.
     pub errors: Vec<Value>,
 }
 
-/// Paths at or below which an error is already reported, so that null propagation adds none.
+impl Response {
+    /// The response as a JSON document: `errors` first (when there are any), then `data`.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.data.as_ref().map_or(64, |d| d.len() + 64));
+        out.push(b'{');
+        if !self.errors.is_empty() {
+            out.extend_from_slice(b"\"errors\":");
+            serde_json::to_writer(&mut out, &self.errors).expect("JSON values serialize");
+        }
+        if let Some(data) = &self.data {
+            if !self.errors.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"data\":");
+            out.extend_from_slice(data);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// One step of a response path, borrowed from the plan while completing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Segment<'a> {
+    /// A response key.
+    Key(&'a str),
+    /// A list index.
+    Index(usize),
+}
+
+impl Segment<'_> {
+    fn to_value(&self) -> Value {
+        match self {
+            Segment::Key(k) => Value::from(*k),
+            Segment::Index(i) => Value::from(*i),
+        }
+    }
+}
+
+/// Paths at or below which an error is already reported, so that null propagation adds none:
+/// a trie, so that asking about a path costs its length, not the number of paths (a join that
+/// fails over many items explains one path per item).
 #[derive(Debug, Default)]
-pub(crate) struct Explained(pub(crate) Vec<Vec<Value>>);
+pub(crate) struct Explained {
+    root: PathNode,
+}
+
+#[derive(Debug, Default)]
+struct PathNode {
+    end: bool,
+    keys: HashMap<String, PathNode>,
+    indices: HashMap<usize, PathNode>,
+}
 
 impl Explained {
-    fn covers(&self, path: &[Value]) -> bool {
-        self.0
-            .iter()
-            .any(|p| p.starts_with(path) || path.starts_with(p))
+    /// Records that an error explains `path` and everything below it.
+    pub(crate) fn add(&mut self, path: &[Value]) {
+        let mut node = &mut self.root;
+        for segment in path {
+            node = match segment {
+                Value::Number(n) => node
+                    .indices
+                    .entry(n.as_u64().unwrap_or(u64::MAX) as usize)
+                    .or_default(),
+                Value::String(k) => node.keys.entry(k.clone()).or_default(),
+                other => node.keys.entry(other.to_string()).or_default(),
+            };
+        }
+        node.end = true;
+    }
+
+    /// Whether an explained path is at, above or below `path`.
+    fn covers(&self, path: &[Segment<'_>]) -> bool {
+        let mut node = &self.root;
+        for segment in path {
+            if node.end {
+                return true;
+            }
+            let next = match segment {
+                Segment::Key(k) => node.keys.get(*k),
+                Segment::Index(i) => node.indices.get(i),
+            };
+            match next {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        node.end || !node.keys.is_empty() || !node.indices.is_empty()
     }
 }
 
@@ -115,8 +196,9 @@ pub async fn execute(
         apollo_compiler::executable::OperationType::Mutation => "Mutation",
         _ => "Query",
     };
-    let data = complete::Completer::new(variables, &mut errors, &explained)
-        .root(&root, root_type, &plan.root, &covered);
+    let mut data = Vec::with_capacity(4096);
+    complete::Completer::new(variables, &mut errors, &explained)
+        .root(&root, root_type, &plan.root, &covered, &mut data);
     Response {
         data: Some(data),
         errors,

@@ -3,6 +3,7 @@
 //! order of selections in the text.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use apollo_compiler::ast::{Type, Value};
 use apollo_compiler::executable::{self, Operation, Selection};
@@ -11,7 +12,8 @@ use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::ExecutableDocument;
 use indexmap::IndexMap;
 
-use super::render::{Renderer, KEY_MARK, VAR_MARK};
+use super::batch::{BatchForm, BatchForms};
+use super::render::{collect_variables, Renderer, RootPiece, KEY_MARK, VAR_MARK};
 use super::shape::possible_types;
 use super::PlanProblem;
 use crate::schema::{Supergraph, JOIN_FIELD};
@@ -90,6 +92,22 @@ pub struct JoinFetch {
     pub client_variables: Vec<String>,
     /// Indices into [`JoinPlan::bindings`] of the internal variables the pieces use.
     pub bindings: Vec<usize>,
+    /// How the items are batched.
+    pub batching: Batching,
+}
+
+/// How one join fetch asks for all items at once.
+#[derive(Debug, Clone)]
+pub enum Batching {
+    /// One aliased copy of the pieces per distinct set of values; `unused` says why a root
+    /// field's batch form could not be used, where it has one.
+    Aliases {
+        /// `(root field, reason)` for each batch form not used.
+        unused: Vec<(String, String)>,
+    },
+    /// One call of the (single) piece's batch form with every distinct key in a list; results
+    /// are matched to items by their key field.
+    Field(Arc<BatchForm>),
 }
 
 impl JoinFetch {
@@ -342,6 +360,7 @@ pub(crate) fn analyse(
     operation: &Operation,
     internal: &HashSet<String>,
     policies_fill: bool,
+    forms: &BatchForms,
 ) -> Result<Analysis, Vec<PlanProblem>> {
     let mut problems = Vec::new();
     let at = |span: Option<SourceSpan>| {
@@ -421,7 +440,7 @@ pub(crate) fn analyse(
             internal,
             join_mode: true,
         };
-        let mut by_upstream: IndexMap<String, Vec<super::render::RootPiece>> = IndexMap::new();
+        let mut by_upstream: IndexMap<String, Vec<RootPiece>> = IndexMap::new();
         for set in &site.sets {
             match renderer.root_pieces(set) {
                 Ok(pieces) => {
@@ -432,49 +451,60 @@ pub(crate) fn analyse(
                 Err(e) => problems.push(problem(e.to_string())),
             }
         }
-        let mut bindings: Vec<Binding> = Vec::new();
-        let mut depends_on: Vec<usize> = site.owner.into_iter().collect();
+        let mut binder = Binder {
+            site,
+            exports: &exports,
+            operation,
+            internal,
+            id,
+            bindings: Vec::new(),
+            depends_on: site.owner.into_iter().collect(),
+            problems: Vec::new(),
+        };
         let mut fetches = Vec::new();
         for (upstream, pieces) in by_upstream {
-            let mut fetch = JoinFetch {
-                upstream,
-                pieces: Vec::new(),
-                root_keys: Vec::new(),
-                client_variables: Vec::new(),
-                bindings: Vec::new(),
-            };
-            for p in pieces {
-                for v in &p.variables {
-                    if !internal.contains(v) {
-                        if !fetch.client_variables.contains(v) {
-                            fetch.client_variables.push(v.clone());
+            let mut aliased = JoinFetch::new(&upstream, Batching::Aliases { unused: Vec::new() });
+            for p in &pieces {
+                let Some(form) = forms.get(&p.field.name) else {
+                    binder.add(&mut aliased, &p.text, &p.variables, &p.response_key);
+                    continue;
+                };
+                let call = batch_call(p, &pieces, form, internal).and_then(|(argument, variable)| {
+                    match binder.binding(variable) {
+                        Some(b) if binder.bindings[b].collect => Err(format!(
+                            "`${variable}` collects many values per item; a batch form takes one key per item"
+                        )),
+                        _ => Ok(argument),
+                    }
+                });
+                match call {
+                    Ok(argument) => {
+                        let mut text = String::new();
+                        let mut variables = indexmap::IndexSet::new();
+                        renderer.batch_field(&p.field, form, argument, &mut text, &mut variables);
+                        let mut fetch = JoinFetch::new(&upstream, Batching::Field(form.clone()));
+                        binder.add(&mut fetch, &text, &variables, &p.response_key);
+                        fetches.push(fetch);
+                    }
+                    Err(reason) => {
+                        if let Batching::Aliases { unused } = &mut aliased.batching {
+                            unused.push((p.response_key.clone(), reason));
                         }
-                        continue;
-                    }
-                    let index = match bindings.iter().position(|b| &b.variable == v) {
-                        Some(i) => i,
-                        None => match bind(site, v, &exports, operation, &mut depends_on, id) {
-                            Ok(b) => {
-                                bindings.push(b);
-                                bindings.len() - 1
-                            }
-                            Err(message) => {
-                                problems.push(problem(message));
-                                continue;
-                            }
-                        },
-                    };
-                    if !fetch.bindings.contains(&index) {
-                        fetch.bindings.push(index);
+                        binder.add(&mut aliased, &p.text, &p.variables, &p.response_key);
                     }
                 }
-                if !fetch.root_keys.contains(&p.response_key) {
-                    fetch.root_keys.push(p.response_key.clone());
-                }
-                fetch.pieces.push(Template::parse(&p.text));
             }
-            fetches.push(fetch);
+            if !aliased.pieces.is_empty() {
+                fetches.push(aliased);
+            }
         }
+        let Binder {
+            bindings,
+            mut depends_on,
+            problems: binding_problems,
+            ..
+        } = binder;
+        problems.extend(binding_problems.into_iter().map(problem));
         depends_on.sort_unstable();
         depends_on.dedup();
         joins.push(JoinPlan {
@@ -501,6 +531,155 @@ pub(crate) fn analyse(
     } else {
         Err(problems)
     }
+}
+
+impl JoinFetch {
+    fn new(upstream: &str, batching: Batching) -> Self {
+        JoinFetch {
+            upstream: upstream.to_string(),
+            pieces: Vec::new(),
+            root_keys: Vec::new(),
+            client_variables: Vec::new(),
+            bindings: Vec::new(),
+            batching,
+        }
+    }
+}
+
+/// Resolves the internal variables of one join's pieces to bindings, once each.
+struct Binder<'a, 'd> {
+    site: &'a JoinSite<'d>,
+    exports: &'a [ExportSite],
+    operation: &'a Operation,
+    internal: &'a HashSet<String>,
+    id: usize,
+    bindings: Vec<Binding>,
+    depends_on: Vec<usize>,
+    problems: Vec<String>,
+}
+
+impl Binder<'_, '_> {
+    /// The index of `variable`'s binding, made on first use; `None` (and a problem) when no
+    /// export can fill it.
+    fn binding(&mut self, variable: &str) -> Option<usize> {
+        if let Some(i) = self.bindings.iter().position(|b| b.variable == variable) {
+            return Some(i);
+        }
+        match bind(
+            self.site,
+            variable,
+            self.exports,
+            self.operation,
+            &mut self.depends_on,
+            self.id,
+        ) {
+            Ok(b) => {
+                self.bindings.push(b);
+                Some(self.bindings.len() - 1)
+            }
+            Err(message) => {
+                if !self.problems.contains(&message) {
+                    self.problems.push(message);
+                }
+                None
+            }
+        }
+    }
+
+    /// Adds one rendered root field to `fetch`.
+    fn add(
+        &mut self,
+        fetch: &mut JoinFetch,
+        text: &str,
+        variables: &indexmap::IndexSet<String>,
+        response_key: &str,
+    ) {
+        for v in variables {
+            if !self.internal.contains(v) {
+                if !fetch.client_variables.contains(v) {
+                    fetch.client_variables.push(v.clone());
+                }
+                continue;
+            }
+            if let Some(index) = self.binding(v) {
+                if !fetch.bindings.contains(&index) {
+                    fetch.bindings.push(index);
+                }
+            }
+        }
+        if !fetch.root_keys.iter().any(|k| k == response_key) {
+            fetch.root_keys.push(response_key.to_string());
+        }
+        fetch.pieces.push(Template::parse(text));
+    }
+}
+
+/// Whether root field `p` of a join can be sent as a call of its batch form: the argument
+/// that takes the item's key and the key's variable, or why not.
+fn batch_call<'p>(
+    p: &'p RootPiece,
+    pieces: &[RootPiece],
+    form: &BatchForm,
+    internal: &HashSet<String>,
+) -> Result<(&'p str, &'p str), String> {
+    if p.wrapped
+        || p.field
+            .directives
+            .iter()
+            .any(|d| d.name == "skip" || d.name == "include")
+    {
+        return Err("it is selected under `@skip`/`@include`".into());
+    }
+    if pieces
+        .iter()
+        .filter(|o| o.response_key == p.response_key)
+        .count()
+        > 1
+    {
+        return Err(format!("`{}` is selected more than once", p.response_key));
+    }
+    let mut key = None;
+    for arg in &p.field.arguments {
+        if let Value::Variable(v) = &*arg.value {
+            if internal.contains(v.as_str()) {
+                if key.is_some() {
+                    return Err(
+                        "more than one argument takes an exported value; a batch form takes one key"
+                            .into(),
+                    );
+                }
+                key = Some((arg.name.as_str(), v.as_str()));
+                continue;
+            }
+        }
+        let mut used = indexmap::IndexSet::new();
+        collect_variables(&arg.value, &mut used);
+        if used.iter().any(|v| internal.contains(v)) {
+            return Err(format!(
+                "argument `{}` holds an exported value inside a larger value",
+                arg.name
+            ));
+        }
+        if !form
+            .other_arguments
+            .iter()
+            .any(|(n, _)| n == arg.name.as_str())
+        {
+            return Err(format!("`{}` has no argument `{}`", form.field, arg.name));
+        }
+    }
+    let Some(key) = key else {
+        return Err("no argument takes an exported value".into());
+    };
+    for (name, required) in &form.other_arguments {
+        if *required && !p.field.arguments.iter().any(|a| a.name == name.as_str()) {
+            return Err(format!(
+                "`{}` requires argument `{name}`, which this call does not give",
+                form.field
+            ));
+        }
+    }
+    Ok(key)
 }
 
 /// Finds the export that fills `variable` for the join at `site`: the nearest one whose

@@ -1,6 +1,7 @@
 //! Compiling a registered operation into a plan, once, before any request: the upstream
 //! fetches with their pre-rendered documents, and the response shape.
 
+pub mod batch;
 pub mod join;
 mod render;
 pub mod shape;
@@ -15,7 +16,8 @@ use apollo_compiler::{ExecutableDocument, Node};
 use indexmap::IndexMap;
 
 use crate::schema::Supergraph;
-use join::JoinPlan;
+use batch::BatchForms;
+use join::{Batching, JoinPlan};
 pub use render::RenderError;
 use render::{Renderer, RootPiece};
 use shape::{SelectionSet, ShapeBuilder};
@@ -103,6 +105,7 @@ impl Plan {
         document: Arc<Valid<ExecutableDocument>>,
         operation: &Node<Operation>,
         policies_fill: bool,
+        forms: &BatchForms,
     ) -> Result<Self, Vec<PlanProblem>> {
         let internal: HashSet<String> = operation
             .variables
@@ -128,7 +131,14 @@ impl Plan {
                     message: e.to_string(),
                 }]
             })?;
-        let analysis = join::analyse(supergraph, &document, operation, &internal, policies_fill)?;
+        let analysis = join::analyse(
+            supergraph,
+            &document,
+            operation,
+            &internal,
+            policies_fill,
+            forms,
+        )?;
         let mut problems = Vec::new();
         for p in &pieces {
             for v in p
@@ -359,6 +369,21 @@ impl Plan {
                     "rootFields": f.root_keys,
                     "clientVariables": f.client_variables,
                     "selections": f.selections(),
+                    "batching": match &f.batching {
+                        Batching::Aliases { unused } => serde_json::json!({
+                            "kind": "aliases",
+                            "batchFormsNotUsed": unused.iter().map(|(field, reason)| serde_json::json!({
+                                "field": field,
+                                "reason": reason,
+                            })).collect::<Vec<_>>(),
+                        }),
+                        Batching::Field(form) => serde_json::json!({
+                            "kind": "field",
+                            "field": form.field,
+                            "argument": form.argument,
+                            "key": form.key,
+                        }),
+                    },
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
@@ -447,10 +472,20 @@ impl fmt::Display for Plan {
                     writeln!(f, "{cont}    ${} ← {} ({how})", b.variable, b.source)?;
                 }
                 for fetch in &join.fetches {
-                    let batched = if join.per_item() {
-                        "one request for all items, each distinct set of values sent once"
-                    } else {
-                        "one request"
+                    let batched = match (&fetch.batching, join.per_item()) {
+                        (Batching::Field(form), true) => format!(
+                            "one call of `{}` with every distinct key in `{}`, results matched by `{}`",
+                            form.field, form.argument, form.key
+                        ),
+                        (Batching::Field(form), false) => format!(
+                            "one call of `{}`, the result matched by `{}`",
+                            form.field, form.key
+                        ),
+                        (Batching::Aliases { .. }, true) => {
+                            "one request for all items, one aliased copy per distinct set of values"
+                                .to_string()
+                        }
+                        (Batching::Aliases { .. }, false) => "one request".to_string(),
                     };
                     writeln!(
                         f,
@@ -459,6 +494,14 @@ impl fmt::Display for Plan {
                         fetch.root_keys.join(", ")
                     )?;
                     writeln!(f, "{cont}      {}", fetch.selections())?;
+                    if let Batching::Aliases { unused } = &fetch.batching {
+                        for (field, reason) in unused {
+                            writeln!(
+                                f,
+                                "{cont}      (batch form of `{field}` not used: {reason})"
+                            )?;
+                        }
+                    }
                 }
             }
         }

@@ -6,10 +6,11 @@ use std::fmt::Write;
 use apollo_compiler::ast::{self, Value};
 use apollo_compiler::executable::{self, Selection};
 use apollo_compiler::schema::ExtendedType;
-use apollo_compiler::ExecutableDocument;
+use apollo_compiler::{ExecutableDocument, Node};
 use indexmap::IndexSet;
 use std::collections::HashSet;
 
+use super::batch::{BatchForm, KEY_ALIAS};
 use crate::schema::{Supergraph, JOIN_FIELD};
 
 /// One piece of the root selection: a root field of one namespace, with the directives of
@@ -19,6 +20,10 @@ pub(crate) struct RootPiece {
     pub(crate) response_key: String,
     pub(crate) text: String,
     pub(crate) variables: IndexSet<String>,
+    /// The field as the client wrote it (joins render its batch form from it).
+    pub(crate) field: Node<executable::Field>,
+    /// Reached through root-level fragments (whose directives wrap `text`).
+    pub(crate) wrapped: bool,
 }
 
 pub(crate) struct Renderer<'a> {
@@ -92,6 +97,8 @@ impl Renderer<'_> {
                         response_key: f.response_key().to_string(),
                         text,
                         variables,
+                        field: f.clone(),
+                        wrapped: !wrappers.is_empty(),
                     });
                 }
                 Selection::InlineFragment(frag) => {
@@ -145,6 +152,35 @@ impl Renderer<'_> {
             self.selection_set(&f.selection_set, out, vars);
             out.push('}');
         }
+    }
+
+    /// Renders join root field `f` as a call of its batch form, for all items at once:
+    /// `<key>: field(argument: $<keys>, <other arguments>) { <key alias>: key <selections> }`.
+    /// `key_argument` is the argument of `f` that takes the item's key.
+    pub(crate) fn batch_field(
+        &self,
+        f: &executable::Field,
+        form: &BatchForm,
+        key_argument: &str,
+        out: &mut String,
+        vars: &mut IndexSet<String>,
+    ) {
+        let _ = write!(out, "{KEY_MARK}{}: {}(", f.response_key(), form.field);
+        for (i, arg) in f.arguments.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            collect_variables(&arg.value, vars);
+            if arg.name == key_argument {
+                let _ = write!(out, "{}: ", form.argument);
+            } else {
+                let _ = write!(out, "{}: ", arg.name);
+            }
+            self.write_value(&arg.value, out);
+        }
+        let _ = write!(out, ") {{ {KEY_ALIAS}: {} ", form.key);
+        self.selection_set(&f.selection_set, out, vars);
+        out.push('}');
     }
 
     fn selection_set(
@@ -257,16 +293,22 @@ impl Renderer<'_> {
 
     /// A variable type with namespace prefixes removed, e.g. `[countries_Filter!]` → `[Filter!]`.
     pub(crate) fn variable_type(&self, ty: &ast::Type) -> String {
-        match ty {
-            ast::Type::Named(n) => self.unprefixed(n).to_string(),
-            ast::Type::NonNullNamed(n) => format!("{}!", self.unprefixed(n)),
-            ast::Type::List(inner) => format!("[{}]", self.variable_type(inner)),
-            ast::Type::NonNullList(inner) => format!("[{}]!", self.variable_type(inner)),
-        }
+        upstream_type(self.supergraph, ty)
     }
 }
 
-fn collect_variables(value: &Value, vars: &mut IndexSet<String>) {
+/// A type with namespace prefixes removed, e.g. `[countries_Filter!]` → `[Filter!]`.
+pub(crate) fn upstream_type(supergraph: &Supergraph, ty: &ast::Type) -> String {
+    let name = |n: &str| supergraph.split(n).map_or(n, |(_, n)| n).to_string();
+    match ty {
+        ast::Type::Named(n) => name(n),
+        ast::Type::NonNullNamed(n) => format!("{}!", name(n)),
+        ast::Type::List(inner) => format!("[{}]", upstream_type(supergraph, inner)),
+        ast::Type::NonNullList(inner) => format!("[{}]!", upstream_type(supergraph, inner)),
+    }
+}
+
+pub(crate) fn collect_variables(value: &Value, vars: &mut IndexSet<String>) {
     match value {
         Value::Variable(v) => {
             vars.insert(v.to_string());

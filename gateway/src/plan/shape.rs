@@ -15,6 +15,9 @@ use crate::schema::Supergraph;
 pub struct SelectionSet {
     /// Fields and fragments in document order.
     pub items: Vec<Selection>,
+    /// Only fields, without conditions, each response key once: the fields as they stand are
+    /// what field collection would give.
+    pub plain: bool,
 }
 
 /// One selection.
@@ -139,7 +142,16 @@ impl ShapeBuilder<'_> {
                 }
             }
         }
-        SelectionSet { items }
+        let plain = items.iter().enumerate().all(|(i, item)| match item {
+            Selection::Field(f) => {
+                f.conditions.0.is_empty()
+                    && !items[..i]
+                        .iter()
+                        .any(|o| matches!(o, Selection::Field(o) if o.key == f.key))
+            }
+            Selection::Fragment(_) => false,
+        });
+        SelectionSet { items, plain }
     }
 
     fn output_type(&self, ty: &ast::Type, set: &executable::SelectionSet) -> OutputType {

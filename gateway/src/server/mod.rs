@@ -93,7 +93,7 @@ impl Gateway {
             Err(e) => return e.into_response(MediaType::Json),
         };
         match self.graphql_inner(req).await {
-            Ok(executed) => response::graphql_response(media, executed.data, executed.errors),
+            Ok(executed) => response::graphql_response(media, &executed),
             Err(e) => {
                 tracing::info!(code = e.code.as_str(), message = %e.message, "request refused");
                 e.into_response(media)

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::operations::{self, Manifest, Source};
+use crate::plan::batch::BatchForms;
 use crate::plan::Plan;
 use crate::schema::{compose, Supergraph};
 
@@ -40,6 +42,9 @@ pub enum RegistryError {
         /// What is wrong.
         message: String,
     },
+    /// A batch form in the configuration does not fit the manifest's schemas.
+    #[error("{0}")]
+    Batch(String),
     /// The manifest was built for other upstreams than the configuration names.
     #[error("the manifest was built for upstreams [{manifest}] but the configuration names [{config}]; run `joinery build`")]
     UpstreamsChanged {
@@ -51,20 +56,18 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    /// Validates and plans every document of the manifest; `namespaces` are the configured
-    /// upstreams, which must be the manifest's; `policies_fill` as for [`Plan::build`].
-    pub fn from_manifest(
-        manifest: &Manifest,
-        namespaces: &[&str],
-        policies_fill: bool,
-    ) -> Result<Self, RegistryError> {
+    /// Validates and plans every document of the manifest against the configuration, whose
+    /// upstreams must be the manifest's.
+    pub fn from_manifest(manifest: &Manifest, config: &Config) -> Result<Self, RegistryError> {
+        let namespaces: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
+        let policies_fill = config.policies_fill();
         let built: Vec<&str> = manifest
             .upstreams
             .iter()
             .map(|u| u.namespace.as_str())
             .collect();
         let mut a = built.clone();
-        let mut b = namespaces.to_vec();
+        let mut b = namespaces.clone();
         a.sort_unstable();
         b.sort_unstable();
         if a != b {
@@ -74,6 +77,14 @@ impl Registry {
             });
         }
         let supergraph = compose(manifest.upstreams.clone())?;
+        let forms = BatchForms::resolve(&supergraph, config.upstreams.values()).map_err(|d| {
+            RegistryError::Batch(
+                d.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
         let mut entries = HashMap::new();
         for doc in &manifest.documents {
             let fail = |message: String| RegistryError::Document {
@@ -100,8 +111,8 @@ impl Registry {
             let document = Arc::new(document);
             let mut plans = Vec::new();
             for op in document.operations.iter() {
-                let plan = Plan::build(&supergraph, document.clone(), op, policies_fill).map_err(
-                    |problems| {
+                let plan = Plan::build(&supergraph, document.clone(), op, policies_fill, &forms)
+                    .map_err(|problems| {
                         fail(
                             problems
                                 .iter()
@@ -109,8 +120,7 @@ impl Registry {
                                 .collect::<Vec<_>>()
                                 .join("; "),
                         )
-                    },
-                )?;
+                    })?;
                 plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
             }
             entries.insert(

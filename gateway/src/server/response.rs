@@ -123,17 +123,9 @@ impl RequestError {
 /// An executed response: 200 whenever `data` is present.
 pub(super) fn graphql_response(
     media: MediaType,
-    data: Option<Value>,
-    errors: Vec<Value>,
+    executed: &crate::execute::Response,
 ) -> Response<Full<Bytes>> {
-    let mut body = serde_json::Map::new();
-    if !errors.is_empty() {
-        body.insert("errors".into(), Value::Array(errors));
-    }
-    if let Some(data) = data {
-        body.insert("data".into(), data);
-    }
-    json_response(StatusCode::OK, media, &Value::Object(body))
+    bytes_response(StatusCode::OK, media, executed.to_json())
 }
 
 /// A JSON response with the given status and media type.
@@ -142,7 +134,14 @@ pub(super) fn json_response(
     media: MediaType,
     body: &Value,
 ) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+    bytes_response(
+        status,
+        media,
+        serde_json::to_vec(body).expect("JSON values serialize"),
+    )
+}
+
+fn bytes_response(status: StatusCode, media: MediaType, bytes: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;
     response

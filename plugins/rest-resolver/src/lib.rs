@@ -5,9 +5,9 @@
 //!   be in the plugin's `allowed_hosts`;
 //! - `api_key_secret` (optional): the name of a granted secret sent as `x-api-key`.
 //!
-//! All the `product(id:)` fields of one request (a batched `_join` asks for many) become one
-//! `GET /products?ids=...`, and all the `productsIn(country:)` fields one
-//! `GET /products?country=...`: one REST call per kind of field, whatever the batch size.
+//! All the `product(id:)` and `productsByIds(ids:)` fields of one request (a batched `_join`
+//! asks for many) become one `GET /products?ids=...`, and all the `productsIn(country:)` fields
+//! one `GET /products?country=...`: one REST call per kind of field, whatever the batch size.
 
 wit_bindgen::generate!({ world: "resolver-plugin", path: "../../wit" });
 
@@ -31,6 +31,8 @@ type Product {
 type Query {
   "One product by id; null when there is none."
   product(id: ID!): Product
+  "The products with these ids that exist, in any order (the batch form of `product`)."
+  productsByIds(ids: [ID!]!): [Product!]!
   "The products made in one country."
   productsIn(country: String!): [Product!]!
   "Every product, cheapest first, at most `limit`."
@@ -183,10 +185,18 @@ impl Guest for RestResolver {
             Err(e) => return roots.iter().map(|_| Err(e.clone())).collect(),
         };
         let arg = |f: &Field, name: &str| argument(f, name).map(|v| as_id(&v)).unwrap_or_default();
+        let listed = |f: &Field| -> Vec<String> {
+            argument(f, "ids")
+                .and_then(|v| v.as_array().map(|ids| ids.iter().map(as_id).collect()))
+                .unwrap_or_default()
+        };
         let ids: Vec<String> = roots
             .iter()
-            .filter(|f| f.name == "product")
-            .map(|f| arg(f, "id"))
+            .flat_map(|f| match f.name.as_str() {
+                "product" => vec![arg(f, "id")],
+                "productsByIds" => listed(f),
+                _ => Vec::new(),
+            })
             .collect();
         let countries: Vec<String> = roots
             .iter()
@@ -201,6 +211,15 @@ impl Guest for RestResolver {
                 let value = match f.name.as_str() {
                     "product" => match by_id.as_ref().expect("fetched above") {
                         Ok(found) => found.get(&arg(f, "id")).cloned().unwrap_or(Value::Null),
+                        Err(e) => return Err(e.clone()),
+                    },
+                    "productsByIds" => match by_id.as_ref().expect("fetched above") {
+                        Ok(found) => Value::from(
+                            listed(f)
+                                .iter()
+                                .filter_map(|id| found.get(id).cloned())
+                                .collect::<Vec<_>>(),
+                        ),
                         Err(e) => return Err(e.clone()),
                     },
                     "productsIn" => match by_country.as_ref().expect("fetched above") {

@@ -41,6 +41,12 @@ pub enum Fault {
     /// Execute normally, then send the fields of `data` in reverse order (clients must map
     /// results by key, never by position).
     ReverseDataKeys,
+    /// Execute normally, then reverse every list directly under `data` (a batch answer in
+    /// another order than its keys were asked in).
+    ReverseLists,
+    /// Execute normally, then keep only the first N items of every list directly under `data`
+    /// (a batch answer that leaves keys out).
+    TruncateLists(usize),
 }
 
 /// What the server records, and the current fault.
@@ -249,9 +255,18 @@ async fn handle<E: Executor>(
     };
     let response = executor.execute_batch(request).await;
     let mut response = serde_json::to_value(&response).map_err(io::Error::other)?;
-    if fault == Fault::ReverseDataKeys {
-        if let Some(Value::Object(data)) = response.get_mut("data") {
-            *data = std::mem::take(data).into_iter().rev().collect();
+    if let Some(Value::Object(data)) = response.get_mut("data") {
+        match fault {
+            Fault::ReverseDataKeys => *data = std::mem::take(data).into_iter().rev().collect(),
+            Fault::ReverseLists => data
+                .values_mut()
+                .filter_map(Value::as_array_mut)
+                .for_each(|items| items.reverse()),
+            Fault::TruncateLists(n) => data
+                .values_mut()
+                .filter_map(Value::as_array_mut)
+                .for_each(|items| items.truncate(n)),
+            _ => {}
         }
     }
     let body = serde_json::to_vec(&response).map_err(io::Error::other)?;

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)] // test helpers are shared between modules of this binary
 
 mod apollo;
+mod batch_forms;
 mod build;
 mod example;
 mod execution;

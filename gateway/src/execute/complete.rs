@@ -4,11 +4,12 @@
 //! position rewinds the output to the nearest nullable parent, which becomes `null`).
 
 use apollo_compiler::response::{JsonMap, JsonValue};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{Explained, Segment};
 use crate::error_code::ErrorCode;
 use crate::plan::shape::{Conditions, Field, OutputKind, OutputType, Selection, SelectionSet};
+use crate::upstream::data::{Data, Object};
 
 /// A non-null position resolved to null: the parent must become null.
 struct Propagate;
@@ -41,7 +42,7 @@ impl<'a, 'e> Completer<'a, 'e> {
     /// failed); `covered` lists root keys whose failures are already reported.
     pub(super) fn root(
         &mut self,
-        data: &Map<String, Value>,
+        data: &Object,
         root_type: &str,
         set: &'a SelectionSet,
         covered: &[String],
@@ -141,7 +142,7 @@ impl<'a, 'e> Completer<'a, 'e> {
 
     fn field(
         &mut self,
-        data: &Map<String, Value>,
+        data: &Object,
         runtime_type: &str,
         key: &'a str,
         group: &[&'a Field],
@@ -172,28 +173,31 @@ impl<'a, 'e> Completer<'a, 'e> {
 
     fn value(
         &mut self,
-        value: Option<&Value>,
+        value: Option<&Data>,
         ty: &'a OutputType,
         sets: &[&'a SelectionSet],
         out: &mut Vec<u8>,
     ) -> Result<(), Propagate> {
         let start = out.len();
         let written = match value {
-            None | Some(Value::Null) => false,
+            None | Some(Data::Null) => false,
             Some(v) => match &ty.kind {
                 OutputKind::Leaf => {
-                    serde_json::to_writer(&mut *out, v).expect("JSON values serialize");
+                    write_leaf(v, out);
                     true
                 }
                 OutputKind::List(inner) => match v {
-                    Value::Array(items) => self.list(items, inner, sets, out),
+                    Data::Array(items) => self.list(items, inner, sets, out),
                     _ => self.bad_value("a list"),
                 },
                 OutputKind::Composite(c) => match v {
-                    Value::Object(obj) => match &c.abstract_namespace {
+                    Data::Object(obj) => match &c.abstract_namespace {
                         None => self.object(obj, &c.type_name, sets, out),
-                        Some(ns) => match obj.get("__typename").and_then(Value::as_str) {
-                            Some(t) => self.object(obj, &format!("{ns}_{t}"), sets, out),
+                        Some(ns) => match obj.get("__typename").and_then(Data::as_text) {
+                            Some(t) => {
+                                let runtime = format!("{ns}_{}", t.to_string_lossless());
+                                self.object(obj, &runtime, sets, out)
+                            }
                             None => self.bad_value("an object with `__typename`"),
                         },
                     },
@@ -209,7 +213,7 @@ impl<'a, 'e> Completer<'a, 'e> {
             out.extend_from_slice(b"null");
             return Ok(());
         }
-        if value.is_none_or(Value::is_null) && !self.covered && !self.explained.covers(&self.path) {
+        if value.is_none_or(Data::is_null) && !self.covered && !self.explained.covers(&self.path) {
             self.report_null();
         }
         Err(Propagate)
@@ -217,7 +221,7 @@ impl<'a, 'e> Completer<'a, 'e> {
 
     fn list(
         &mut self,
-        items: &[Value],
+        items: &[Data],
         inner: &'a OutputType,
         sets: &[&'a SelectionSet],
         out: &mut Vec<u8>,
@@ -240,7 +244,7 @@ impl<'a, 'e> Completer<'a, 'e> {
 
     fn object(
         &mut self,
-        obj: &Map<String, Value>,
+        obj: &Object,
         runtime_type: &str,
         sets: &[&'a SelectionSet],
         out: &mut Vec<u8>,
@@ -304,7 +308,70 @@ fn write_str(name: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Scalars and enums as the upstream sent them (custom scalars may be lists or objects).
+fn write_leaf(value: &Data, out: &mut Vec<u8>) {
+    match value {
+        Data::String(t) => write_escaped(t.as_bytes(), out),
+        Data::Number(n) => serde_json::to_writer(out, n).expect("numbers serialize"),
+        Data::Bool(true) => out.extend_from_slice(b"true"),
+        Data::Bool(false) => out.extend_from_slice(b"false"),
+        Data::Null => out.extend_from_slice(b"null"),
+        other => serde_json::to_writer(out, other).expect("JSON values serialize"),
+    }
+}
+
+/// A JSON string of UTF-8 `text`: quotes, backslashes and control characters escaped.
+fn write_escaped(text: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&text[start..i]);
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&text[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&text[start..]);
+    out.push(b'"');
+}
+
 /// A runtime type name holds the upstream's `__typename`, which may hold anything.
 fn write_type_name(name: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(out, name).expect("strings serialize");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_json() {
+        for text in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "new\nline\r\t",
+            "ctl\u{1}\u{1f}",
+            "é ✓ \u{7f}",
+            "",
+        ] {
+            let mut out = Vec::new();
+            write_escaped(text.as_bytes(), &mut out);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap());
+        }
+    }
 }

@@ -6,15 +6,17 @@
 use std::collections::HashMap;
 
 use apollo_compiler::response::{JsonMap, JsonValue};
+use bytes::Bytes;
 use futures::future::join_all;
 use indexmap::IndexMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{attribute, Explained};
 use crate::error_code::ErrorCode;
 use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
+use crate::upstream::data::{Data, Object};
 use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
 
 /// An object that holds a join: its path in the response and its exported values.
@@ -57,7 +59,7 @@ pub(super) async fn run(
     variables: &JsonMap,
     headers: &RequestContext,
     max_fanout: usize,
-    data: &mut Map<String, Value>,
+    data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
 ) {
@@ -71,8 +73,8 @@ pub(super) async fn run(
             }
             for inst in &instances {
                 if let Some(obj) = object_at(data, &inst.path) {
-                    obj.entry(join.key.clone())
-                        .or_insert_with(|| Value::Object(Map::new()));
+                    // The gateway owns the join key, whatever the upstream put there.
+                    obj.insert(&join.key, Data::Object(Object::default()));
                 }
             }
             if instances.len() > max_fanout {
@@ -229,7 +231,7 @@ pub(super) async fn run(
 
 /// Puts a batched response's data into each item and maps its errors to the items' paths.
 fn merge(
-    data: &mut Map<String, Value>,
+    data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
     upstream: &str,
@@ -258,22 +260,29 @@ fn merge(
             return;
         }
     };
-    let mut upstream_data = response.data.unwrap_or_default();
+    // Indexed once: an alias-batched answer has a key per distinct set of values.
+    let mut answers: HashMap<Bytes, Data> = response
+        .data
+        .unwrap_or_default()
+        .into_entries()
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v))
+        .collect();
     let mut by_prefix: HashMap<&str, (&Entry<'_>, &Group)> = HashMap::new();
     let mut calls: HashMap<&str, Call<'_>> = HashMap::new();
     for entry in &batch.entries {
         let fetch = &entry.join.fetches[entry.fetch];
         if let Some(form) = entry.form {
-            let call = place_batch(data, errors, explained, &mut upstream_data, entry, form);
+            let call = place_batch(data, errors, explained, &mut answers, entry, form);
             calls.insert(entry.groups[0].prefix.as_str(), call);
             continue;
         }
         for group in &entry.groups {
             by_prefix.insert(group.prefix.as_str(), (entry, group));
             for key in &fetch.root_keys {
-                let value = upstream_data
-                    .remove(&format!("{}{key}", group.prefix))
-                    .unwrap_or(Value::Null);
+                let value = answers
+                    .remove(format!("{}{key}", group.prefix).as_bytes())
+                    .unwrap_or(Data::Null);
                 place(data, &group.paths, &entry.join.key, key, value);
             }
         }
@@ -338,20 +347,14 @@ fn merge(
 
 /// Puts `value` under `join_key.root_key` of the object at each of `paths` (a copy for each
 /// but the last).
-fn place(
-    data: &mut Map<String, Value>,
-    paths: &[Vec<Value>],
-    join_key: &str,
-    root_key: &str,
-    value: Value,
-) {
+fn place(data: &mut Object, paths: &[Vec<Value>], join_key: &str, root_key: &str, value: Data) {
     let Some((last, others)) = paths.split_last() else {
         return;
     };
-    let mut put = |path: &[Value], value: Value| {
-        if let Some(Value::Object(joined)) = object_at(data, path).and_then(|o| o.get_mut(join_key))
+    let mut put = |path: &[Value], value: Data| {
+        if let Some(Data::Object(joined)) = object_at(data, path).and_then(|o| o.get_mut(join_key))
         {
-            joined.insert(root_key.to_string(), value);
+            joined.insert(root_key, value);
         }
     };
     for path in others {
@@ -396,24 +399,27 @@ impl<'e> Call<'e> {
 /// Puts each result of a batch-form call into the items whose key it carries; items whose
 /// key has no result get `null` (with an error where the joined field is non-null).
 fn place_batch<'e>(
-    data: &mut Map<String, Value>,
+    data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
-    upstream_data: &mut Map<String, Value>,
+    answers: &mut HashMap<Bytes, Data>,
     entry: &'e Entry<'e>,
     form: &BatchForm,
 ) -> Call<'e> {
     let fetch = &entry.join.fetches[entry.fetch];
     let root_key = &fetch.root_keys[0];
     let prefix = &entry.groups[0].prefix;
-    let answer = upstream_data.remove(&format!("{prefix}{root_key}"));
-    let mut results: HashMap<String, Value> = HashMap::new();
+    let answer = answers.remove(format!("{prefix}{root_key}").as_bytes());
+    let mut results: HashMap<String, Data> = HashMap::new();
     let mut positions = Vec::new();
     let listed = match answer {
-        Some(Value::Array(items)) => {
+        Some(Data::Array(items)) => {
             positions.reserve(items.len());
             for item in items {
-                let key = item.get(KEY_ALIAS).map(key_text);
+                let key = item
+                    .as_object()
+                    .and_then(|o| o.get(KEY_ALIAS))
+                    .map(data_key_text);
                 positions.push(key.clone());
                 if let Some(key) = key {
                     results.entry(key).or_insert(item);
@@ -421,7 +427,7 @@ fn place_batch<'e>(
             }
             true
         }
-        Some(Value::Null) | None => false,
+        Some(Data::Null) | None => false,
         Some(_) => {
             for group in &entry.groups {
                 for path in &group.paths {
@@ -461,7 +467,7 @@ fn place_batch<'e>(
             &group.paths,
             &entry.join.key,
             root_key,
-            value.unwrap_or(Value::Null),
+            value.unwrap_or(Data::Null),
         );
     }
     Call {
@@ -492,6 +498,14 @@ fn key_text(value: &Value) -> String {
     }
 }
 
+/// [`key_text`] of a result's key field.
+fn data_key_text(value: &Data) -> String {
+    match value {
+        Data::String(t) => t.to_string_lossless(),
+        other => key_text(&other.to_value()),
+    }
+}
+
 /// `_<join>_<fetch>_<group>_…` → the three numbers.
 fn parse_prefix(alias: &str) -> Option<(usize, usize, usize)> {
     let mut parts = alias.strip_prefix('_')?.splitn(4, '_');
@@ -510,7 +524,7 @@ fn joined_path(item: &[Value], join_key: &str, field: &str) -> Vec<Value> {
 
 /// A required exported value is null: the joined fields of this item are null, with an error.
 fn null_export(
-    data: &mut Map<String, Value>,
+    data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
     join: &JoinPlan,
@@ -520,10 +534,10 @@ fn null_export(
 ) {
     for key in root_keys {
         let path = joined_path(&inst.path, &join.key, key);
-        if let Some(Value::Object(joined)) =
+        if let Some(Data::Object(joined)) =
             object_at(data, &inst.path).and_then(|o| o.get_mut(&join.key))
         {
-            joined.insert(key.clone(), Value::Null);
+            joined.insert(key, Data::Null);
         }
         let mut error = ErrorCode::JoinValueNull.error(format!(
             "cannot join `{key}`: `${}` is exported from `{}`, which is null here",
@@ -536,17 +550,17 @@ fn null_export(
 }
 
 /// The object at `path` (keys and list indices) in `data`.
-fn object_at<'a>(
-    data: &'a mut Map<String, Value>,
-    path: &[Value],
-) -> Option<&'a mut Map<String, Value>> {
+fn object_at<'a>(data: &'a mut Object, path: &[Value]) -> Option<&'a mut Object> {
     let mut current = data;
     let mut segments = path.iter().peekable();
     while let Some(seg) = segments.next() {
         let mut value = current.get_mut(seg.as_str()?)?;
         while let Some(Value::Number(n)) = segments.peek() {
             let i = n.as_u64()? as usize;
-            value = value.as_array_mut()?.get_mut(i)?;
+            value = match value {
+                Data::Array(items) => items.get_mut(i)?,
+                _ => return None,
+            };
             segments.next();
         }
         current = value.as_object_mut()?;
@@ -555,24 +569,28 @@ fn object_at<'a>(
 }
 
 /// Every object that holds `join`, with its exported values.
-fn discover(data: &Map<String, Value>, join: &JoinPlan) -> Vec<Instance> {
+fn discover(data: &Object, join: &JoinPlan) -> Vec<Instance> {
     let mut out = Vec::new();
     let mut stack = Vec::with_capacity(join.scope.len() + 1);
     visit_object(data, join, &mut stack, &mut Vec::new(), &mut out);
     out
 }
 
-fn passes(obj: &Map<String, Value>, filter: &Option<TypeFilter>) -> bool {
+fn passes(obj: &Object, filter: &Option<TypeFilter>) -> bool {
     let Some(filter) = filter else { return true };
     obj.get("__typename")
-        .and_then(Value::as_str)
-        .is_some_and(|t| filter.types.contains(&format!("{}_{t}", filter.namespace)))
+        .and_then(Data::as_text)
+        .is_some_and(|t| {
+            filter
+                .types
+                .contains(&format!("{}_{}", filter.namespace, t.to_string_lossless()))
+        })
 }
 
 fn visit_object<'d>(
-    obj: &'d Map<String, Value>,
+    obj: &'d Object,
     join: &JoinPlan,
-    stack: &mut Vec<&'d Map<String, Value>>,
+    stack: &mut Vec<&'d Object>,
     path: &mut Vec<Value>,
     out: &mut Vec<Instance>,
 ) {
@@ -604,15 +622,15 @@ fn visit_object<'d>(
 }
 
 fn visit_value<'d>(
-    value: &'d Value,
+    value: &'d Data,
     join: &JoinPlan,
-    stack: &mut Vec<&'d Map<String, Value>>,
+    stack: &mut Vec<&'d Object>,
     path: &mut Vec<Value>,
     out: &mut Vec<Instance>,
 ) {
     match value {
-        Value::Object(obj) => visit_object(obj, join, stack, path, out),
-        Value::Array(items) => {
+        Data::Object(obj) => visit_object(obj, join, stack, path, out),
+        Data::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 path.push(Value::from(i));
                 visit_value(item, join, stack, path, out);
@@ -625,11 +643,11 @@ fn visit_value<'d>(
 
 /// An exported value: the field at `binding.path` below `obj`; collected (flattened) when the
 /// path crosses lists.
-fn read(obj: &Map<String, Value>, binding: &Binding) -> Value {
-    fn walk<'v>(value: &'v Value, path: &[String], out: &mut Vec<&'v Value>) {
+fn read(obj: &Object, binding: &Binding) -> Value {
+    fn walk<'v>(value: &'v Data, path: &[String], out: &mut Vec<&'v Data>) {
         match (value, path.split_first()) {
-            (Value::Array(items), _) => items.iter().for_each(|i| walk(i, path, out)),
-            (Value::Object(obj), Some((key, rest))) => {
+            (Data::Array(items), _) => items.iter().for_each(|i| walk(i, path, out)),
+            (Data::Object(obj), Some((key, rest))) => {
                 if let Some(v) = obj.get(key) {
                     walk(v, rest, out);
                 }
@@ -649,21 +667,21 @@ fn read(obj: &Map<String, Value>, binding: &Binding) -> Value {
     if !binding.collect {
         let mut v = start;
         for key in rest {
-            match v.get(key) {
+            match v.as_object().and_then(|o| o.get(key)) {
                 Some(next) => v = next,
                 None => return Value::Null,
             }
         }
-        return v.clone();
+        return v.to_value();
     }
     let mut found = Vec::new();
     walk(start, rest, &mut found);
     let mut values = Vec::with_capacity(found.len());
     for v in found {
         match v {
-            Value::Array(items) => values.extend(items.iter().cloned()),
-            Value::Null => {}
-            v => values.push(v.clone()),
+            Data::Array(items) => values.extend(items.iter().map(Data::to_value)),
+            Data::Null => {}
+            v => values.push(v.to_value()),
         }
     }
     Value::Array(values)

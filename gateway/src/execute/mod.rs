@@ -11,6 +11,7 @@ use futures::future::join_all;
 use serde_json::{Map, Value};
 
 use crate::plan::{Fetch, Plan};
+use crate::upstream::data::Object;
 use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
 
 /// A GraphQL response.
@@ -136,7 +137,7 @@ pub async fn execute(
     headers: &RequestContext,
     limits: Limits,
 ) -> Response {
-    let mut root = Map::new();
+    let mut root = Object::default();
     let mut errors = Vec::new();
     let mut explained = Explained::default();
     // Root keys whose errors are already reported, so null propagation adds none of its own.
@@ -162,8 +163,13 @@ pub async fn execute(
                             .into_iter()
                             .map(|e| attribute(e, &fetch.upstream)),
                     );
-                    if let Some(data) = data {
-                        root.extend(data);
+                    // Only the fetch's own root fields: an upstream cannot write another's.
+                    if let Some(mut data) = data {
+                        for key in &fetch.root_keys {
+                            if let Some(value) = data.remove(key) {
+                                root.insert(key, value);
+                            }
+                        }
                     }
                 }
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! Upstreams: pre-rendered GraphQL requests sent over pooled HTTP clients or to resolver
 //! plugins, with the upstream's policy hooks around each request.
 
+pub mod data;
 mod resolver;
 
 use std::sync::Arc;
@@ -9,11 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 
 use crate::config::{Transport as TransportConfig, UpstreamConfig};
 use crate::error_code::ErrorCode;
 use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
+use data::{Object, ResponseSeed};
 use resolver::PluginTransport;
 
 /// What one client request brings to every upstream request it causes.
@@ -54,11 +56,11 @@ enum Transport {
 }
 
 /// A GraphQL response from an upstream.
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct UpstreamResponse {
     /// `data`, when present and an object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    pub data: Option<Object>,
     /// `errors`, as sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<serde_json::Value>,
@@ -294,7 +296,7 @@ impl Upstream {
             body,
             ..
         } = answer;
-        match serde_json::from_slice::<UpstreamResponse>(&body) {
+        match parse_response(&body) {
             Ok(r) if r.data.is_none() && r.errors.is_empty() => Err(FetchError::BadResponse(
                 ns(),
                 format!("HTTP status {status} with neither `data` nor `errors`"),
@@ -385,6 +387,14 @@ impl Upstream {
             FetchError::BadResponse(self.namespace.clone(), root_cause(&e))
         }
     }
+}
+
+/// Reads a GraphQL response body, `data` as [`data::Data`] sliced from the body.
+fn parse_response(body: &Bytes) -> Result<UpstreamResponse, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let (data, errors) = ResponseSeed { body }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(UpstreamResponse { data, errors })
 }
 
 /// Headers as the plugin interfaces take them: (lower-case name, value); values that are not

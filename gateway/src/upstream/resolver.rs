@@ -122,9 +122,9 @@ impl PluginTransport {
             data.insert(key.to_string(), value);
         }
         // Keep the document's key order, `__typename` included.
-        let data = roots.keys().filter_map(|k| data.remove_entry(*k)).collect();
+        let data: Map<String, Value> = roots.keys().filter_map(|k| data.remove_entry(*k)).collect();
         Ok(UpstreamResponse {
-            data: Some(data),
+            data: Some(super::data::Object::from(data)),
             errors,
         })
     }

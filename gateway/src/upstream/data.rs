@@ -1,0 +1,433 @@
+//! Upstream data as the executor holds it: objects are short vectors of `(key, value)` in the
+//! upstream's order (a GraphQL object has few keys: a scan beats hashing every key), and
+//! strings and keys are slices of the upstream's body wherever they need no unescaping, so
+//! reading an answer allocates one vector per object or list and nothing per string.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A JSON value from an upstream.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Data {
+    /// `null`.
+    #[default]
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number.
+    Number(serde_json::Number),
+    /// A string.
+    String(Text),
+    /// A list.
+    Array(Vec<Data>),
+    /// An object.
+    Object(Object),
+}
+
+/// A JSON object, keys in the order they came.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Object(Vec<(Text, Data)>);
+
+/// UTF-8 text, usually a slice of an upstream's body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Text(Bytes);
+
+impl Text {
+    /// The text's bytes (UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The bytes, shared.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// The text as a `String`.
+    pub fn to_string_lossless(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&String::from_utf8_lossy(&self.0), f)
+    }
+}
+
+impl Data {
+    /// The object, if this is one.
+    pub fn as_object(&self) -> Option<&Object> {
+        match self {
+            Data::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The object, if this is one.
+    pub fn as_object_mut(&mut self) -> Option<&mut Object> {
+        match self {
+            Data::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The text, if this is a string.
+    pub fn as_text(&self) -> Option<&Text> {
+        match self {
+            Data::String(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether this is `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Data::Null)
+    }
+
+    /// A `serde_json` copy (for exported values and plugins).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Data::Null => Value::Null,
+            Data::Bool(b) => Value::Bool(*b),
+            Data::Number(n) => Value::Number(n.clone()),
+            Data::String(t) => Value::String(t.to_string_lossless()),
+            Data::Array(items) => Value::Array(items.iter().map(Data::to_value).collect()),
+            Data::Object(o) => Value::Object(
+                o.0.iter()
+                    .map(|(k, v)| (k.to_string_lossless(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl From<Value> for Data {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => Data::Null,
+            Value::Bool(b) => Data::Bool(b),
+            Value::Number(n) => Data::Number(n),
+            Value::String(s) => Data::String(Text(Bytes::from(s.into_bytes()))),
+            Value::Array(items) => Data::Array(items.into_iter().map(Data::from).collect()),
+            Value::Object(map) => Data::Object(Object::from(map)),
+        }
+    }
+}
+
+impl From<serde_json::Map<String, Value>> for Object {
+    fn from(map: serde_json::Map<String, Value>) -> Self {
+        Object(
+            map.into_iter()
+                .map(|(k, v)| (Text(Bytes::from(k.into_bytes())), Data::from(v)))
+                .collect(),
+        )
+    }
+}
+
+impl Object {
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Data> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_bytes() == key.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// The value under `key`.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Data> {
+        self.0
+            .iter_mut()
+            .find(|(k, _)| k.as_bytes() == key.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// Sets `key` to `value`, in place if the key is there, else at the end.
+    pub fn insert(&mut self, key: &str, value: Data) {
+        match self.get_mut(key) {
+            Some(v) => *v = value,
+            None => self.0.push((Text::from(key), value)),
+        }
+    }
+
+    /// Takes the value under `key` out; the last entry takes its place.
+    pub fn remove(&mut self, key: &str) -> Option<Data> {
+        let i = self
+            .0
+            .iter()
+            .position(|(k, _)| k.as_bytes() == key.as_bytes())?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries, in order.
+    pub fn into_entries(self) -> Vec<(Text, Data)> {
+        self.0
+    }
+}
+
+/// Deserializes [`Data`], slicing strings out of the body being read.
+pub(crate) struct DataSeed<'b> {
+    body: &'b Bytes,
+}
+
+impl DataSeed<'_> {
+    fn text(&self, s: &str) -> Text {
+        let base = self.body.as_ptr() as usize;
+        let at = s.as_ptr() as usize;
+        if at >= base && at + s.len() <= base + self.body.len() {
+            Text(self.body.slice(at - base..at - base + s.len()))
+        } else {
+            Text::from(s)
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = Data;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Data, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = Data;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Data, E> {
+        Ok(Data::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Data, E> {
+        Ok(Data::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Data, E> {
+        Ok(Data::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Data, E> {
+        Ok(Data::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Data, E> {
+        Ok(Data::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Data, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Data::Null, Data::Number))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Data, E> {
+        Ok(Data::String(self.text(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Data, E> {
+        Ok(Data::String(Text::from(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element_seed(DataSeed { body: self.body })? {
+            items.push(item);
+        }
+        Ok(Data::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(key) = map.next_key_seed(KeySeed { body: self.body })? {
+            let value = map.next_value_seed(DataSeed { body: self.body })?;
+            entries.push((key, value));
+        }
+        Ok(Data::Object(Object(entries)))
+    }
+}
+
+/// Deserializes an object key as [`Text`].
+struct KeySeed<'b> {
+    body: &'b Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Text;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Text, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Text;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text, E> {
+        Ok(DataSeed { body: self.body }.text(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Text, E> {
+        Ok(Text::from(v))
+    }
+}
+
+/// A GraphQL response body read with `data` as [`Data`]: `(data, errors)`.
+pub(crate) struct ResponseSeed<'b> {
+    pub(crate) body: &'b Bytes,
+}
+
+/// What [`ResponseSeed`] reads.
+pub(crate) type Parsed = (Option<Object>, Vec<Value>);
+
+impl<'de> DeserializeSeed<'de> for ResponseSeed<'_> {
+    type Value = Parsed;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Parsed, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResponseSeed<'_> {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a GraphQL response object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        let mut data = None;
+        let mut errors = Vec::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "data" => {
+                    data = match map.next_value_seed(DataSeed { body: self.body })? {
+                        Data::Object(o) => Some(o),
+                        Data::Null => None,
+                        _ => return Err(de::Error::custom("`data` is not an object")),
+                    }
+                }
+                "errors" => errors = map.next_value::<Option<Vec<Value>>>()?.unwrap_or_default(),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((data, errors))
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Data::Null => serializer.serialize_unit(),
+            Data::Bool(b) => serializer.serialize_bool(*b),
+            Data::Number(n) => n.serialize(serializer),
+            Data::String(t) => t.serialize(serializer),
+            Data::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Data::Object(o) => o.serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for Object {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Parsed {
+        let body = Bytes::copy_from_slice(text.as_bytes());
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        ResponseSeed { body: &body }.deserialize(&mut de).unwrap()
+    }
+
+    #[test]
+    fn answers_read_into_data_and_back() {
+        let text = r#"{"errors":[{"message":"x"}],"data":{"a":[1,-2,2.5,true,null],"b\"":"q\"\u00e9","c":{"d":"e"}},"extensions":{}}"#;
+        let (data, errors) = parse(text);
+        let data = data.unwrap();
+        assert_eq!(errors, vec![serde_json::json!({"message": "x"})]);
+        assert_eq!(
+            data.get("c")
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .get("d")
+                .unwrap()
+                .as_text()
+                .unwrap()
+                .as_bytes(),
+            b"e"
+        );
+        assert_eq!(
+            Data::Object(data.clone()).to_value(),
+            serde_json::json!({"a": [1, -2, 2.5, true, null], "b\"": "q\"é", "c": {"d": "e"}})
+        );
+        assert_eq!(
+            serde_json::to_string(&data).unwrap(),
+            r#"{"a":[1,-2,2.5,true,null],"b\"":"q\"é","c":{"d":"e"}}"#
+        );
+        assert_eq!(parse(r#"{"data":null}"#).0, None);
+        let body = Bytes::from_static(br#"{"data":[1]}"#);
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        assert!(ResponseSeed { body: &body }.deserialize(&mut de).is_err());
+    }
+
+    #[test]
+    fn objects_insert_in_place_and_remove() {
+        let mut o = Object::default();
+        o.insert("a", Data::Bool(true));
+        o.insert("b", Data::Null);
+        o.insert("a", Data::Bool(false));
+        assert_eq!(o.len(), 2);
+        assert_eq!(o.get("a"), Some(&Data::Bool(false)));
+        assert_eq!(o.remove("a"), Some(Data::Bool(false)));
+        assert_eq!(o.get("a"), None);
+    }
+}

@@ -284,7 +284,7 @@ impl<'a, 'e> Completer<'a, 'e> {
     }
 
     fn path_value(&self) -> Value {
-        Value::Array(self.path.iter().map(Segment::to_value).collect())
+        Value::Array(self.path.iter().copied().map(Segment::to_value).collect())
     }
 }
 

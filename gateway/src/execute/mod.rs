@@ -54,10 +54,10 @@ pub(crate) enum Segment<'a> {
 }
 
 impl Segment<'_> {
-    fn to_value(&self) -> Value {
+    fn to_value(self) -> Value {
         match self {
-            Segment::Key(k) => Value::from(*k),
-            Segment::Index(i) => Value::from(*i),
+            Segment::Key(k) => Value::from(k),
+            Segment::Index(i) => Value::from(i),
         }
     }
 }

@@ -119,6 +119,9 @@ pub struct UpstreamConfig {
     pub policies: Vec<String>,
     /// `[upstreams.<ns>.batch]`: root fields answered for many keys by another root field.
     pub batch: Vec<BatchConfig>,
+    /// Largest answer read from this upstream; a longer one is `UPSTREAM_BAD_RESPONSE`.
+    /// Default `16MiB`.
+    pub max_response_bytes: usize,
 }
 
 /// `[upstreams.<ns>.batch.<field>]`: the batch form of a root field that takes one key, so that
@@ -253,6 +256,7 @@ struct RawUpstream {
     policies: Vec<Spanned<String>>,
     #[serde(default)]
     batch: IndexMap<Spanned<String>, Spanned<RawBatch>>,
+    max_response_bytes: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +266,10 @@ struct RawBatch {
     argument: Spanned<String>,
     key: Spanned<String>,
 }
+
+/// Default `max_response_bytes` of an upstream: far above any sane GraphQL answer, far below
+/// what would hurt the gateway.
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 /// Headers that describe one hop or the body, which the gateway sets itself.
 const RESERVED_HEADERS: &[&str] = &[
@@ -474,6 +482,18 @@ impl Config {
                 (_, None) => SchemaSource::Introspection,
             };
             let timeout = duration(&up.timeout, Duration::from_secs(10), &mut at);
+            let max_response_bytes = match &up.max_response_bytes {
+                None => DEFAULT_MAX_RESPONSE_BYTES,
+                Some(m) => parse_size(m.get_ref())
+                    .filter(|n| (1 << 10..=1 << 30).contains(n))
+                    .unwrap_or_else(|| {
+                        at(
+                            m.span(),
+                            format!("`max_response_bytes` must be a size from \"1KiB\" to \"1GiB\" such as \"16MiB\", not {:?}", m.get_ref()),
+                        );
+                        DEFAULT_MAX_RESPONSE_BYTES
+                    }),
+            };
             let mut forward_headers = Vec::new();
             for h in &up.forward_headers {
                 let name = h.get_ref().to_ascii_lowercase();
@@ -528,6 +548,7 @@ impl Config {
                     headers,
                     policies,
                     batch,
+                    max_response_bytes,
                 },
             );
         }
@@ -807,6 +828,28 @@ mod tests {
             "{err}"
         );
         assert_eq!(lines.len(), 6, "{err}");
+    }
+
+    #[test]
+    fn max_response_bytes_is_a_bounded_size() {
+        let config = |value: &str| {
+            parse(&format!(
+                "[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\nmax_response_bytes = {value}\n"
+            ))
+        };
+        assert_eq!(
+            config("\"2MiB\"").unwrap().upstreams["a"].max_response_bytes,
+            2 << 20
+        );
+        let defaults = parse("[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n").unwrap();
+        assert_eq!(defaults.upstreams["a"].max_response_bytes, 16 << 20);
+        for bad in ["\"2GiB\"", "\"12\"", "\"lots\""] {
+            let err = config(bad).unwrap_err();
+            assert!(
+                err.starts_with("joinery.toml:3:22: `max_response_bytes` must be a size"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

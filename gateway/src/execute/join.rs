@@ -16,7 +16,7 @@ use crate::error_code::ErrorCode;
 use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
-use crate::upstream::data::{Data, Object};
+use crate::upstream::data::{Data, Object, Text};
 use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
 
 /// An object that holds a join: its path in the response and its exported values.
@@ -71,10 +71,11 @@ pub(super) async fn run(
             if instances.is_empty() {
                 continue;
             }
+            let join_key = Text::from(join.key.as_str());
             for inst in &instances {
                 if let Some(obj) = object_at(data, &inst.path) {
                     // The gateway owns the join key, whatever the upstream put there.
-                    obj.insert(&join.key, Data::Object(Object::default()));
+                    obj.insert_text(&join_key, Data::Object(Object::default()));
                 }
             }
             if instances.len() > max_fanout {
@@ -283,7 +284,13 @@ fn merge(
                 let value = answers
                     .remove(format!("{}{key}", group.prefix).as_bytes())
                     .unwrap_or(Data::Null);
-                place(data, &group.paths, &entry.join.key, key, value);
+                place(
+                    data,
+                    &group.paths,
+                    &entry.join.key,
+                    &Text::from(key.as_str()),
+                    value,
+                );
             }
         }
     }
@@ -347,14 +354,14 @@ fn merge(
 
 /// Puts `value` under `join_key.root_key` of the object at each of `paths` (a copy for each
 /// but the last).
-fn place(data: &mut Object, paths: &[Vec<Value>], join_key: &str, root_key: &str, value: Data) {
+fn place(data: &mut Object, paths: &[Vec<Value>], join_key: &str, root_key: &Text, value: Data) {
     let Some((last, others)) = paths.split_last() else {
         return;
     };
     let mut put = |path: &[Value], value: Data| {
         if let Some(Data::Object(joined)) = object_at(data, path).and_then(|o| o.get_mut(join_key))
         {
-            joined.insert(root_key, value);
+            joined.insert_text(root_key, value);
         }
     };
     for path in others {
@@ -445,6 +452,7 @@ fn place_batch<'e>(
         }
     };
     let mut missing = Vec::new();
+    let root_text = Text::from(root_key.as_str());
     for (g, group) in entry.groups.iter().enumerate() {
         let value = results.remove(&group.key);
         if value.is_none() {
@@ -466,7 +474,7 @@ fn place_batch<'e>(
             data,
             &group.paths,
             &entry.join.key,
-            root_key,
+            &root_text,
             value.unwrap_or(Data::Null),
         );
     }

@@ -109,16 +109,25 @@ impl Gateway {
         let request = match parts.method {
             Method::GET => GraphQLRequest::from_query_string(parts.uri.query().unwrap_or(""))?,
             Method::POST => {
+                // A missing type is refused too: a cross-site `fetch` can send a body without
+                // one (no preflight), and must not run operations with ambient credentials.
                 let content_type = parts
                     .headers
                     .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("application/json");
-                let essence = content_type.split(';').next().unwrap_or("").trim();
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()));
+                let essence = content_type
+                    .as_deref()
+                    .and_then(|t| t.split(';').next())
+                    .unwrap_or("")
+                    .trim();
                 if !essence.eq_ignore_ascii_case("application/json") {
+                    let given = match &content_type {
+                        Some(t) => format!("not {t:?}"),
+                        None => "and this request has no Content-Type".to_string(),
+                    };
                     return Err(RequestError::new(
                         ErrorCode::UnsupportedMediaType,
-                        format!("POST bodies must be application/json, not {content_type}"),
+                        format!("POST bodies must be application/json, {given}"),
                     )
                     .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
                 }

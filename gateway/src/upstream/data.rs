@@ -147,10 +147,7 @@ impl Object {
 
     /// The value under `key`.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Data> {
-        self.0
-            .iter_mut()
-            .find(|(k, _)| k.as_bytes() == key.as_bytes())
-            .map(|(_, v)| v)
+        self.get_mut_bytes(key.as_bytes())
     }
 
     /// Sets `key` to `value`, in place if the key is there, else at the end.
@@ -159,6 +156,21 @@ impl Object {
             Some(v) => *v = value,
             None => self.0.push((Text::from(key), value)),
         }
+    }
+
+    /// [`Object::insert`] with a key made once for many objects (shared, not copied).
+    pub fn insert_text(&mut self, key: &Text, value: Data) {
+        match self.get_mut_bytes(key.as_bytes()) {
+            Some(v) => *v = value,
+            None => self.0.push((key.clone(), value)),
+        }
+    }
+
+    fn get_mut_bytes(&mut self, key: &[u8]) -> Option<&mut Data> {
+        self.0
+            .iter_mut()
+            .find(|(k, _)| k.as_bytes() == key)
+            .map(|(_, v)| v)
     }
 
     /// Takes the value under `key` out; the last entry takes its place.
@@ -332,13 +344,59 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
                         _ => return Err(de::Error::custom("`data` is not an object")),
                     }
                 }
-                "errors" => errors = map.next_value::<Option<Vec<Value>>>()?.unwrap_or_default(),
+                "errors" => errors = map.next_value_seed(ErrorsSeed)?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok((data, errors))
+    }
+}
+
+/// Most upstream errors passed on from one answer; the rest are counted in one more error.
+pub(crate) const MAX_UPSTREAM_ERRORS: usize = 100;
+
+/// Reads `errors`, keeping the first [`MAX_UPSTREAM_ERRORS`] and skipping the rest unparsed.
+struct ErrorsSeed;
+
+impl<'de> DeserializeSeed<'de> for ErrorsSeed {
+    type Value = Vec<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Value>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ErrorsSeed {
+    type Value = Vec<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of errors")
+    }
+
+    fn visit_unit<E>(self) -> Result<Vec<Value>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        let mut errors = Vec::new();
+        while errors.len() < MAX_UPSTREAM_ERRORS {
+            match seq.next_element::<Value>()? {
+                Some(e) => errors.push(e),
+                None => return Ok(errors),
+            }
+        }
+        let mut more = 0usize;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            more += 1;
+        }
+        if more > 0 {
+            errors.push(serde_json::json!({
+                "message": format!("{more} more error(s) from this upstream were left out"),
+            }));
+        }
+        Ok(errors)
     }
 }
 
@@ -414,6 +472,16 @@ mod tests {
             r#"{"a":[1,-2,2.5,true,null],"b\"":"q\"é","c":{"d":"e"}}"#
         );
         assert_eq!(parse(r#"{"data":null}"#).0, None);
+        let many = format!(
+            r#"{{"errors":[{}{{"message":"last"}}]}}"#,
+            r#"{"message":"e"},"#.repeat(250)
+        );
+        let (_, errors) = parse(&many);
+        assert_eq!(errors.len(), MAX_UPSTREAM_ERRORS + 1);
+        assert_eq!(
+            errors[MAX_UPSTREAM_ERRORS]["message"],
+            "151 more error(s) from this upstream were left out"
+        );
         let body = Bytes::from_static(br#"{"data":[1]}"#);
         let mut de = serde_json::Deserializer::from_slice(&body);
         assert!(ResponseSeed { body: &body }.deserialize(&mut de).is_err());

@@ -50,6 +50,7 @@ enum Transport {
     Http {
         url: reqwest::Url,
         timeout: Duration,
+        max_response_bytes: usize,
         http: reqwest::Client,
     },
     Plugin(Arc<PluginTransport>),
@@ -132,6 +133,7 @@ impl Upstreams {
                         Transport::Http {
                             url: reqwest::Url::parse(url).expect("validated by config"),
                             timeout: c.timeout,
+                            max_response_bytes: c.max_response_bytes,
                             http: http.clone(),
                         }
                     }
@@ -216,8 +218,14 @@ impl Upstream {
                 .await?;
         }
         let mut answer = match &self.transport {
-            Transport::Http { url, timeout, http } => {
-                self.send_http(http, url, *timeout, headers, body).await?
+            Transport::Http {
+                url,
+                timeout,
+                max_response_bytes,
+                http,
+            } => {
+                let limits = (*timeout, *max_response_bytes);
+                self.send_http(http, url, limits, headers, body).await?
             }
             Transport::Plugin(plugin) => {
                 let response = plugin
@@ -252,7 +260,7 @@ impl Upstream {
         &self,
         http: &reqwest::Client,
         url: &reqwest::Url,
-        timeout: Duration,
+        (timeout, max_bytes): (Duration, usize),
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<Answer, FetchError> {
@@ -263,7 +271,7 @@ impl Upstream {
             .body(body)
             .send()
             .await;
-        let response = result.map_err(|e| self.classify(e, timeout))?;
+        let mut response = result.map_err(|e| self.classify(e, timeout))?;
         let status = response.status();
         let is_json = response
             .headers()
@@ -275,10 +283,44 @@ impl Upstream {
         } else {
             header_list(response.headers())
         };
-        let body = response
-            .bytes()
+        let too_long = || {
+            FetchError::BadResponse(
+                self.namespace.clone(),
+                format!("the answer is longer than max_response_bytes ({max_bytes} bytes)"),
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > max_bytes as u64)
+        {
+            return Err(too_long());
+        }
+        // Read chunk by chunk so that an endless or oversized answer stops at the limit.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Vec<u8> = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.classify(e, timeout))?;
+            .map_err(|e| self.classify(e, timeout))?
+        {
+            let read = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+            if read > max_bytes {
+                return Err(too_long());
+            }
+            match &first {
+                None if joined.is_empty() => first = Some(chunk),
+                _ => {
+                    if let Some(f) = first.take() {
+                        joined.extend_from_slice(&f);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+        }
+        let body = match first {
+            Some(only) => only,
+            None => Bytes::from(joined),
+        };
         Ok(Answer {
             status,
             is_json,

@@ -9,7 +9,7 @@ use std::{
 
 use async_graphql::{BatchRequest, Executor};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::{
     body::Incoming, header, service::service_fn, HeaderMap, Method, Request, Response, StatusCode,
 };
@@ -47,6 +47,11 @@ pub enum Fault {
     /// Execute normally, then keep only the first N items of every list directly under `data`
     /// (a batch answer that leaves keys out).
     TruncateLists(usize),
+    /// Answer `200 OK` with a valid GraphQL response of this many bytes, with its length.
+    Oversized(usize),
+    /// Answer `200 OK` with a chunked body that never ends (64 KiB chunks, until the client
+    /// goes away).
+    Endless,
 }
 
 /// What the server records, and the current fault.
@@ -215,7 +220,7 @@ async fn serve<H: Handler>(
     connections.shutdown().await;
 }
 
-pub(super) type HttpResponse = Response<Full<Bytes>>;
+pub(super) type HttpResponse = Response<UnsyncBoxBody<Bytes, io::Error>>;
 
 async fn handle<E: Executor>(
     request: Request<Incoming>,
@@ -299,6 +304,23 @@ pub(super) async fn record(
             Bytes::from_static(b"{\"data\": {\"oops\": "),
         ))),
         Fault::CloseConnection => Err(Err(io::Error::other("injected fault: close connection"))),
+        Fault::Oversized(n) => {
+            let filler = "x".repeat(n.saturating_sub(24));
+            let body = format!(r#"{{"data":{{"x":"{filler}"}}}}"#);
+            Err(Ok(json_response(StatusCode::OK, body.into())))
+        }
+        Fault::Endless => {
+            let chunk = Bytes::from(vec![b' '; 64 << 10]);
+            let stream = futures::stream::repeat_with(move || {
+                Ok::<_, io::Error>(hyper::body::Frame::data(chunk.clone()))
+            });
+            let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            Err(Ok(response))
+        }
         other => Ok(other),
     }
 }
@@ -312,7 +334,7 @@ pub(super) fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> HttpResponse {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Full::new(body).map_err(|e| match e {}).boxed_unsync());
     *response.status_mut() = status;
     let content_type = header::HeaderValue::from_static(content_type);
     response

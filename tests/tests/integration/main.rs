@@ -13,3 +13,4 @@ mod joins;
 mod plugins;
 mod requests;
 mod resolvers;
+mod upstream_limits;

@@ -213,6 +213,28 @@ async fn http_level_refusals() {
         )
         .await;
     assert_eq!((r.status, r.code()), (415, "UNSUPPORTED_MEDIA_TYPE"));
+    // No Content-Type at all: what a cross-site `fetch` with a Blob body sends.
+    let r = gw
+        .send(
+            gw.client
+                .post(&gw.url)
+                .body(json!({ "documentId": format!("sha256:{}", gw.hash("Country")), "variables": { "code": "FR" } }).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (415, "UNSUPPORTED_MEDIA_TYPE"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no Content-Type"),
+        "{}",
+        r.body
+    );
     let r = gw
         .send(
             gw.client

@@ -334,3 +334,63 @@ async fn a_plugin_used_for_the_wrong_world_is_refused_at_load() {
         "{err}"
     );
 }
+
+/// Each product joined with itself again by id: a join into the plugin's `product(id:)`, whose
+/// batch form `productsByIds(ids:)` answers in any order and leaves unknown ids out.
+const AGAIN: (&str, &str) = (
+    "again.graphql",
+    r#"query Again($pid: ID! @internal) {
+  shop_products(limit: 6) {
+    id @export(as: "pid")
+    name
+    again: _join { shop_product(id: $pid) { name cents: priceCents } }
+  }
+}"#,
+);
+
+#[tokio::test]
+async fn a_resolver_plugin_upstream_takes_a_batch_form() {
+    let products = start_rest("127.0.0.1:0").await.unwrap();
+    let base = config(&products, true, "2s");
+    let gateway = Gateway::start_with(&[AGAIN], move |countries, weather| {
+        format!(
+            "{}\n[upstreams.shop.batch.product]\nfield = \"productsByIds\"\nargument = \"ids\"\nkey = \"id\"\n",
+            base(countries, weather)
+        )
+    })
+    .await;
+    products.reset();
+    let reply = gateway.run("Again", json!({})).await;
+    assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+    let items = reply.body["data"]["shop_products"].as_array().unwrap();
+    assert_eq!(items.len(), 6, "{}", reply.body);
+    for item in items {
+        let again = &item["again"]["shop_product"];
+        assert_eq!(again["name"], item["name"], "{item}");
+        assert!(again["cents"].is_number(), "{item}");
+        assert_eq!(
+            again.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["name", "cents"],
+            "the key field is fetched, not shown: {item}"
+        );
+    }
+    // The list, then one REST call for all six ids.
+    let uris: Vec<String> = products
+        .received()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(uris.len(), 2, "{uris:?}");
+    assert_eq!(uris[1].matches(',').count(), 5, "{uris:?}");
+
+    let config = joinery::config::Config::load(&gateway.dir.path().join("joinery.toml")).unwrap();
+    let registry =
+        joinery::server::Registry::from_manifest(&gateway.running.manifest, &config).unwrap();
+    let plan = registry.find_operation("Again").unwrap().to_string();
+    assert!(
+        plan.contains(
+            "one call of `productsByIds` with every distinct key in `ids`, results matched by `id`"
+        ),
+        "{plan}"
+    );
+}

@@ -170,7 +170,10 @@ async fn main() -> anyhow::Result<()> {
         }
         let t = Instant::now();
         let list = post(&client, &countries_url, &modes[0].sent.0).await;
-        for c in list["data"]["countries_countries"].as_array().expect("list") {
+        for c in list["data"]["countries_countries"]
+            .as_array()
+            .expect("list")
+        {
             post(
                 &client,
                 &weather_url,

@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::{Explained, Segment};
 use crate::error_code::ErrorCode;
-use crate::plan::shape::{Conditions, Field, OutputKind, OutputType, Selection, SelectionSet};
+use crate::plan::shape::{
+    Conditions, Field, Leaf, OutputKind, OutputType, Selection, SelectionSet,
+};
 use crate::upstream::data::{Data, Object};
 
 /// A non-null position resolved to null: the parent must become null.
@@ -180,11 +182,22 @@ impl<'a, 'e> Completer<'a, 'e> {
     ) -> Result<(), Propagate> {
         let start = out.len();
         let written = match value {
-            None | Some(Data::Null) => false,
+            // A field the upstream was asked for and left out: say so, unless an error
+            // already explains its absence (a failed fetch or join).
+            None => {
+                if !self.covered && !self.explained.covers(&self.path) {
+                    self.bad_answer("the upstream's answer leaves out this field");
+                }
+                false
+            }
+            Some(Data::Null) => false,
             Some(v) => match &ty.kind {
-                OutputKind::Leaf => {
-                    write_leaf(v, out);
-                    true
+                OutputKind::Leaf(leaf) => {
+                    if write_leaf(v, leaf, out) {
+                        true
+                    } else {
+                        self.bad_value(leaf_name(leaf))
+                    }
                 }
                 OutputKind::List(inner) => match v {
                     Data::Array(items) => self.list(items, inner, sets, out),
@@ -266,9 +279,13 @@ impl<'a, 'e> Completer<'a, 'e> {
 
     /// The upstream broke its own schema; say so once, at this path.
     fn bad_value(&mut self, expected: &str) -> bool {
-        let mut error = ErrorCode::UpstreamBadResponse.error(format!(
+        self.bad_answer(&format!(
             "the upstream returned a value that is not {expected}"
-        ));
+        ))
+    }
+
+    fn bad_answer(&mut self, message: &str) -> bool {
+        let mut error = ErrorCode::UpstreamBadResponse.error(message);
         error["path"] = self.path_value();
         self.errors.push(error);
         self.covered = true;
@@ -290,7 +307,7 @@ impl<'a, 'e> Completer<'a, 'e> {
 
 fn innermost_selection(ty: &OutputType) -> Option<&SelectionSet> {
     match &ty.kind {
-        OutputKind::Leaf => None,
+        OutputKind::Leaf(_) => None,
         OutputKind::List(inner) => innermost_selection(inner),
         OutputKind::Composite(c) => Some(&c.selection),
     }
@@ -308,15 +325,53 @@ fn write_str(name: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Scalars and enums as the upstream sent them (custom scalars may be lists or objects).
-fn write_leaf(value: &Data, out: &mut Vec<u8>) {
-    match value {
-        Data::String(t) => write_escaped(t.as_bytes(), out),
-        Data::Number(n) => serde_json::to_writer(out, n).expect("numbers serialize"),
-        Data::Bool(true) => out.extend_from_slice(b"true"),
-        Data::Bool(false) => out.extend_from_slice(b"false"),
-        Data::Null => out.extend_from_slice(b"null"),
-        other => serde_json::to_writer(out, other).expect("JSON values serialize"),
+/// Writes a scalar or enum value if it is one of `leaf`'s (an upstream's data is checked, not
+/// trusted); false when it is not. Custom scalars pass as the upstream sends them.
+fn write_leaf(value: &Data, leaf: &Leaf, out: &mut Vec<u8>) -> bool {
+    match (leaf, value) {
+        (Leaf::String, Data::String(t)) => write_escaped(t.as_bytes(), out),
+        (Leaf::Enum(values), Data::String(t))
+            if values.iter().any(|v| v.as_bytes() == t.as_bytes()) =>
+        {
+            write_escaped(t.as_bytes(), out)
+        }
+        (Leaf::Boolean, Data::Bool(b)) => {
+            out.extend_from_slice(if *b { b"true" } else { b"false" })
+        }
+        (Leaf::Float, Data::Number(n)) => serde_json::to_writer(out, n).expect("numbers serialize"),
+        (Leaf::Int, Data::Number(n)) => match int32(n) {
+            Some(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            None => return false,
+        },
+        (Leaf::Id, Data::String(t)) => write_escaped(t.as_bytes(), out),
+        (Leaf::Id, Data::Number(n)) if n.is_i64() || n.is_u64() => {
+            write_escaped(n.to_string().as_bytes(), out)
+        }
+        (Leaf::Custom, Data::String(t)) => write_escaped(t.as_bytes(), out),
+        (Leaf::Custom, other) => serde_json::to_writer(out, other).expect("JSON values serialize"),
+        _ => return false,
+    }
+    true
+}
+
+/// An `Int`: a 32-bit integer, or a float without a fractional part in that range.
+fn int32(n: &serde_json::Number) -> Option<i32> {
+    if let Some(i) = n.as_i64() {
+        return i32::try_from(i).ok();
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX)).then_some(f as i32)
+}
+
+fn leaf_name(leaf: &Leaf) -> &'static str {
+    match leaf {
+        Leaf::Int => "an Int (a 32-bit integer)",
+        Leaf::Float => "a Float",
+        Leaf::String => "a String",
+        Leaf::Boolean => "a Boolean",
+        Leaf::Id => "an ID (a string or an integer)",
+        Leaf::Enum(_) => "a value of its enum",
+        Leaf::Custom => "a scalar",
     }
 }
 

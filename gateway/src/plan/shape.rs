@@ -69,12 +69,31 @@ pub struct OutputType {
 /// The kind of an output value.
 #[derive(Debug, Clone)]
 pub enum OutputKind {
-    /// A scalar or enum, passed through.
-    Leaf,
+    /// A scalar or enum: checked against its type, then passed on.
+    Leaf(Leaf),
     /// A list of values.
     List(Box<OutputType>),
     /// An object, interface or union value.
     Composite(Box<Composite>),
+}
+
+/// What a scalar or enum value from an upstream must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leaf {
+    /// A 32-bit integer.
+    Int,
+    /// A number.
+    Float,
+    /// A string.
+    String,
+    /// `true` or `false`.
+    Boolean,
+    /// A string, or an integer (sent on as a string).
+    Id,
+    /// One of these enum values (as the upstream names them).
+    Enum(Vec<String>),
+    /// A custom scalar: passed on as the upstream sends it.
+    Custom,
 }
 
 /// A composite value's static type and selections.
@@ -176,7 +195,17 @@ impl ShapeBuilder<'_> {
                             selection: self.selection_set(set),
                         }))
                     }
-                    _ => OutputKind::Leaf,
+                    Some(ExtendedType::Enum(e)) => OutputKind::Leaf(Leaf::Enum(
+                        e.values.keys().map(|v| v.to_string()).collect(),
+                    )),
+                    _ => OutputKind::Leaf(match name.as_str() {
+                        "Int" => Leaf::Int,
+                        "Float" => Leaf::Float,
+                        "String" => Leaf::String,
+                        "Boolean" => Leaf::Boolean,
+                        "ID" => Leaf::Id,
+                        _ => Leaf::Custom,
+                    }),
                 }
             }
         };

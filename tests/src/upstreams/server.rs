@@ -25,7 +25,7 @@ use tokio::{
 };
 
 /// A fault injected by an [`Upstream`] into the requests that follow [`Upstream::set_fault`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub enum Fault {
     /// Behave normally.
     #[default]
@@ -47,6 +47,9 @@ pub enum Fault {
     /// Execute normally, then keep only the first N items of every list directly under `data`
     /// (a batch answer that leaves keys out).
     TruncateLists(usize),
+    /// Execute normally, then change the response with this function (forged, mistyped or
+    /// missing data).
+    Rewrite(fn(&mut Value)),
     /// Answer `200 OK` with a valid GraphQL response of this many bytes, with its length.
     Oversized(usize),
     /// Answer `200 OK` with a chunked body that never ends (64 KiB chunks, until the client
@@ -260,6 +263,9 @@ async fn handle<E: Executor>(
     };
     let response = executor.execute_batch(request).await;
     let mut response = serde_json::to_value(&response).map_err(io::Error::other)?;
+    if let Fault::Rewrite(rewrite) = fault {
+        rewrite(&mut response);
+    }
     if let Some(Value::Object(data)) = response.get_mut("data") {
         match fault {
             Fault::ReverseDataKeys => *data = std::mem::take(data).into_iter().rev().collect(),

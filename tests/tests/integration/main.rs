@@ -13,4 +13,5 @@ mod joins;
 mod plugins;
 mod requests;
 mod resolvers;
+mod untrusted_data;
 mod upstream_limits;

@@ -1,0 +1,151 @@
+//! Upstream data is checked, not trusted: built-in scalars and enums against their types, no
+//! silent `null` for a field an upstream left out, no root field written by another upstream,
+//! and no data of an upstream's under a join's key.
+
+use joinery_tests::Fault;
+use serde_json::{json, Value};
+
+use crate::harness::Gateway;
+
+const CHECKED: (&str, &str) = (
+    "checked.graphql",
+    r#"query Checked($code: ID!, $city: String!) {
+  countries_country(code: $code) { code name capital }
+  weather_getCityByName(name: $city) { name }
+}"#,
+);
+
+const JOINED: (&str, &str) = (
+    "joined.graphql",
+    r#"query Joined($code: ID!, $capital: String! @internal) {
+  countries_country(code: $code) {
+    capital @export(as: "capital")
+    w: _join { weather_getCityByName(name: $capital) { name } }
+  }
+}"#,
+);
+
+fn country(response: &mut Value) -> &mut Value {
+    &mut response["data"]["countries_country"]
+}
+
+fn error_at(body: &Value, path: Value) -> &Value {
+    body["errors"]
+        .as_array()
+        .and_then(|errors| errors.iter().find(|e| e["path"] == path))
+        .unwrap_or_else(|| panic!("no error at {path}: {body}"))
+}
+
+#[tokio::test]
+async fn scalars_are_checked_against_their_types() {
+    let gw = Gateway::start(&[CHECKED]).await;
+    let vars = json!({ "code": "FR", "city": "Paris" });
+
+    // A number where a `String!` is: an error at the field, null propagation to the country.
+    gw.countries
+        .set_fault(Fault::Rewrite(|r| country(r)["name"] = json!(12345)));
+    let r = gw.run("Checked", vars.clone()).await;
+    assert_eq!(
+        r.body["data"]["countries_country"],
+        Value::Null,
+        "{}",
+        r.body
+    );
+    let error = error_at(&r.body, json!(["countries_country", "name"]));
+    assert_eq!(error["extensions"]["code"], "UPSTREAM_BAD_RESPONSE");
+    assert!(
+        error["message"].as_str().unwrap().contains("not a String"),
+        "{error}"
+    );
+    assert_eq!(r.body["data"]["weather_getCityByName"]["name"], "Paris");
+
+    // An object where an `ID!` is: refused; an integer ID is sent on as a string.
+    gw.countries.set_fault(Fault::Rewrite(|r| {
+        country(r)["code"] = json!({ "evil": true })
+    }));
+    let r = gw.run("Checked", vars.clone()).await;
+    let error = error_at(&r.body, json!(["countries_country", "code"]));
+    assert!(
+        error["message"].as_str().unwrap().contains("not an ID"),
+        "{error}"
+    );
+    gw.countries
+        .set_fault(Fault::Rewrite(|r| country(r)["code"] = json!(250)));
+    let r = gw.run("Checked", vars.clone()).await;
+    assert_eq!(
+        r.body["data"]["countries_country"]["code"], "250",
+        "{}",
+        r.body
+    );
+    assert!(r.body.get("errors").is_none(), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_field_left_out_is_an_error_not_a_silent_null() {
+    let gw = Gateway::start(&[CHECKED]).await;
+    gw.countries.set_fault(Fault::Rewrite(|r| {
+        country(r).as_object_mut().unwrap().remove("capital");
+    }));
+    let r = gw
+        .run("Checked", json!({ "code": "FR", "city": "Paris" }))
+        .await;
+    assert_eq!(r.body["data"]["countries_country"]["capital"], Value::Null);
+    assert_eq!(r.body["data"]["countries_country"]["name"], "France");
+    let error = error_at(&r.body, json!(["countries_country", "capital"]));
+    assert_eq!(error["extensions"]["code"], "UPSTREAM_BAD_RESPONSE");
+    assert!(
+        error["message"].as_str().unwrap().contains("leaves out"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_writes_only_its_own_root_fields() {
+    let gw = Gateway::start(&[CHECKED]).await;
+    // The weather API (whose answer is read after the countries API's) answers with the
+    // countries API's field too.
+    gw.weather.set_fault(Fault::Rewrite(|r| {
+        r["data"]["countries_country"] =
+            json!({ "code": "XX", "name": "Forged", "capital": "Nowhere" });
+    }));
+    let r = gw
+        .run("Checked", json!({ "code": "FR", "city": "Paris" }))
+        .await;
+    assert_eq!(
+        r.body["data"]["countries_country"],
+        json!({ "code": "FR", "name": "France", "capital": "Paris" }),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["data"]["weather_getCityByName"]["name"], "Paris");
+    assert!(r.body.get("errors").is_none(), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_join_key_holds_only_what_the_join_fetched() {
+    let gw = Gateway::start(&[JOINED]).await;
+    // The countries API puts its own object under the join's key, and the join fails.
+    gw.countries.set_fault(Fault::Rewrite(|r| {
+        country(r)["w"] = json!({ "weather_getCityByName": { "name": "Forged" } });
+    }));
+    gw.weather.set_fault(Fault::Status(500));
+    let r = gw.run("Joined", json!({ "code": "FR" })).await;
+    assert_eq!(
+        r.body["data"]["countries_country"]["w"]["weather_getCityByName"],
+        Value::Null,
+        "{}",
+        r.body
+    );
+    error_at(
+        &r.body,
+        json!(["countries_country", "w", "weather_getCityByName"]),
+    );
+    // When the join works, its own result is what the client sees.
+    gw.weather.set_fault(Fault::None);
+    let r = gw.run("Joined", json!({ "code": "FR" })).await;
+    assert_eq!(
+        r.body["data"]["countries_country"]["w"]["weather_getCityByName"]["name"], "Paris",
+        "{}",
+        r.body
+    );
+}

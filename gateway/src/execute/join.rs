@@ -17,7 +17,7 @@ use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
 use crate::upstream::data::{Data, Object, Text};
-use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
+use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams};
 
 /// An object that holds a join: its path in the response and its exported values.
 struct Instance {
@@ -203,25 +203,32 @@ pub(super) async fn run(
             plan.name.as_deref().unwrap_or("Anonymous"),
             wave_index + 1
         );
-        let sent = batches.iter().map(|(upstream, batch)| {
-            let declarations = if batch.declarations.is_empty() {
-                String::new()
-            } else {
-                format!("({})", batch.declarations.join(", "))
-            };
-            let document = format!("query {name}{declarations} {{ {}}}", batch.selections);
-            let body = serde_json::json!({
-                "operationName": name,
-                "query": document,
-                "variables": batch.variables,
-            });
-            let upstream = upstreams
+        let documents: Vec<String> = batches
+            .values()
+            .map(|batch| {
+                let declarations = if batch.declarations.is_empty() {
+                    String::new()
+                } else {
+                    format!("({})", batch.declarations.join(", "))
+                };
+                format!("query {name}{declarations} {{ {}}}", batch.selections)
+            })
+            .collect();
+        let requests: Vec<UpstreamRequest<'_>> = batches
+            .values()
+            .zip(&documents)
+            .map(|(batch, document)| UpstreamRequest {
+                operation_name: Some(&name),
+                document,
+                body_prefix: None,
+                variables: &batch.variables,
+            })
+            .collect();
+        let sent = batches.keys().zip(&requests).map(|(upstream, request)| {
+            upstreams
                 .get(upstream)
-                .expect("plans only name configured upstreams");
-            upstream.send(
-                serde_json::to_vec(&body).expect("JSON values serialize"),
-                headers,
-            )
+                .expect("plans only name configured upstreams")
+                .send(request, headers)
         });
         let results = join_all(sent).await;
         for ((upstream, batch), result) in batches.iter().zip(results) {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::plan::{Fetch, Plan};
 use crate::upstream::data::Object;
-use crate::upstream::{FetchError, RequestContext, UpstreamResponse, Upstreams};
+use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams};
 
 /// A GraphQL response.
 #[derive(Debug, Default)]
@@ -146,7 +146,7 @@ pub async fn execute(
         let results = join_all(
             stage
                 .iter()
-                .map(|fetch| run_fetch(fetch, upstreams, variables, headers)),
+                .map(|fetch| run_fetch(plan, fetch, upstreams, variables, headers)),
         )
         .await;
         for (fetch, result) in stage.iter().zip(results) {
@@ -212,6 +212,7 @@ pub async fn execute(
 }
 
 async fn run_fetch(
+    plan: &Plan,
     fetch: &Fetch,
     upstreams: &Upstreams,
     variables: &JsonMap,
@@ -220,17 +221,19 @@ async fn run_fetch(
     let upstream = upstreams
         .get(&fetch.upstream)
         .expect("plans only name configured upstreams");
-    let mut body = Vec::with_capacity(fetch.body_prefix.len() + 64);
-    body.extend_from_slice(fetch.body_prefix.as_bytes());
     let mut vars = JsonMap::new();
     for name in &fetch.variables {
         if let Some(v) = variables.get(name.as_str()) {
             vars.insert(name.as_str(), v.clone());
         }
     }
-    serde_json::to_writer(&mut body, &vars).expect("JSON values serialize");
-    body.push(b'}');
-    upstream.send(body, headers).await
+    let request = UpstreamRequest {
+        operation_name: plan.name.as_deref(),
+        document: &fetch.document,
+        body_prefix: Some(&fetch.body_prefix),
+        variables: &vars,
+    };
+    upstream.send(&request, headers).await
 }
 
 /// Names the upstream in an upstream error; its locations point into the upstream document,

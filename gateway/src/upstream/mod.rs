@@ -29,6 +29,43 @@ pub struct RequestContext {
     pub operation: String,
 }
 
+/// One GraphQL request to an upstream, as the executor rendered it: HTTP upstreams get it as
+/// a JSON body, resolver plugins get the document and variables as they are (no JSON to read
+/// back).
+#[derive(Debug)]
+pub struct UpstreamRequest<'a> {
+    /// `operationName`.
+    pub operation_name: Option<&'a str>,
+    /// The upstream document.
+    pub document: &'a str,
+    /// The JSON body up to the variables (`{"operationName":…,"query":…,"variables":`), when
+    /// the plan rendered it ahead.
+    pub body_prefix: Option<&'a str>,
+    /// The variables the document declares.
+    pub variables: &'a apollo_compiler::response::JsonMap,
+}
+
+impl UpstreamRequest<'_> {
+    /// The GraphQL-over-HTTP JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut body =
+            Vec::with_capacity(self.body_prefix.map_or(self.document.len() + 64, str::len) + 64);
+        match self.body_prefix {
+            Some(prefix) => body.extend_from_slice(prefix.as_bytes()),
+            None => {
+                body.extend_from_slice(b"{\"operationName\":");
+                serde_json::to_writer(&mut body, &self.operation_name).expect("strings serialize");
+                body.extend_from_slice(b",\"query\":");
+                serde_json::to_writer(&mut body, self.document).expect("strings serialize");
+                body.extend_from_slice(b",\"variables\":");
+            }
+        }
+        serde_json::to_writer(&mut body, self.variables).expect("JSON values serialize");
+        body.push(b'}');
+        body
+    }
+}
+
 /// Every upstream, by namespace.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
@@ -197,11 +234,11 @@ struct Answer {
 }
 
 impl Upstream {
-    /// Sends one GraphQL request body, copying the configured client headers and applying
-    /// the upstream's policy plugins before the request and after the response.
+    /// Sends one GraphQL request, copying the configured client headers and applying the
+    /// upstream's policy plugins before the request and after the response.
     pub async fn send(
         &self,
-        body: Vec<u8>,
+        request: &UpstreamRequest<'_>,
         context: &RequestContext,
     ) -> Result<UpstreamResponse, FetchError> {
         let mut headers = self.headers.clone();
@@ -225,13 +262,14 @@ impl Upstream {
                 http,
             } => {
                 let limits = (*timeout, *max_response_bytes);
-                self.send_http(http, url, limits, headers, body).await?
+                self.send_http(http, url, limits, headers, request.to_json())
+                    .await?
             }
             Transport::Plugin(plugin) => {
                 let response = plugin
                     .send(
                         &self.namespace,
-                        &body,
+                        request,
                         header_list(&headers),
                         &context.operation,
                     )

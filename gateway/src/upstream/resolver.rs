@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 use lru::LruCache;
 use serde_json::{Map, Value};
 
-use super::{FetchError, UpstreamResponse};
+use super::{FetchError, UpstreamRequest, UpstreamResponse};
 use crate::plugin::{FieldError, ResolverPlugin, ResolverRequest, SelectedField};
 
 /// Parsed upstream documents kept per plugin upstream. Plans render a bounded set of documents
@@ -36,15 +36,6 @@ impl std::fmt::Debug for PluginTransport {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Body {
-    query: String,
-    #[serde(default)]
-    variables: Map<String, Value>,
-    #[serde(default, rename = "operationName")]
-    operation_name: Option<String>,
-}
-
 /// Fields collected under one response key, in document order.
 type Collected<'d> = IndexMap<&'d str, Vec<&'d Node<Field>>>;
 
@@ -60,26 +51,32 @@ impl PluginTransport {
         }
     }
 
-    /// Resolves one upstream request body (`{"query", "variables", "operationName"}`).
+    /// Resolves one upstream request.
     pub(crate) async fn send(
         &self,
         namespace: &str,
-        body: &[u8],
+        request: &UpstreamRequest<'_>,
         headers: Vec<(String, String)>,
         operation: &str,
     ) -> Result<UpstreamResponse, FetchError> {
         let bad = |message: String| FetchError::BadResponse(namespace.to_string(), message);
-        let body: Body = serde_json::from_slice(body)
-            .map_err(|e| bad(format!("the gateway's request is not JSON: {e}")))?;
-        let document = self.document(&body.query).map_err(bad)?;
+        let document = self.document(request.document).map_err(bad)?;
         let op = document
             .operations
-            .get(body.operation_name.as_deref())
+            .get(request.operation_name)
             .map_err(|_| bad("the gateway's request names no operation".into()))?;
+        let variables: Map<String, Value> = request
+            .variables
+            .iter()
+            .map(|(k, v)| {
+                let v = serde_json::to_value(v).expect("JSON values convert");
+                (k.as_str().to_string(), v)
+            })
+            .collect();
         let shaper = Shaper {
             schema: &self.schema,
             document: &document,
-            variables: &body.variables,
+            variables: &variables,
         };
         let roots = shaper.collect(&op.selection_set, None);
         let mut fields = Vec::new();

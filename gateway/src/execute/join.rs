@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use apollo_compiler::response::{JsonMap, JsonValue};
-use bytes::Bytes;
 use futures::future::join_all;
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -269,12 +268,11 @@ fn merge(
         }
     };
     // Indexed once: an alias-batched answer has a key per distinct set of values.
-    let mut answers: HashMap<Bytes, Data> = response
+    let mut answers: HashMap<Text, Data> = response
         .data
         .unwrap_or_default()
         .into_entries()
         .into_iter()
-        .map(|(k, v)| (k.into_bytes(), v))
         .collect();
     let mut by_prefix: HashMap<&str, (&Entry<'_>, &Group)> = HashMap::new();
     let mut calls: HashMap<&str, Call<'_>> = HashMap::new();
@@ -416,7 +414,7 @@ fn place_batch<'e>(
     data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
-    answers: &mut HashMap<Bytes, Data>,
+    answers: &mut HashMap<Text, Data>,
     entry: &'e Entry<'e>,
     form: &BatchForm,
 ) -> Call<'e> {

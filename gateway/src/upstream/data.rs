@@ -33,36 +33,84 @@ pub enum Data {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Object(Vec<(Text, Data)>);
 
-/// UTF-8 text, usually a slice of an upstream's body.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Text(Bytes);
+/// UTF-8 text: short text (most keys, codes and names) held inline, longer text as a slice of
+/// an upstream's body; neither allocates, and inline text costs no reference counting.
+#[derive(Clone)]
+pub struct Text(Repr);
+
+/// Longest text held inline.
+const INLINE: usize = 30;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Bytes),
+}
 
 impl Text {
     /// The text's bytes (UTF-8).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The bytes, shared.
-    pub fn into_bytes(self) -> Bytes {
-        self.0
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Shared(b) => b,
+        }
     }
 
     /// The text as a `String`.
     pub fn to_string_lossless(&self) -> String {
-        String::from_utf8_lossy(&self.0).into_owned()
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+
+    /// `bytes` inline when short, else `shared()`.
+    fn new(bytes: &[u8], shared: impl FnOnce() -> Bytes) -> Self {
+        if bytes.len() <= INLINE {
+            let mut inline = [0; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Text(Repr::Inline {
+                len: bytes.len() as u8,
+                bytes: inline,
+            })
+        } else {
+            Text(Repr::Shared(shared()))
+        }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Text {}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Text {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
-        Text(Bytes::copy_from_slice(s.as_bytes()))
+        Text::new(s.as_bytes(), || Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text::new(s.as_bytes(), || Bytes::from(s.clone().into_bytes()))
     }
 }
 
 impl fmt::Debug for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&String::from_utf8_lossy(&self.0), f)
+        fmt::Debug::fmt(&String::from_utf8_lossy(self.as_bytes()), f)
     }
 }
 
@@ -119,7 +167,7 @@ impl From<Value> for Data {
             Value::Null => Data::Null,
             Value::Bool(b) => Data::Bool(b),
             Value::Number(n) => Data::Number(n),
-            Value::String(s) => Data::String(Text(Bytes::from(s.into_bytes()))),
+            Value::String(s) => Data::String(Text::from(s)),
             Value::Array(items) => Data::Array(items.into_iter().map(Data::from).collect()),
             Value::Object(map) => Data::Object(Object::from(map)),
         }
@@ -130,7 +178,7 @@ impl From<serde_json::Map<String, Value>> for Object {
     fn from(map: serde_json::Map<String, Value>) -> Self {
         Object(
             map.into_iter()
-                .map(|(k, v)| (Text(Bytes::from(k.into_bytes())), Data::from(v)))
+                .map(|(k, v)| (Text::from(k), Data::from(v)))
                 .collect(),
         )
     }
@@ -208,7 +256,9 @@ impl DataSeed<'_> {
         let base = self.body.as_ptr() as usize;
         let at = s.as_ptr() as usize;
         if at >= base && at + s.len() <= base + self.body.len() {
-            Text(self.body.slice(at - base..at - base + s.len()))
+            Text::new(s.as_bytes(), || {
+                self.body.slice(at - base..at - base + s.len())
+            })
         } else {
             Text::from(s)
         }
@@ -431,7 +481,7 @@ impl Serialize for Object {
 
 impl Serialize for Text {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&String::from_utf8_lossy(&self.0))
+        serializer.serialize_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
 

@@ -64,6 +64,34 @@ pub struct ServerConfig {
     /// Most objects (list items) one `_join` may fan out to in one request; more is an error
     /// (`JOIN_FANOUT_EXCEEDED`), never a silent truncation. Default 1000.
     pub max_join_fanout: usize,
+    /// Limits that keep slow or idle clients from holding connections.
+    pub connections: ConnectionLimits,
+}
+
+/// How many connections the server holds and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most open client connections; beyond it, new ones wait in the listen queue. Keep it
+    /// below the process's open-file limit. Default 1000.
+    pub max_connections: usize,
+    /// Longest time to receive a request body once its headers are in (408 beyond). Default `10s`.
+    pub body_timeout: Duration,
+    /// A connection with no request in flight and no traffic for this long is closed (HTTP/1
+    /// keep-alive and HTTP/2 alike). Default `60s`.
+    pub idle_timeout: Duration,
+    /// Most concurrent streams per HTTP/2 connection. Default 100.
+    pub http2_max_streams: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 1000,
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            http2_max_streams: 100,
+        }
+    }
 }
 
 /// `[operations]`: where persisted operations come from and where the manifest goes.
@@ -221,6 +249,10 @@ struct RawServer {
     max_request_bytes: Option<Spanned<i64>>,
     shutdown_grace: Option<Spanned<String>>,
     max_join_fanout: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
+    body_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    http2_max_streams: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -340,6 +372,37 @@ impl Config {
             }
         };
         let shutdown_grace = duration(&raw.server.shutdown_grace, Duration::from_secs(30), &mut at);
+        let defaults = ConnectionLimits::default();
+        let mut count =
+            |raw: &Option<Spanned<i64>>, name: &str, default: usize, max: usize| match raw {
+                None => default,
+                Some(n) if (1..=max as i64).contains(n.get_ref()) => *n.get_ref() as usize,
+                Some(n) => {
+                    at(
+                        n.span(),
+                        format!("`{name}` must be from 1 to {max} (default {default})"),
+                    );
+                    default
+                }
+            };
+        let max_connections = count(
+            &raw.server.max_connections,
+            "max_connections",
+            defaults.max_connections,
+            1_000_000,
+        );
+        let http2_max_streams = count(
+            &raw.server.http2_max_streams,
+            "http2_max_streams",
+            defaults.http2_max_streams as usize,
+            10_000,
+        ) as u32;
+        let connections = ConnectionLimits {
+            max_connections,
+            body_timeout: duration(&raw.server.body_timeout, defaults.body_timeout, &mut at),
+            idle_timeout: duration(&raw.server.idle_timeout, defaults.idle_timeout, &mut at),
+            http2_max_streams,
+        };
         let max_join_fanout = match &raw.server.max_join_fanout {
             None => 1000,
             Some(n) if *n.get_ref() >= 1 => *n.get_ref() as usize,
@@ -606,6 +669,7 @@ impl Config {
                 max_request_bytes,
                 shutdown_grace,
                 max_join_fanout,
+                connections,
             },
             operations,
             log: LogConfig {

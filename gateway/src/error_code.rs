@@ -10,6 +10,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The request body exceeds `server.max_request_bytes`.
     RequestTooLarge,
+    /// The request body did not arrive within `server.body_timeout`.
+    RequestTimeout,
     /// A POST whose content type is not `application/json`.
     UnsupportedMediaType,
     /// The `Accept` header admits no response type the gateway produces.
@@ -56,6 +58,7 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "BAD_REQUEST",
             Self::RequestTooLarge => "REQUEST_TOO_LARGE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::NotAcceptable => "NOT_ACCEPTABLE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",

@@ -191,6 +191,7 @@ pub async fn gateway_with(config: &Config, plugins: &Plugins) -> anyhow::Result<
             })
             .collect(),
         max_request_bytes: config.server.max_request_bytes,
+        connections: config.server.connections,
         limits: crate::execute::Limits {
             max_join_fanout: config.server.max_join_fanout,
         },

@@ -1,5 +1,6 @@
 //! The HTTP server: GraphQL-over-HTTP on `/graphql`, `/health`, request ids, graceful shutdown.
 
+mod connection;
 mod registry;
 mod request;
 mod response;
@@ -17,13 +18,14 @@ use apollo_compiler::response::JsonMap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::config::ConnectionLimits;
 use crate::error_code::ErrorCode;
 use crate::execute;
 use crate::plan::Plan;
@@ -42,6 +44,8 @@ pub struct Gateway {
     pub upstreams: Upstreams,
     /// Largest accepted request body.
     pub max_request_bytes: usize,
+    /// Limits on client connections.
+    pub connections: ConnectionLimits,
     /// Execution limits.
     pub limits: execute::Limits,
     /// `max_join_fanout` of the operations that have their own, by name.
@@ -131,19 +135,38 @@ impl Gateway {
                     )
                     .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
                 }
-                let bytes = Limited::new(body, self.max_request_bytes)
-                    .collect()
+                let too_large = || {
+                    RequestError::new(
+                        ErrorCode::RequestTooLarge,
+                        format!("the request body exceeds {} bytes", self.max_request_bytes),
+                    )
+                    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                };
+                // Refused before reading when the client announces too much.
+                let announced = parts
+                    .headers
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if announced.is_some_and(|n| n > self.max_request_bytes as u64) {
+                    return Err(too_large());
+                }
+                let read = Limited::new(body, self.max_request_bytes).collect();
+                let bytes = tokio::time::timeout(self.connections.body_timeout, read)
                     .await
+                    .map_err(|_| {
+                        RequestError::new(
+                            ErrorCode::RequestTimeout,
+                            format!(
+                                "the request body did not arrive within {:?} (server.body_timeout)",
+                                self.connections.body_timeout
+                            ),
+                        )
+                        .with_status(StatusCode::REQUEST_TIMEOUT)
+                    })?
                     .map_err(|e| {
                         if e.is::<http_body_util::LengthLimitError>() {
-                            RequestError::new(
-                                ErrorCode::RequestTooLarge,
-                                format!(
-                                    "the request body exceeds {} bytes",
-                                    self.max_request_bytes
-                                ),
-                            )
-                            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                            too_large()
                         } else {
                             RequestError::bad_request(format!(
                                 "the request body could not be read: {e}"
@@ -402,38 +425,68 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let limits = gateway.connections;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // A client that trickles its headers must not hold a connection forever.
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_streams)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let local: SocketAddr = listener.local_addr()?;
     tracing::info!(address = %local, documents = gateway.registry.len(), "joinery is serving GraphQL at http://{local}/graphql");
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut warned = connection::Warnings::default();
     loop {
+        // At the connection limit, new connections wait in the listen queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        if slots.available_permits() == 0 {
+            warned.full(limits.max_connections);
+        }
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of file descriptors, usually: back off instead of spinning.
+                        warned.accept_failed(&e);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let gateway = gateway.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(gateway.handle(req).await) }
-                });
+                let activity = Arc::new(connection::Activity::default());
+                let service = {
+                    let (gateway, activity) = (gateway.clone(), activity.clone());
+                    hyper::service::service_fn(move |req| {
+                        let (gateway, activity) = (gateway.clone(), activity.clone());
+                        async move {
+                            let _busy = activity.start();
+                            Ok::<_, Infallible>(gateway.handle(req).await)
+                        }
+                    })
+                };
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    let _slot = slot;
+                    tokio::select! {
+                        ended = conn => if let Err(e) = ended {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        },
+                        _ = activity.idle(limits.idle_timeout) => {
+                            tracing::debug!("closing a connection idle for {:?}", limits.idle_timeout);
+                        }
                     }
                 });
             }

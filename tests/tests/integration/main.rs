@@ -5,6 +5,7 @@
 mod apollo;
 mod batch_forms;
 mod build;
+mod connections;
 mod example;
 mod execution;
 mod guest_languages;

@@ -267,6 +267,7 @@ fn merge(
             return;
         }
     };
+    let no_data = response.data.is_none();
     // Indexed once: an alias-batched answer has a key per distinct set of values.
     let mut answers: HashMap<Text, Data> = response
         .data
@@ -344,6 +345,22 @@ fn merge(
                     e["path"] = Value::from(full.clone());
                     errors.push(e);
                     explained.add(&full);
+                }
+            }
+            // No data and no path: the whole request failed, so every item's fields did.
+            None if no_data => {
+                let e = attribute(error, upstream);
+                for entry in &batch.entries {
+                    let fetch = &entry.join.fetches[entry.fetch];
+                    for path in entry.groups.iter().flat_map(|g| &g.paths) {
+                        for key in &fetch.root_keys {
+                            let full = joined_path(path, &entry.join.key, key);
+                            let mut e = e.clone();
+                            e["path"] = Value::from(full.clone());
+                            errors.push(e);
+                            explained.add(&full);
+                        }
+                    }
                 }
             }
             None => {

@@ -98,6 +98,8 @@ impl Explained {
     fn covers(&self, path: &[Segment<'_>]) -> bool {
         let mut node = &self.root;
         for segment in path {
+            #[cfg(test)]
+            tests::STEPS.with(|s| s.set(s.get() + 1));
             if node.end {
                 return true;
             }
@@ -158,11 +160,20 @@ pub async fn execute(
                     if !upstream_errors.is_empty() {
                         covered.extend(fetch.root_keys.iter().cloned());
                     }
-                    errors.extend(
-                        upstream_errors
-                            .into_iter()
-                            .map(|e| attribute(e, &fetch.upstream)),
-                    );
+                    for error in upstream_errors {
+                        let error = attribute(error, &fetch.upstream);
+                        if data.is_some() || error.get("path").is_some() {
+                            errors.push(error);
+                            continue;
+                        }
+                        // No data and no path (a request error, often with an HTTP error
+                        // status): every root field of the fetch failed with it.
+                        for key in &fetch.root_keys {
+                            let mut error = error.clone();
+                            error["path"] = Value::from(vec![Value::from(key.as_str())]);
+                            errors.push(error);
+                        }
+                    }
                     // Only the fetch's own root fields: an upstream cannot write another's.
                     if let Some(mut data) = data {
                         for key in &fetch.root_keys {
@@ -253,4 +264,68 @@ pub(crate) fn attribute(mut error: Value, upstream: &str) -> Value {
     }
     ext["upstream"] = Value::from(upstream);
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// Trie nodes visited by `Explained::covers`, to count work instead of timing it.
+        pub(super) static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn item(i: usize) -> Vec<Value> {
+        vec![
+            Value::from("list"),
+            Value::from(i),
+            Value::from("_join"),
+            Value::from("f"),
+        ]
+    }
+
+    #[test]
+    fn explained_paths_cover_above_at_and_below() {
+        let mut explained = Explained::default();
+        explained.add(&item(3));
+        fn seg(p: &[Value]) -> Vec<Segment<'_>> {
+            p.iter()
+                .map(|v| match v {
+                    Value::Number(n) => Segment::Index(n.as_u64().unwrap() as usize),
+                    v => Segment::Key(v.as_str().unwrap()),
+                })
+                .collect()
+        }
+        let mut below = item(3);
+        below.push(Value::from("x"));
+        assert!(explained.covers(&seg(&item(3))));
+        assert!(explained.covers(&seg(&below)));
+        assert!(explained.covers(&seg(&item(3)[..2])));
+        assert!(!explained.covers(&seg(&item(4))));
+        assert!(!explained.covers(&seg(&[Value::from("other")])));
+        assert!(!Explained::default().covers(&[]));
+    }
+
+    /// A join that fails over n items explains n paths and completion asks about each: the
+    /// work per question must not grow with n (it once scanned every path: quadratic).
+    #[test]
+    fn asking_about_a_path_costs_its_length_not_the_number_of_paths() {
+        for n in [1_000, 16_000] {
+            let mut explained = Explained::default();
+            let paths: Vec<Vec<Value>> = (0..n).map(item).collect();
+            paths.iter().for_each(|p| explained.add(p));
+            STEPS.with(|s| s.set(0));
+            for p in &paths {
+                let segments: Vec<Segment<'_>> = vec![
+                    Segment::Key("list"),
+                    Segment::Index(p[1].as_u64().unwrap() as usize),
+                    Segment::Key("_join"),
+                    Segment::Key("f"),
+                ];
+                assert!(explained.covers(&segments));
+            }
+            let steps = STEPS.with(|s| s.get());
+            assert!(steps <= n * 4, "{steps} steps for {n} paths");
+        }
+    }
 }

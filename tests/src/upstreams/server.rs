@@ -34,6 +34,9 @@ pub enum Fault {
     Delay(Duration),
     /// Respond with this HTTP status and a plain-text body, without executing the request.
     Status(u16),
+    /// Respond with this HTTP status and a GraphQL body with one error and no `data`, without
+    /// executing the request.
+    ErrorStatus(u16),
     /// Respond `200 OK` with an `application/json` body that is not valid JSON.
     InvalidJson,
     /// Close the connection without responding.
@@ -304,6 +307,11 @@ pub(super) async fn record(
         Fault::Status(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             Err(Ok(text(status, format!("injected fault: status {status}"))))
+        }
+        Fault::ErrorStatus(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = json!({ "errors": [{ "message": "injected: the server is down" }] });
+            Err(Ok(json_response(status, body.to_string().into())))
         }
         Fault::InvalidJson => Err(Ok(json_response(
             StatusCode::OK,

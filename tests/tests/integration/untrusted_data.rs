@@ -149,3 +149,27 @@ async fn a_join_key_holds_only_what_the_join_fetched() {
         r.body
     );
 }
+
+#[tokio::test]
+async fn an_error_status_with_graphql_errors_fails_each_field_at_its_path() {
+    let gw = Gateway::start(&[CHECKED, JOINED]).await;
+    gw.countries.set_fault(Fault::ErrorStatus(500));
+    let r = gw
+        .run("Checked", json!({ "code": "FR", "city": "Paris" }))
+        .await;
+    let error = error_at(&r.body, json!(["countries_country"]));
+    assert_eq!(error["message"], "injected: the server is down");
+    assert_eq!(error["extensions"]["upstream"], "countries");
+    assert_eq!(r.body["data"]["weather_getCityByName"]["name"], "Paris");
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 1, "{}", r.body);
+
+    gw.countries.set_fault(Fault::None);
+    gw.weather.set_fault(Fault::ErrorStatus(503));
+    let r = gw.run("Joined", json!({ "code": "FR" })).await;
+    let error = error_at(
+        &r.body,
+        json!(["countries_country", "w", "weather_getCityByName"]),
+    );
+    assert_eq!(error["message"], "injected: the server is down");
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 1, "{}", r.body);
+}

@@ -78,33 +78,6 @@ const CONDITIONAL: (&str, &str) = (
 
 const ALL: [(&str, &str); 4] = [WEATHER_BY_CODES, CITIES_AGAIN, NESTED, CONDITIONAL];
 
-async fn codes(gw: &Gateway, n: usize) -> Vec<(String, String)> {
-    let body: Value = gw
-        .client
-        .post(gw.countries.url())
-        .json(&json!({ "query": "{ countries { code capital } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    gw.countries.reset();
-    body["data"]["countries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["capital"].is_string())
-        .take(n)
-        .map(|c| {
-            (
-                c["code"].as_str().unwrap().to_string(),
-                c["capital"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn sent_names(gw: &Gateway) -> Vec<String> {
     let received = gw.weather.received();
     assert_eq!(received.len(), 1, "one weather request: {received:?}");
@@ -127,7 +100,7 @@ fn sent_names(gw: &Gateway) -> Vec<String> {
 #[tokio::test]
 async fn fifty_items_are_one_field_call_matched_by_key_whatever_the_order() {
     let gw = Gateway::start_with(&ALL, config).await;
-    let expected = codes(&gw, 50).await;
+    let expected = gw.capitals(50).await;
     assert_eq!(expected.len(), 50);
     let codes: Vec<&str> = expected.iter().map(|(c, _)| c.as_str()).collect();
     // The batch answer comes back in reverse order: items must still get their own city.
@@ -185,7 +158,7 @@ async fn duplicate_keys_are_sent_once_and_every_item_gets_its_result() {
 #[tokio::test]
 async fn keys_without_a_result_give_null_and_null_keys_are_not_sent() {
     let gw = Gateway::start_with(&ALL, config).await;
-    let expected = codes(&gw, 20).await;
+    let expected = gw.capitals(20).await;
     let mut codes: Vec<&str> = expected.iter().map(|(c, _)| c.as_str()).collect();
     // Antarctica has no capital: its key is null.
     codes.push("AQ");
@@ -220,7 +193,7 @@ async fn keys_without_a_result_give_null_and_null_keys_are_not_sent() {
 #[tokio::test]
 async fn a_failing_batch_call_nulls_every_items_field_with_an_error_at_its_path() {
     let gw = Gateway::start_with(&ALL, config).await;
-    let expected = codes(&gw, 8).await;
+    let expected = gw.capitals(8).await;
     let codes: Vec<&str> = expected.iter().map(|(c, _)| c.as_str()).collect();
     gw.weather.set_fault(Fault::Status(500));
     let r = gw.run("WeatherByCodes", json!({ "codes": codes })).await;
@@ -244,9 +217,9 @@ async fn a_failing_batch_call_nulls_every_items_field_with_an_error_at_its_path(
 #[tokio::test]
 async fn joins_nest_inside_batch_form_results() {
     let gw = Gateway::start_with(&ALL, config).await;
-    let expected = codes(&gw, 12).await;
+    let expected = gw.capitals(12).await;
     let codes: Vec<&str> = expected.iter().map(|(c, _)| c.as_str()).collect();
-    let names = gw.countries_of(&expected).await;
+    let names = countries_of(&gw, &expected).await;
     gw.weather.set_fault(Fault::ReverseLists);
     let r = gw.run("NestedBatch", json!({ "codes": codes })).await;
     assert_eq!(r.body.get("errors"), None, "{}", r.body);
@@ -304,7 +277,7 @@ async fn plans_say_which_batching_a_join_uses_and_why() {
     );
 
     // The fallback still answers correctly.
-    let expected = codes(&gw, 3).await;
+    let expected = gw.capitals(3).await;
     let codes: Vec<&str> = expected.iter().map(|(c, _)| c.as_str()).collect();
     let r = gw
         .run("Conditional", json!({ "codes": codes, "w": true }))
@@ -373,26 +346,12 @@ key = "code"
     assert!(!config.operations.manifest.exists());
 }
 
-impl Gateway {
-    /// The names of the countries with these codes, by code.
-    async fn countries_of(&self, codes: &[(String, String)]) -> serde_json::Map<String, Value> {
-        let body: Value = self
-            .client
-            .post(self.countries.url())
-            .json(&json!({ "query": "{ countries { code name } }" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        self.countries.reset();
-        body["data"]["countries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| codes.iter().any(|(code, _)| c["code"] == code.as_str()))
-            .map(|c| (c["code"].as_str().unwrap().to_string(), c["name"].clone()))
-            .collect()
-    }
+/// The names of the countries with these codes, by code.
+async fn countries_of(gw: &Gateway, codes: &[(String, String)]) -> serde_json::Map<String, Value> {
+    gw.ask_countries("code name")
+        .await
+        .iter()
+        .filter(|c| codes.iter().any(|(code, _)| c["code"] == code.as_str()))
+        .map(|c| (c["code"].as_str().unwrap().to_string(), c["name"].clone()))
+        .collect()
 }

@@ -140,6 +140,40 @@ impl Gateway {
         }
     }
 
+    /// `{ countries { <fields> } }` asked of the countries upstream directly (its request
+    /// count reset afterwards).
+    pub async fn ask_countries(&self, fields: &str) -> Vec<Value> {
+        let query = format!("{{ countries {{ {fields} }} }}");
+        let body: Value = self
+            .client
+            .post(self.countries.url())
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.countries.reset();
+        body["data"]["countries"].as_array().unwrap().clone()
+    }
+
+    /// The first `n` countries that have a capital: (code, capital).
+    pub async fn capitals(&self, n: usize) -> Vec<(String, String)> {
+        self.ask_countries("code capital")
+            .await
+            .iter()
+            .filter(|c| c["capital"].is_string())
+            .take(n)
+            .map(|c| {
+                (
+                    c["code"].as_str().unwrap().to_string(),
+                    c["capital"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub async fn shutdown(&mut self) {
         self.running.shutdown().await;
     }

@@ -54,37 +54,10 @@ const NESTED: (&str, &str) = (
 }"#,
 );
 
-async fn capitals(gw: &Gateway, n: usize) -> Vec<(String, String)> {
-    let body: Value = gw
-        .client
-        .post(gw.countries.url())
-        .json(&json!({ "query": "{ countries { code capital } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    gw.countries.reset();
-    body["data"]["countries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["capital"].is_string())
-        .take(n)
-        .map(|c| {
-            (
-                c["code"].as_str().unwrap().to_string(),
-                c["capital"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_join_over_50_items_makes_one_upstream_request_and_maps_results_by_key() {
     let gw = Gateway::start(&[WEATHER_BY_CODES]).await;
-    let expected = capitals(&gw, 50).await;
+    let expected = gw.capitals(50).await;
     assert_eq!(expected.len(), 50);
     let codes: Vec<&str> = expected.iter().map(|(c, _)| c.as_str()).collect();
     // The upstream answers with its fields in reverse order: results must still land right.

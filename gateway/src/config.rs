@@ -270,7 +270,7 @@ struct RawOperations {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<LogFormat>,
-    level: Option<String>,
+    level: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +372,19 @@ impl Config {
             }
         };
         let shutdown_grace = duration(&raw.server.shutdown_grace, Duration::from_secs(30), &mut at);
+        let level = match &raw.log.level {
+            None => "info".to_string(),
+            Some(l) => match tracing_subscriber::EnvFilter::try_new(l.get_ref()) {
+                Ok(_) => l.get_ref().clone(),
+                Err(e) => {
+                    at(
+                        l.span(),
+                        format!("`level` is not a log filter ({e}): write e.g. \"info\", \"warn\" or \"info,joinery=debug\""),
+                    );
+                    "info".to_string()
+                }
+            },
+        };
         let defaults = ConnectionLimits::default();
         let mut count =
             |raw: &Option<Spanned<i64>>, name: &str, default: usize, max: usize| match raw {
@@ -674,7 +687,7 @@ impl Config {
             operations,
             log: LogConfig {
                 format: raw.log.format.unwrap_or(LogFormat::Human),
-                level: raw.log.level.unwrap_or_else(|| "info".into()),
+                level,
             },
             upstreams,
             plugins,
@@ -892,6 +905,23 @@ mod tests {
             "{err}"
         );
         assert_eq!(lines.len(), 6, "{err}");
+    }
+
+    #[test]
+    fn an_invalid_log_level_is_a_config_error() {
+        let err = parse(
+            "[log]\nlevel = \"info,joinery=loud\"\n[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("joinery.toml:2:9: `level` is not a log filter"),
+            "{err}"
+        );
+        let ok = parse(
+            "[log]\nlevel = \"warn,joinery=debug\"\n[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.log.level, "warn,joinery=debug");
     }
 
     #[test]

@@ -53,10 +53,18 @@ impl GraphQLRequest {
     /// Parses a GET query string (`variables` and `extensions` are JSON-encoded).
     pub fn from_query_string(query: &str) -> Result<Self, RequestError> {
         let mut req = GraphQLRequest::default();
+        let mut seen: Vec<String> = Vec::new();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let bad = |name: &str, e: serde_json::Error| {
                 RequestError::bad_request(format!("the `{name}` parameter is not valid JSON: {e}"))
             };
+            // Like a JSON body with a duplicate key: which one counts would be a guess.
+            if seen.iter().any(|s| *s == *key) {
+                return Err(RequestError::bad_request(format!(
+                    "the `{key}` parameter is given more than once"
+                )));
+            }
+            seen.push(key.to_string());
             match &*key {
                 "query" => req.query = Some(value.to_string()),
                 "operationName" => req.operation_name = Some(value.to_string()),
@@ -150,6 +158,18 @@ mod tests {
         assert_eq!(r.document().unwrap(), DocumentRef::Hash(H.into()));
         assert_eq!(r.operation_name.as_deref(), Some("Q"));
         assert_eq!(r.variables.unwrap()["a"], JsonValue::from(1));
+    }
+
+    #[test]
+    fn repeated_get_parameters_are_refused() {
+        let e = GraphQLRequest::from_query_string(&format!(
+            "documentId=sha256%3A{H}&documentId=sha256%3A{H}"
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e
+            .message
+            .contains("`documentId` parameter is given more than once"));
     }
 
     #[test]

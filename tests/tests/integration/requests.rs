@@ -196,6 +196,16 @@ async fn malformed_bodies_are_bad_requests() {
         )
         .await;
     assert_eq!((r.status, r.code()), (400, "BAD_REQUEST"));
+    // A repeated parameter is refused, as a duplicate key in a JSON body is.
+    let id = format!("sha256:{}", gw.hash("Country"));
+    let r = gw
+        .send(gw.client.get(&gw.url).query(&[
+            ("documentId", id.as_str()),
+            ("documentId", id.as_str()),
+            ("variables", r#"{"code":"FR"}"#),
+        ]))
+        .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_REQUEST"), "{}", r.body);
 }
 
 #[tokio::test]

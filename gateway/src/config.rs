@@ -308,6 +308,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "connection",
     "content-length",
     "content-type",
+    "expect",
     "host",
     "keep-alive",
     "proxy-connection",
@@ -771,12 +772,19 @@ fn check_header_name(name: &str) -> Result<(), String> {
     if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err(format!("`{name}` is not a valid HTTP header name"));
     }
-    if RESERVED_HEADERS.contains(&name) {
+    if reserved_header(name) {
         return Err(format!(
             "header `{name}` is set by the gateway itself and cannot be configured"
         ));
     }
     Ok(())
+}
+
+/// Whether the gateway sets header `name` (lower-case) itself: neither the config nor a plugin
+/// may set it on an upstream request (a forged `content-length` or `host` would change what
+/// the upstream receives).
+pub(crate) fn reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS.contains(&name)
 }
 
 /// Replaces `${NAME}` with the environment variable `NAME`, so secrets stay out of the file.

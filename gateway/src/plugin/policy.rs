@@ -283,7 +283,7 @@ impl PolicyPlugin {
         Ok(Denial {
             status: d.status,
             code: d.code,
-            message: d.message,
+            message: cap_message(d.message),
         })
     }
 
@@ -300,6 +300,9 @@ impl PolicyPlugin {
                     HeaderName::from_bytes(n.as_bytes()),
                     HeaderValue::from_str(&v),
                 ) {
+                    (Ok(_), Ok(_)) if crate::config::reserved_header(&n) => Err(self.failed(
+                        format!("it set header `{n}`, which the gateway sets itself"),
+                    )),
                     (Ok(name), Ok(value)) => Ok((name, value)),
                     _ => Err(self.failed(format!("it set an invalid header `{n}`"))),
                 }
@@ -309,5 +312,32 @@ impl PolicyPlugin {
 
     fn failed(&self, message: String) -> PluginError {
         self.pool.failed(message)
+    }
+}
+
+/// Longest denial message passed on to clients.
+const MAX_MESSAGE: usize = 1024;
+
+/// A plugin's message as clients get it: at most [`MAX_MESSAGE`] bytes, cut at a character.
+fn cap_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("… (cut)");
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_messages_are_cut_at_a_character() {
+        assert_eq!(super::cap_message("short".into()), "short");
+        let cut = super::cap_message("é".repeat(2000));
+        assert!(cut.len() <= super::MAX_MESSAGE + 12, "{}", cut.len());
+        assert!(cut.ends_with("… (cut)"));
     }
 }

@@ -122,6 +122,9 @@ pub enum FetchError {
     /// A policy plugin attached to the upstream failed.
     #[error("the request to upstream `{0}` was not sent: {1}")]
     Plugin(String, PluginError),
+    /// The resolver plugin serving the upstream ran and failed.
+    #[error("the resolver plugin of upstream `{0}` failed: {1}")]
+    Resolver(String, PluginError),
 }
 
 impl FetchError {
@@ -132,7 +135,7 @@ impl FetchError {
             Self::Unavailable(..) => ErrorCode::UpstreamUnavailable,
             Self::BadResponse(..) => ErrorCode::UpstreamBadResponse,
             Self::Denied(..) => ErrorCode::PolicyDenied,
-            Self::Plugin(_, e) => e.code(),
+            Self::Plugin(_, e) | Self::Resolver(_, e) => e.code(),
         }
     }
 }

@@ -98,7 +98,7 @@ impl PluginTransport {
             .plugin
             .resolve(request)
             .await
-            .map_err(|e| FetchError::Plugin(namespace.to_string(), e))?;
+            .map_err(|e| FetchError::Resolver(namespace.to_string(), e))?;
         let mut data = Map::new();
         let mut errors = Vec::new();
         let root_type = op.selection_set.ty.as_str();

@@ -95,6 +95,19 @@ impl Guest for Probe {
                 variables: vec![],
                 upstream_headers: vec![("x-probe-upstream".into(), arg)],
             }),
+            // `name=value`: a header for every upstream request of this request.
+            "set-header" => {
+                let (name, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
+                Decision::Allow(Grant {
+                    variables: vec![],
+                    upstream_headers: vec![(name.into(), value.into())],
+                })
+            }
+            "long-denial" => Decision::Deny(Denial {
+                status: 403,
+                code: "TOO_CHATTY".into(),
+                message: "blah ".repeat(20_000),
+            }),
             "bad-denial" => Decision::Deny(Denial {
                 status: 200,
                 code: "OK".into(),

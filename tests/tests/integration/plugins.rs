@@ -244,6 +244,45 @@ async fn hostile_plugins_fail_only_their_request() {
 }
 
 #[tokio::test]
+async fn plugins_cannot_set_headers_the_gateway_owns_nor_flood_clients() {
+    let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
+    for header in [
+        "content-length=1",
+        "host=evil.example",
+        "transfer-encoding=chunked",
+        "expect=100-continue",
+    ] {
+        let reply = probe(&gw, "set-header", header).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (500, "PLUGIN_FAILED"),
+            "{header}: {}",
+            reply.body
+        );
+        let name = header.split('=').next().unwrap();
+        let text = reply.body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("header `{name}`, which the gateway sets itself")),
+            "{text}"
+        );
+    }
+    assert_eq!(gw.countries.requests(), 0, "no such request was sent");
+    let reply = probe(&gw, "set-header", "x-tenant=7").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(gw.countries.received_headers()[0]["x-tenant"], "7");
+
+    // A 100 KB denial message reaches the client cut to about 1 KiB.
+    let reply = probe(&gw, "long-denial", "").await;
+    assert_eq!((reply.status, reply.code()), (403, "TOO_CHATTY"));
+    let text = reply.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        text.len() < 1100 && text.ends_with("… (cut)"),
+        "{}",
+        text.len()
+    );
+}
+
+#[tokio::test]
 async fn the_sandbox_has_no_files_environment_or_sockets() {
     let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
     let secret_file = gw.dir.path().join("joinery.toml");

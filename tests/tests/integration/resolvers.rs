@@ -227,6 +227,12 @@ async fn a_slow_resolver_call_times_out_and_the_next_succeeds() {
     assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
     assert_eq!(reply.code(), "PLUGIN_TIMEOUT", "{}", reply.body);
     assert_eq!(reply.body["errors"][0]["path"], json!(["shop_product"]));
+    // The plugin ran and failed: the message says so (not that nothing was sent).
+    let message = reply.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the resolver plugin of upstream `shop` failed"),
+        "{message}"
+    );
 
     products.set_fault(Fault::None);
     let reply = gateway.run("Mixed", json!({})).await;

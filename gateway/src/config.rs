@@ -363,11 +363,12 @@ impl Config {
         };
         let max_request_bytes = match &raw.server.max_request_bytes {
             None => 1 << 20,
-            Some(n) if *n.get_ref() >= 256 => *n.get_ref() as usize,
+            Some(n) if (256..=1 << 30).contains(n.get_ref()) => *n.get_ref() as usize,
             Some(n) => {
                 at(
                     n.span(),
-                    "`max_request_bytes` must be at least 256 (default 1048576)".into(),
+                    "`max_request_bytes` must be from 256 to 1073741824 (1 GiB) (default 1048576)"
+                        .into(),
                 );
                 1 << 20
             }
@@ -419,11 +420,11 @@ impl Config {
         };
         let max_join_fanout = match &raw.server.max_join_fanout {
             None => 1000,
-            Some(n) if *n.get_ref() >= 1 => *n.get_ref() as usize,
+            Some(n) if (1..=1_000_000).contains(n.get_ref()) => *n.get_ref() as usize,
             Some(n) => {
                 at(
                     n.span(),
-                    "`max_join_fanout` must be at least 1 (default 1000)".into(),
+                    "`max_join_fanout` must be from 1 to 1000000 (default 1000)".into(),
                 );
                 1000
             }
@@ -517,12 +518,21 @@ impl Config {
             let transport = match (&up.url, &up.plugin) {
                 (Some(url), None) => {
                     let text = url.get_ref();
+                    let parsed = reqwest::Url::parse(text).ok();
                     if !(text.starts_with("http://") || text.starts_with("https://"))
-                        || reqwest::Url::parse(text).is_err()
+                        || parsed.is_none()
                     {
                         at(
                             url.span(),
                             format!("`url` must be an absolute http:// or https:// URL such as \"http://127.0.0.1:4001/graphql\", not {text:?}"),
+                        );
+                    } else if parsed
+                        .is_some_and(|u| !u.username().is_empty() || u.password().is_some())
+                    {
+                        // Credentials in a URL end up in logs and error messages.
+                        at(
+                            url.span(),
+                            "`url` must not hold credentials: send them in a header, e.g. `headers = { authorization = \"Basic ${UPSTREAM_AUTH}\" }`".into(),
                         );
                     }
                     Transport::Http(text.clone())
@@ -913,6 +923,29 @@ mod tests {
             "{err}"
         );
         assert_eq!(lines.len(), 6, "{err}");
+    }
+
+    #[test]
+    fn absurd_limits_and_url_credentials_are_refused() {
+        let err = parse("[server]\nmax_request_bytes = 9223372036854775807\nmax_join_fanout = 99999999\n[upstreams.a]\nurl = \"https://user:secret@api.example.com/graphql\"\n")
+            .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines[0].starts_with("joinery.toml:2:21: `max_request_bytes` must be from 256"),
+            "{err}"
+        );
+        assert!(
+            lines[1].starts_with("joinery.toml:3:19: `max_join_fanout` must be from 1"),
+            "{err}"
+        );
+        assert!(
+            lines[2].starts_with("joinery.toml:5:7: `url` must not hold credentials"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("secret"),
+            "the error does not repeat the password: {err}"
+        );
     }
 
     #[test]

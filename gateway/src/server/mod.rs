@@ -99,7 +99,8 @@ impl Gateway {
         match self.graphql_inner(req).await {
             Ok(executed) => response::graphql_response(media, &executed),
             Err(e) => {
-                tracing::info!(code = e.code.as_str(), message = %e.message, "request refused");
+                // Debug-formatted: messages may quote client text, which must not forge log lines.
+                tracing::info!(code = e.code.as_str(), message = ?e.message, "request refused");
                 e.into_response(media)
             }
         }

@@ -77,10 +77,22 @@ pub(super) async fn run(
                     obj.insert_text(&join_key, Data::Object(Object::default()));
                 }
             }
-            if instances.len() > max_fanout {
+            // A collected (list) value is sent as is: its length counts like a fan-out.
+            let widest = instances
+                .iter()
+                .flat_map(|i| &i.values)
+                .filter_map(Value::as_array)
+                .map(Vec::len)
+                .max()
+                .unwrap_or(0);
+            if instances.len() > max_fanout || widest > max_fanout {
+                let what = if instances.len() > max_fanout {
+                    format!("fan out to {} items", instances.len())
+                } else {
+                    format!("send a list of {widest} exported values")
+                };
                 let mut error = ErrorCode::JoinFanoutExceeded.error(format!(
-                    "this join would fan out to {} items; the limit is {max_fanout} (server.max_join_fanout)",
-                    instances.len()
+                    "this join would {what}; the limit is {max_fanout} (server.max_join_fanout)"
                 ));
                 let mut path = instances[0].path.clone();
                 path.push(Value::from(join.key.as_str()));

@@ -403,6 +403,23 @@ async fn exports_inside_a_list_are_collected_for_one_join() {
         .next()
         .unwrap();
     assert_eq!(names.as_array().unwrap().len(), capitals.len());
+
+    // A collected list counts against the fan-out limit like items do.
+    let limited = Gateway::start_with(&[COLLECT], |c, w| {
+        format!("[server]\nmax_join_fanout = 5\n{}", default_config(c, w))
+    })
+    .await;
+    let r = limited.run("Collect", json!({})).await;
+    assert_eq!(r.code(), "JOIN_FANOUT_EXCEEDED", "{}", r.body);
+    let message = r.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "send a list of {} exported values; the limit is 5",
+            capitals.len()
+        )),
+        "{message}"
+    );
+    assert_eq!(limited.weather.requests(), 0);
 }
 
 #[tokio::test]

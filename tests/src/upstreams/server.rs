@@ -126,6 +126,11 @@ impl Upstream {
         self.lock().fault = fault;
     }
 
+    /// Forgets the received requests, keeping the fault (long runs would grow otherwise).
+    pub fn forget(&self) {
+        self.lock().received.clear();
+    }
+
     /// Forgets the received requests and removes the fault (the data, e.g. renamed countries,
     /// is kept).
     pub fn reset(&self) {

@@ -339,8 +339,7 @@ impl Config {
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
-                let offset = e.span().map_or(0, |s| s.start);
-                diags.push(path, text, offset, e.message().trim().to_string());
+                structure_problems(path, text, e, &mut diags);
                 return Err(ConfigError::Invalid(diags));
             }
         };
@@ -790,6 +789,57 @@ fn check_header_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reports `first` and every further syntax, type or unknown-key problem: the lines of each
+/// problem are blanked out (positions stay put) and the file is read again. Stops at a problem
+/// without a line of its own (a missing key, which blanking may itself have caused) or in a
+/// table header, and after 50 problems. Value checks run once the structure is right.
+fn structure_problems(path: &Path, text: &str, first: toml::de::Error, diags: &mut Diagnostics) {
+    let mut blanked = text.as_bytes().to_vec();
+    let mut error = first;
+    let mut last_start = None;
+    for _ in 0..50 {
+        let span = error.span();
+        diags.push(
+            path,
+            text,
+            span.as_ref().map_or(0, |s| s.start),
+            error.message().trim().to_string(),
+        );
+        let Some(span) = span else { break };
+        if last_start == Some(span.start) {
+            break;
+        }
+        last_start = Some(span.start);
+        let start = blanked[..span.start]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let end = blanked[span.end.min(blanked.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(blanked.len(), |i| span.end + i);
+        if blanked[start..end]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            == Some(&b'[')
+        {
+            break;
+        }
+        // Bytes become spaces (still valid UTF-8), newlines stay: every position keeps its place.
+        for b in &mut blanked[start..end] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+        let again = String::from_utf8(blanked.clone()).expect("ASCII spaces keep UTF-8 valid");
+        match toml::from_str::<RawConfig>(&again) {
+            Ok(_) => break,
+            Err(e) if e.message().starts_with("missing field") => break,
+            Err(e) => error = e,
+        }
+    }
+}
+
 /// Whether the gateway sets header `name` (lower-case) itself: neither the config nor a plugin
 /// may set it on an upstream request (a forged `content-length` or `host` would change what
 /// the upstream receives).
@@ -888,6 +938,32 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("`timeout`"), "{err}");
+    }
+
+    #[test]
+    fn every_unknown_key_and_type_error_is_reported_in_one_run() {
+        let err = parse(
+            "[server]\nlisten = 4000\nmax_conections = 5\n[upstreams.a]\nurl = \"http://x/graphql\"\ntimeot = \"1s\"\nforward_headers = \"authorization\"\n",
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 4, "{err}");
+        assert!(
+            lines[0].starts_with("joinery.toml:2:10: invalid type"),
+            "{err}"
+        );
+        assert!(
+            lines[1].starts_with("joinery.toml:3:1: unknown field `max_conections`"),
+            "{err}"
+        );
+        assert!(
+            lines[2].starts_with("joinery.toml:6:1: unknown field `timeot`"),
+            "{err}"
+        );
+        assert!(
+            lines[3].starts_with("joinery.toml:7:19: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]

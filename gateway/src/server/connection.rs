@@ -66,6 +66,30 @@ impl Activity {
     }
 }
 
+impl Activity {
+    /// Resolves once `stopping` is set if the connection is idle then: no request in flight and
+    /// none ended in the last 100 ms (its response may still be on its way out). A connection
+    /// busy at shutdown is left to the graceful shutdown, which finishes its requests.
+    pub(super) async fn drained(&self, stopping: &mut tokio::sync::watch::Receiver<bool>) {
+        if stopping.wait_for(|s| *s).await.is_err() {
+            // The server is gone without a shutdown: the connection ends by itself.
+            return std::future::pending().await;
+        }
+        const QUIET: Duration = Duration::from_millis(100);
+        loop {
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                return std::future::pending().await;
+            }
+            let last = Duration::from_millis(self.last.load(Ordering::Acquire));
+            let since = self.epoch.elapsed().saturating_sub(last);
+            if since >= QUIET {
+                return;
+            }
+            tokio::time::sleep(QUIET - since).await;
+        }
+    }
+}
+
 /// Warnings about connections, at most one of a kind every ten seconds.
 #[derive(Debug, Default)]
 pub(super) struct Warnings {

@@ -444,6 +444,9 @@ pub async fn serve(
     let local: SocketAddr = listener.local_addr()?;
     tracing::info!(address = %local, documents = gateway.registry.len(), "joinery is serving GraphQL at http://{local}/graphql");
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // Set at shutdown: connections with no request in flight close at once, whatever their
+    // protocol (an idle HTTP/2 client need not answer GOAWAY before the grace runs out).
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let mut warned = connection::Warnings::default();
     loop {
         // At the connection limit, new connections wait in the listen queue.
@@ -479,6 +482,7 @@ pub async fn serve(
                 };
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
+                let mut stopping = stopping.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
                     tokio::select! {
@@ -488,6 +492,9 @@ pub async fn serve(
                         _ = activity.idle(limits.idle_timeout) => {
                             tracing::debug!("closing a connection idle for {:?}", limits.idle_timeout);
                         }
+                        _ = activity.drained(&mut stopping) => {
+                            tracing::debug!("closing an idle connection at shutdown");
+                        }
                     }
                 });
             }
@@ -495,6 +502,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    let _ = stopping_tx.send(true);
     tracing::info!("shutting down: finishing requests in flight");
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),

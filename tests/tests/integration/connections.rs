@@ -113,3 +113,33 @@ async fn at_the_connection_limit_new_connections_wait_for_a_free_slot() {
         );
     }
 }
+
+#[tokio::test]
+async fn idle_connections_do_not_hold_shutdown() {
+    let mut gw = Gateway::start(&[COUNTRY]).await;
+    // An HTTP/2 client that opened its connection (preface and SETTINGS) and then says
+    // nothing, and a TCP client that never sent a byte; the grace period is 5 s.
+    let mut h2 = connect(&gw).await;
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), h2.read(&mut buf))
+        .await
+        .expect("the server answers the preface")
+        .unwrap();
+    assert!(
+        n >= 9 && buf[3] == 0x04,
+        "a SETTINGS frame: {:?}",
+        &buf[..n]
+    );
+    let _silent = connect(&gw).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    gw.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shutdown waited {:?} for idle connections",
+        started.elapsed()
+    );
+}

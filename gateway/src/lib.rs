@@ -9,6 +9,8 @@ pub mod config;
 pub mod diagnostic;
 pub mod error_code;
 pub mod execute;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod operations;
 pub mod plan;
 pub mod plugin;

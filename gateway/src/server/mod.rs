@@ -185,8 +185,19 @@ impl Gateway {
                 .with_status(StatusCode::METHOD_NOT_ALLOWED))
             }
         };
+        self.run(&parts.method, parts.headers, request).await
+    }
+
+    /// Runs a parsed GraphQL request: finds its persisted operation, runs the policy plugins,
+    /// coerces the variables and executes the plan.
+    pub async fn run(
+        &self,
+        method: &Method,
+        headers: hyper::HeaderMap,
+        request: GraphQLRequest,
+    ) -> Result<execute::Response, RequestError> {
         let (hash, plan) = self.plan_for(&request)?;
-        if parts.method == Method::GET && plan.kind == OperationType::Mutation {
+        if method == Method::GET && plan.kind == OperationType::Mutation {
             return Err(RequestError::new(
                 ErrorCode::MethodNotAllowed,
                 "mutations cannot be sent with GET: use POST",
@@ -201,7 +212,7 @@ impl Gateway {
             .run_policies(
                 &plan,
                 &hash,
-                &parts.headers,
+                &headers,
                 request.variables.as_ref(),
                 &mut context,
             )
@@ -212,7 +223,7 @@ impl Gateway {
             request.variables,
             filled,
         )?;
-        context.client_headers = parts.headers;
+        context.client_headers = headers;
         tracing::debug!(operation = plan.name.as_deref().unwrap_or(""), "executing");
         Ok(execute::execute(
             &plan,

@@ -91,6 +91,18 @@ enum Transport {
         http: reqwest::Client,
     },
     Plugin(Arc<PluginTransport>),
+    /// Answers made in process (fuzzing feeds upstream answers through here).
+    #[cfg(feature = "fuzzing")]
+    InProcess(Arc<dyn Answerer>),
+}
+
+/// Answers an upstream's GraphQL requests in process: given the namespace and the JSON body an
+/// HTTP upstream would receive, the body it answers with (read like an HTTP answer with status
+/// 200 and a JSON type).
+#[cfg(feature = "fuzzing")]
+pub trait Answerer: std::fmt::Debug + Send + Sync {
+    /// The answer to one request.
+    fn answer(&self, namespace: &str, body: Vec<u8>) -> futures::future::BoxFuture<'static, Bytes>;
 }
 
 /// A GraphQL response from an upstream.
@@ -222,6 +234,28 @@ impl Upstreams {
         Upstreams { clients }
     }
 
+    /// [`Upstreams::new`] for configurations whose upstreams are all answered by `answerer`
+    /// (URLs and plugins are ignored; headers and policies apply as configured).
+    #[cfg(feature = "fuzzing")]
+    pub fn in_process<'a>(
+        configs: impl IntoIterator<Item = &'a UpstreamConfig>,
+        plugins: &Plugins,
+        answerer: Arc<dyn Answerer>,
+    ) -> Self {
+        let configs: Vec<UpstreamConfig> = configs
+            .into_iter()
+            .map(|c| UpstreamConfig {
+                transport: TransportConfig::Http("http://127.0.0.1/".into()),
+                ..c.clone()
+            })
+            .collect();
+        let mut upstreams = Self::new(&configs, plugins, &Default::default());
+        for upstream in upstreams.clients.values_mut() {
+            upstream.transport = Transport::InProcess(answerer.clone());
+        }
+        upstreams
+    }
+
     /// The upstream of `namespace`.
     pub fn get(&self, namespace: &str) -> Option<&Upstream> {
         self.clients.get(namespace)
@@ -289,6 +323,13 @@ impl Upstream {
                         .into(),
                 }
             }
+            #[cfg(feature = "fuzzing")]
+            Transport::InProcess(answerer) => Answer {
+                status: reqwest::StatusCode::OK,
+                is_json: true,
+                headers: Vec::new(),
+                body: answerer.answer(&self.namespace, request.to_json()).await,
+            },
         };
         for policy in &self.policies {
             self.apply_response_policy(policy, &context.operation, &mut answer)

@@ -8,6 +8,7 @@ mod build;
 mod connections;
 mod example;
 mod execution;
+mod fuzz_corpus;
 mod guest_languages;
 mod harness;
 mod joins;

@@ -40,6 +40,8 @@ pub struct PluginConfig {
     pub name: String,
     /// The component file, resolved against the config's directory.
     pub path: PathBuf,
+    /// Where `path` is written, for errors about the file.
+    pub written: Position,
     /// Largest linear memory one instance may grow to. Default `16MiB`.
     pub max_memory: usize,
     /// Longest one call may run (CPU and waiting for outbound HTTP). Default `100ms`.
@@ -99,11 +101,13 @@ impl Default for ConnectionLimits {
 pub struct OperationsConfig {
     /// Folder of `*.graphql` operation documents. Default `operations`.
     pub dir: PathBuf,
+    /// Where `dir` is written (none when it is the default), for errors about the folder.
+    pub dir_written: Option<Position>,
     /// Manifest written by `joinery build` and read by `joinery serve`. Default `.joinery/manifest.json`.
     pub manifest: PathBuf,
     /// Client-generated manifests to register as well (Apollo persisted query manifest or
-    /// graphql-codegen persisted documents). Default none.
-    pub import: Vec<PathBuf>,
+    /// graphql-codegen persisted documents), with where each is written. Default none.
+    pub import: Vec<(PathBuf, Position)>,
     /// Per-operation overrides of `server.max_join_fanout`, by operation name, with where each
     /// is written (the build checks that the operation exists). Default none.
     pub max_join_fanout: IndexMap<String, (usize, Position)>,
@@ -181,8 +185,9 @@ pub enum Transport {
 /// Where an upstream's schema comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaSource {
-    /// An SDL file (`schema_file = "..."`), resolved against the config's directory.
-    File(PathBuf),
+    /// An SDL file (`schema_file = "..."`), resolved against the config's directory, with
+    /// where it is written.
+    File(PathBuf, Position),
     /// Introspection of the live upstream at build time; the result is saved in the manifest.
     Introspection,
     /// The resolver plugin's `schema` export, called at build time; saved in the manifest.
@@ -258,7 +263,7 @@ struct RawServer {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawOperations {
-    dir: Option<String>,
+    dir: Option<Spanned<String>>,
     manifest: Option<String>,
     #[serde(default)]
     import: Vec<Spanned<String>>,
@@ -471,6 +476,7 @@ impl Config {
                 PluginConfig {
                     name,
                     path: base_dir.join(p.path.get_ref()),
+                    written: Position::at_offset(path, text, p.path.span().start),
                     max_memory,
                     timeout,
                     allowed_hosts,
@@ -564,7 +570,10 @@ impl Config {
             };
             let schema = match (&transport, &up.schema_file) {
                 (Transport::Plugin(name), _) => SchemaSource::Plugin(name.clone()),
-                (_, Some(f)) => SchemaSource::File(base_dir.join(f.get_ref())),
+                (_, Some(f)) => SchemaSource::File(
+                    base_dir.join(f.get_ref()),
+                    Position::at_offset(path, text, f.span().start),
+                ),
                 (_, None) => SchemaSource::Introspection,
             };
             let timeout = duration(&up.timeout, Duration::from_secs(10), &mut at);
@@ -669,7 +678,17 @@ impl Config {
         diags.into_result().map_err(ConfigError::Invalid)?;
 
         let operations = OperationsConfig {
-            dir: base_dir.join(raw.operations.dir.as_deref().unwrap_or("operations")),
+            dir: base_dir.join(
+                raw.operations
+                    .dir
+                    .as_ref()
+                    .map_or("operations", |d| d.get_ref()),
+            ),
+            dir_written: raw
+                .operations
+                .dir
+                .as_ref()
+                .map(|d| Position::at_offset(path, text, d.span().start)),
             manifest: base_dir.join(
                 raw.operations
                     .manifest
@@ -680,7 +699,12 @@ impl Config {
                 .operations
                 .import
                 .iter()
-                .map(|p| base_dir.join(p.get_ref()))
+                .map(|p| {
+                    (
+                        base_dir.join(p.get_ref()),
+                        Position::at_offset(path, text, p.span().start),
+                    )
+                })
                 .collect(),
             max_join_fanout: fanout_overrides,
         };

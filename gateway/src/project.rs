@@ -66,16 +66,27 @@ pub async fn build_with(
 ) -> anyhow::Result<BuildOutput> {
     let sdls = load_schemas(config, plugins).await?;
     let supergraph = schema::compose(sdls.clone())?;
-    let mut sources = operations::read_dir(&config.operations.dir)?;
+    let mut sources = operations::read_dir(&config.operations.dir).map_err(|e| match e {
+        OperationsError::Read { ref path, .. } if *path == config.operations.dir => {
+            match &config.operations.dir_written {
+                Some(written) => anyhow::anyhow!("{written}: the operations folder: {e}"),
+                None => anyhow::anyhow!(
+                    "{}: the operations folder (`[operations] dir`, by default \"operations\"): {e}",
+                    config.path.display()
+                ),
+            }
+        }
+        e => e.into(),
+    })?;
     let mut diags = Diagnostics::default();
-    for path in &config.operations.import {
+    for (path, written) in &config.operations.import {
         match operations::import_manifest(path) {
             Ok((s, problems)) => {
                 sources.extend(s);
                 diags.0.extend(problems.0);
             }
             Err(OperationsError::Invalid(d)) => diags.0.extend(d.0),
-            Err(e) => return Err(e.into()),
+            Err(e) => anyhow::bail!("{written}: a manifest to import: {e}"),
         }
     }
     let (registered, problems) = operations::register(&supergraph, sources);

@@ -75,12 +75,14 @@ impl PluginError {
 
 /// Why a configured plugin cannot be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin `{name}` ({path}): {message}")]
+#[error("{}plugin `{name}` ({path}): {message}", written.as_ref().map(|w| format!("{w}: ")).unwrap_or_default(), path = path.display())]
 pub struct LoadError {
     /// The plugin's name.
     pub name: String,
     /// Its component file.
     pub path: PathBuf,
+    /// Where the config names the file (none for problems of the engine itself).
+    pub written: Option<crate::diagnostic::Position>,
     /// What is wrong and what to do.
     pub message: String,
 }
@@ -123,6 +125,7 @@ impl Plugins {
             vec![LoadError {
                 name: "*".into(),
                 path: PathBuf::new(),
+                written: None,
                 message: format!("the WebAssembly engine cannot start: {e:#}"),
             }]
         })?;
@@ -138,6 +141,7 @@ impl Plugins {
             let err = |message: String| LoadError {
                 name: p.name.clone(),
                 path: p.path.clone(),
+                written: Some(p.written.clone()),
                 message,
             };
             let bytes = match std::fs::read(&p.path) {

@@ -29,12 +29,14 @@ pub struct UpstreamSdl {
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     /// An SDL file could not be read.
-    #[error("upstream `{namespace}`: cannot read schema file {path}: {source}")]
+    #[error("{written}: upstream `{namespace}`: cannot read schema file {path}: {source}")]
     Read {
         /// The upstream.
         namespace: String,
         /// The file.
         path: PathBuf,
+        /// Where the config names it.
+        written: crate::diagnostic::Position,
         /// The I/O error.
         source: std::io::Error,
     },
@@ -85,13 +87,14 @@ pub async fn load(
                 sdl,
             })
         }
-        SchemaSource::File(path) => {
+        SchemaSource::File(path, written) => {
             let sdl =
                 tokio::fs::read_to_string(path)
                     .await
                     .map_err(|source| SchemaError::Read {
                         namespace: upstream.namespace.clone(),
                         path: path.clone(),
+                        written: written.clone(),
                         source,
                     })?;
             Ok(UpstreamSdl {

@@ -191,3 +191,49 @@ async fn serving_refuses_a_manifest_built_for_other_upstreams() {
         .to_string();
     assert!(err.contains("run `joinery build`"), "{err}");
 }
+
+/// A file or folder the config names that cannot be read is reported at the config line that
+/// names it (schema files, client manifests, the operations folder, plugin components).
+#[tokio::test]
+async fn missing_files_are_reported_where_the_config_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("weather.graphql"),
+        "type Query { now: Int }\n",
+    )
+    .unwrap();
+    let cases = [
+        (
+            "[operations]\ndir = \"ops\"\n[upstreams.weather]\nurl = \"http://127.0.0.1:9/graphql\"\nschema_file = \"missing.graphql\"\n",
+            "joinery.toml:5:15: upstream `weather`: cannot read schema file",
+        ),
+        (
+            "[operations]\ndir = \"ops\"\n[upstreams.weather]\nurl = \"http://127.0.0.1:9/graphql\"\nschema_file = \"weather.graphql\"\n",
+            "joinery.toml:2:7: the operations folder: cannot read",
+        ),
+        (
+            "[upstreams.weather]\nurl = \"http://127.0.0.1:9/graphql\"\nschema_file = \"weather.graphql\"\n",
+            "joinery.toml: the operations folder (`[operations] dir`, by default \"operations\"): cannot read",
+        ),
+        (
+            "[operations]\ndir = \".\"\nimport = [\"a.json\", \"gone.json\"]\n[upstreams.weather]\nurl = \"http://127.0.0.1:9/graphql\"\nschema_file = \"weather.graphql\"\n",
+            "joinery.toml:3:21: a manifest to import: cannot read gone.json",
+        ),
+        (
+            "[operations]\ndir = \".\"\n[upstreams.weather]\nurl = \"http://127.0.0.1:9/graphql\"\nschema_file = \"weather.graphql\"\n[plugins.auth]\npath = \"auth.wasm\"\n[policy]\nplugins = [\"auth\"]\n",
+            "joinery.toml:7:8: plugin `auth` (",
+        ),
+    ];
+    std::fs::write(dir.path().join("a.json"), "{}").unwrap();
+    for (text, expected) in cases {
+        let path = dir.path().join("joinery.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap();
+        let err = match joinery::project::build(&config, false).await {
+            Ok(_) => panic!("{text}: the build passed"),
+            Err(e) => e.to_string(),
+        };
+        let err = err.replace(&format!("{}/", dir.path().display()), "");
+        assert!(err.starts_with(expected), "{text}\ngave: {err}");
+    }
+}

@@ -823,12 +823,13 @@ fn structure_problems(path: &Path, text: &str, first: toml::de::Error, diags: &m
     let mut last_start = None;
     for _ in 0..50 {
         let span = error.span();
-        diags.push(
-            path,
-            text,
-            span.as_ref().map_or(0, |s| s.start),
-            error.message().trim().to_string(),
-        );
+        let at = span.as_ref().map_or(0, |s| s.start);
+        let message = match error.message().trim() {
+            // The parser says nothing of some characters it refuses (control characters).
+            "" => unexpected_character(text, at),
+            m => m.to_string(),
+        };
+        diags.push(path, text, at, message);
         let Some(span) = span else { break };
         if last_start == Some(span.start) {
             break;
@@ -861,6 +862,18 @@ fn structure_problems(path: &Path, text: &str, first: toml::de::Error, diags: &m
             Err(e) if e.message().starts_with("missing field") => break,
             Err(e) => error = e,
         }
+    }
+}
+
+/// What is wrong at byte `at` of `text` when the TOML parser gives no message.
+fn unexpected_character(text: &str, at: usize) -> String {
+    match text.get(at..).and_then(|rest| rest.chars().next()) {
+        Some(c) if c.is_control() => format!(
+            "the control character U+{:04X} is not allowed in TOML (tabs and line breaks are)",
+            u32::from(c)
+        ),
+        Some(c) => format!("unexpected character {c:?}"),
+        None => "unexpected end of the file".to_string(),
     }
 }
 
@@ -911,6 +924,16 @@ mod tests {
         assert_eq!(up.timeout, Duration::from_secs(10));
         assert_eq!(up.schema, SchemaSource::Introspection);
         assert_eq!(c.operations.dir, Path::new("operations"));
+    }
+
+    /// Found by fuzzing: the TOML parser refuses control characters without a message.
+    #[test]
+    fn control_characters_are_named() {
+        let err = parse("# a \u{1} b\n[upstreams.a]\nurl = \"http://x/graphql\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "joinery.toml:1:5: the control character U+0001 is not allowed in TOML (tabs and line breaks are)"
+        );
     }
 
     #[test]

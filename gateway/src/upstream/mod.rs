@@ -377,31 +377,30 @@ impl Upstream {
         {
             return Err(too_long());
         }
-        // Read chunk by chunk so that an endless or oversized answer stops at the limit.
-        let mut first: Option<Bytes> = None;
-        let mut joined: Vec<u8> = Vec::new();
+        // Read chunk by chunk so that an endless or oversized answer stops at the limit, and
+        // join the chunks once at the end: growing one buffer as they come would leave freed
+        // buffers of every size up to twice the answer behind.
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut read = 0;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.classify(e, timeout))?
         {
-            let read = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+            read += chunk.len();
             if read > max_bytes {
                 return Err(too_long());
             }
-            match &first {
-                None if joined.is_empty() => first = Some(chunk),
-                _ => {
-                    if let Some(f) = first.take() {
-                        joined.extend_from_slice(&f);
-                    }
-                    joined.extend_from_slice(&chunk);
-                }
-            }
+            chunks.push(chunk);
         }
-        let body = match first {
-            Some(only) => only,
-            None => Bytes::from(joined),
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.pop().expect("one chunk"),
+            _ => {
+                let mut joined = Vec::with_capacity(read);
+                chunks.iter().for_each(|c| joined.extend_from_slice(c));
+                Bytes::from(joined)
+            }
         };
         Ok(Answer {
             status,

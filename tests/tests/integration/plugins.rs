@@ -424,7 +424,9 @@ fn plugins_that_cannot_load_are_refused_with_what_is_wrong() {
         let errors = joinery::plugin::Plugins::load(&config, None).unwrap_err();
         assert_eq!(errors.len(), 1);
         let text = errors[0].to_string();
-        assert!(text.starts_with("plugin `probe` ("), "{text}");
+        // Said where the config names the component.
+        let written = format!("{}:5:8: plugin `probe` (", config.path.display());
+        assert!(text.starts_with(&written), "{text}");
         assert!(text.contains(message), "{text}");
     }
 }

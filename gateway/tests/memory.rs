@@ -13,10 +13,15 @@ use std::time::{Duration, Instant};
 const MIB: u64 = 1 << 20;
 
 /// What the process may still hold once such requests are over: the allocator keeps some
-/// pages of its threads for reuse (bounded: it does not grow with more such requests).
-/// Measured: about 20 MiB (an endless answer grew the gateway to 2 GB and left 1.46 GB held
-/// before answers were read with a limit).
-const RETAINED: u64 = 32 * MIB;
+/// pages of its threads for reuse. Measured on 2 cores over 7 rounds of such requests: 15 to
+/// 35 MiB, varying from round to round with no trend (an endless answer grew the gateway to
+/// 2 GB and left 1.46 GB held before answers were read with a limit).
+const RETAINED: u64 = 48 * MIB;
+
+/// How much more may be held after the last round than after the first: above the
+/// allocator's round-to-round noise (measured up to 16 MiB), below what keeping even a tenth
+/// of each 15 MiB answer would add over the 18 requests in between (27 MiB).
+const DRIFT: u64 = 24 * MIB;
 
 /// What the upstream answers.
 #[derive(Clone)]
@@ -264,9 +269,9 @@ fn greedy_upstream_answers_raise_memory_boundedly_and_it_returns_to_baseline() {
     for (what, fault, allowed, check) in cases {
         served.reset_peak();
         let mut after = Vec::new();
-        // Two rounds: what is still held after the second must not have grown since the
-        // first (nothing accumulates per request).
-        for requests in [3, 9] {
+        // Three rounds: what is still held after the last must not have grown since the
+        // first by more than the allocator's noise (nothing accumulates per request).
+        for requests in [3, 9, 9] {
             *answer.lock().unwrap() = fault.clone();
             for _ in 0..requests {
                 let r = served.run();
@@ -278,11 +283,10 @@ fn greedy_upstream_answers_raise_memory_boundedly_and_it_returns_to_baseline() {
         }
         let (_, peak) = served.memory();
         eprintln!(
-            "{what}: baseline {} MiB, peak {} MiB, after {} MiB and {} MiB",
+            "{what}: baseline {} MiB, peak {} MiB, held after each round {:?} MiB",
             baseline / MIB,
             peak / MIB,
-            after[0] / MIB,
-            after[1] / MIB
+            after.iter().map(|a| a / MIB).collect::<Vec<_>>()
         );
         assert!(
             peak <= baseline + allowed,
@@ -291,11 +295,11 @@ fn greedy_upstream_answers_raise_memory_boundedly_and_it_returns_to_baseline() {
             baseline / MIB,
             allowed / MIB
         );
+        let held = *after.iter().max().unwrap();
         assert!(
-            after[1] <= baseline + RETAINED && after[1] <= after[0] + 4 * MIB,
-            "{what}: {} MiB held after 3 requests, {} MiB after 9 more, baseline {} MiB",
-            after[0] / MIB,
-            after[1] / MIB,
+            held <= baseline + RETAINED && after[2] <= after[0] + DRIFT,
+            "{what}: {:?} MiB held after 3, 9 and 9 more requests, baseline {} MiB",
+            after.iter().map(|a| a / MIB).collect::<Vec<_>>(),
             baseline / MIB
         );
     }

@@ -1,8 +1,11 @@
-//! Policy plugin cost: the request hook called directly (warm instances, Rust guests), and the
+//! Policy plugin cost: the request hook called directly (warm instances, Rust guests), the same
+//! call after the CPU caches were overwritten (what a call costs between other work), and the
 //! same persisted operation through three gateways in one interleaved run: no policy, a
 //! minimal policy (the probe's allow path), and the JWT policy verifying a token.
 //!
-//! `cargo bench -p joinery-tests --bench plugins` (set `JOINERY_BENCH_REQUESTS` to change N).
+//! `cargo bench -p joinery-tests --bench plugins` (set `JOINERY_BENCH_REQUESTS` to change N,
+//! `JOINERY_BENCH_COLD_CALLS` for the number of calls after overwritten caches, e.g. to
+//! profile them).
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,15 @@ fn context_switches() -> u64 {
             .sum::<u64>();
     }
     total
+}
+
+/// Minor page faults of this process so far (`/proc/self/stat`, field 10).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces: count fields after its closing parenthesis.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(7)?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -129,6 +141,29 @@ async fn main() -> anyhow::Result<()> {
             "request hook, {label}: {:.2} µs per call (mean of {calls} warm calls)",
             us(started.elapsed()) / calls as f64
         );
+        // The same call after the caches were filled with other data, as happens between
+        // requests in a gateway.
+        let mut other = vec![0u8; 32 << 20];
+        let mut cold = Duration::ZERO;
+        let cold_calls = std::env::var("JOINERY_BENCH_COLD_CALLS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n.min(2000));
+        for i in 0..cold_calls {
+            for b in other.iter_mut().step_by(64) {
+                *b = b.wrapping_add(i as u8);
+            }
+            let started = Instant::now();
+            plugin
+                .on_request("Country", "h", &headers, "{\"code\":\"FR\"}")
+                .await?;
+            cold += started.elapsed();
+        }
+        std::hint::black_box(&other);
+        println!(
+            "request hook, {label}: {:.2} µs per call after caches were overwritten (mean of {cold_calls})",
+            us(cold) / cold_calls as f64
+        );
     }
 
     // 2. Through the gateway, interleaved.
@@ -162,15 +197,18 @@ async fn main() -> anyhow::Result<()> {
     // alike; the process holds client, gateways and upstream, so differences are the policy's.
     let mut cpu = vec![Duration::ZERO; gateways.len()];
     let mut switches = vec![0u64; gateways.len()];
+    let mut faults = vec![0u64; gateways.len()];
     const BLOCK: usize = 50;
     for round in 0..n.div_ceil(BLOCK) {
         for (k, g) in gateways.iter().enumerate() {
-            let (started, switched) = (ProcessTime::now(), context_switches());
+            let (started, switched, faulted) =
+                (ProcessTime::now(), context_switches(), minor_faults());
             for _ in 0..BLOCK {
                 timed(request(g)).await;
             }
             cpu[k] += started.elapsed();
             switches[k] += context_switches() - switched;
+            faults[k] += minor_faults() - faulted;
         }
         if round % 10 == 0 {
             countries.reset();
@@ -185,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let base = us(percentile(&samples[0], 0.5));
     for (k, s) in samples.iter().enumerate() {
         println!(
-            "{:13}: median {:7.1} µs  p99 {:7.1} µs  median ratio to no policy {:.3}x  | process CPU {:.1} µs/request (+{:.1} µs), {:.2} context switches/request",
+            "{:13}: median {:7.1} µs  p99 {:7.1} µs  median ratio to no policy {:.3}x  | process CPU {:.1} µs/request (+{:.1} µs), {:.2} context switches and {:.2} page faults/request",
             labels[k],
             us(percentile(s, 0.5)),
             us(percentile(s, 0.99)),
@@ -193,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
             us(cpu[k]) / n_cpu as f64,
             (us(cpu[k]) - us(cpu[0])) / n_cpu as f64,
             switches[k] as f64 / n_cpu as f64,
+            faults[k] as f64 / n_cpu as f64,
         );
     }
     Ok(())

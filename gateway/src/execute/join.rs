@@ -4,13 +4,14 @@
 //! data under the `_join` key, where value completion finds them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use apollo_compiler::response::{JsonMap, JsonValue};
+use apollo_compiler::response::JsonMap;
 use futures::future::join_all;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::{attribute, Explained};
+use super::{attribute, Explained, Segment};
 use crate::error_code::ErrorCode;
 use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
@@ -19,27 +20,40 @@ use crate::upstream::data::{Data, Object, Text};
 use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams};
 
 /// An object that holds a join: its path in the response and its exported values.
-struct Instance {
-    path: Vec<Value>,
-    values: Vec<Value>,
+struct Instance<'p> {
+    path: Vec<Segment<'p>>,
+    values: Vec<Data>,
 }
 
 /// The items of one join fetch that share the same values: one aliased copy upstream, or one
 /// key of a batch-form call.
 struct Group {
+    /// The aliases' prefix (alias batching only).
     prefix: String,
-    paths: Vec<Vec<Value>>,
+    /// The items, as indices into the entry's instances.
+    items: Vec<usize>,
     /// The key as results carry it (batch forms only).
-    key: String,
+    key: Option<Text>,
 }
 
 /// What one batched upstream request resolves.
 struct Entry<'p> {
     join: &'p JoinPlan,
     fetch: usize,
+    instances: Arc<Vec<Instance<'p>>>,
     groups: Vec<Group>,
-    /// The batch form the fetch is sent as, if any.
-    form: Option<&'p BatchForm>,
+    /// The batch form the fetch is sent as, and the prefix of its call's alias.
+    form: Option<(&'p BatchForm, String)>,
+}
+
+impl<'p> Entry<'p> {
+    /// The paths of a group's items.
+    fn paths<'a>(&'a self, group: &'a Group) -> impl Iterator<Item = &'a [Segment<'p>]> + 'a {
+        group
+            .items
+            .iter()
+            .map(|&i| self.instances[i].path.as_slice())
+    }
 }
 
 #[derive(Default)]
@@ -66,12 +80,12 @@ pub(super) async fn run(
         let mut batches: IndexMap<&str, Batch> = IndexMap::new();
         for &j in wave {
             let join = &plan.joins[j];
-            let instances = discover(data, join);
+            let instances = Arc::new(discover(data, join));
             if instances.is_empty() {
                 continue;
             }
             let join_key = Text::from(join.key.as_str());
-            for inst in &instances {
+            for inst in instances.iter() {
                 if let Some(obj) = object_at(data, &inst.path) {
                     // The gateway owns the join key, whatever the upstream put there.
                     obj.insert_text(&join_key, Data::Object(Object::default()));
@@ -81,8 +95,10 @@ pub(super) async fn run(
             let widest = instances
                 .iter()
                 .flat_map(|i| &i.values)
-                .filter_map(Value::as_array)
-                .map(Vec::len)
+                .filter_map(|v| match v {
+                    Data::Array(items) => Some(items.len()),
+                    _ => None,
+                })
                 .max()
                 .unwrap_or(0);
             if instances.len() > max_fanout || widest > max_fanout {
@@ -94,12 +110,12 @@ pub(super) async fn run(
                 let mut error = ErrorCode::JoinFanoutExceeded.error(format!(
                     "this join would {what}; the limit is {max_fanout} (server.max_join_fanout)"
                 ));
-                let mut path = instances[0].path.clone();
+                let mut path = path_value(&instances[0].path);
                 path.push(Value::from(join.key.as_str()));
                 error["path"] = Value::from(path);
                 errors.push(error);
-                for inst in &instances {
-                    let mut path = inst.path.clone();
+                for inst in instances.iter() {
+                    let mut path = path_value(&inst.path);
                     path.push(Value::from(join.key.as_str()));
                     explained.add(&path);
                 }
@@ -108,9 +124,11 @@ pub(super) async fn run(
             for (f, fetch) in join.fetches.iter().enumerate() {
                 // A batch form's list argument cannot carry a null key.
                 let by_field = matches!(fetch.batching, Batching::Field(_));
-                let mut groups: IndexMap<String, (Vec<&Value>, Vec<Vec<Value>>)> = IndexMap::new();
-                'items: for inst in &instances {
-                    let mut values = Vec::with_capacity(fetch.bindings.len());
+                // Items with the same values (as JSON text) share one group.
+                let mut groups: IndexMap<Vec<u8>, Group> = IndexMap::new();
+                let mut text = Vec::new();
+                'items: for (i, inst) in instances.iter().enumerate() {
+                    text.clear();
                     for &b in &fetch.bindings {
                         let binding = &join.bindings[b];
                         let value = &inst.values[b];
@@ -126,14 +144,20 @@ pub(super) async fn run(
                             );
                             continue 'items;
                         }
-                        values.push(value);
+                        serde_json::to_writer(&mut text, value).expect("data serializes");
+                        text.push(b',');
                     }
-                    let key = serde_json::to_string(&values).expect("JSON values serialize");
-                    groups
-                        .entry(key)
-                        .or_insert_with(|| (values, Vec::new()))
-                        .1
-                        .push(inst.path.clone());
+                    match groups.get_mut(text.as_slice()) {
+                        Some(group) => group.items.push(i),
+                        None => {
+                            let group = Group {
+                                prefix: String::new(),
+                                items: vec![i],
+                                key: None,
+                            };
+                            groups.insert(text.clone(), group);
+                        }
+                    }
                 }
                 if groups.is_empty() {
                     continue;
@@ -151,60 +175,57 @@ pub(super) async fn run(
                 let mut entry = Entry {
                     join,
                     fetch: f,
+                    instances: instances.clone(),
                     groups: Vec::with_capacity(groups.len()),
                     form: None,
                 };
+                // The values a group sends are those of its first item.
+                let values = |group: &Group| &instances[group.items[0]].values;
                 if let Batching::Field(form) = &fetch.batching {
                     let prefix = format!("_{j}_{f}_0_");
-                    let binding = &join.bindings[fetch.bindings[0]];
-                    let name = format!("{prefix}{}", binding.variable);
+                    let b = fetch.bindings[0];
+                    let name = format!("{prefix}{}", join.bindings[b].variable);
                     batch
                         .declarations
                         .push(format!("${name}: {}", form.argument_type));
                     let mut keys = Vec::with_capacity(groups.len());
-                    for (values, paths) in groups.into_values() {
-                        keys.push(
-                            serde_json::from_value(values[0].clone()).expect("JSON converts"),
-                        );
-                        entry.groups.push(Group {
-                            prefix: prefix.clone(),
-                            paths,
-                            key: key_text(values[0]),
-                        });
+                    for mut group in groups.into_values() {
+                        let value = &values(&group)[b];
+                        keys.push(value.to_json());
+                        group.key = Some(key_text(value));
+                        entry.groups.push(group);
                     }
-                    batch
-                        .variables
-                        .insert(name.as_str(), JsonValue::Array(keys));
+                    batch.variables.insert(
+                        name.as_str(),
+                        apollo_compiler::response::JsonValue::Array(keys),
+                    );
                     for piece in &fetch.pieces {
                         piece.write(&prefix, &mut batch.selections);
                         batch.selections.push(' ');
                     }
-                    entry.form = Some(form);
+                    entry.form = Some((form, prefix));
                     batch.entries.push(entry);
                     continue;
                 }
-                for (g, (values, paths)) in groups.into_values().enumerate() {
+                for (g, mut group) in groups.into_values().enumerate() {
                     let prefix = format!("_{j}_{f}_{g}_");
-                    for (&b, value) in fetch.bindings.iter().zip(values) {
+                    for &b in &fetch.bindings {
                         let binding = &join.bindings[b];
                         let name = format!("{prefix}{}", binding.variable);
                         batch.declarations.push(format!(
                             "${name}: {}",
                             plan.variable_types[&binding.variable]
                         ));
-                        let json: JsonValue =
-                            serde_json::from_value(value.clone()).expect("JSON converts");
-                        batch.variables.insert(name.as_str(), json);
+                        batch
+                            .variables
+                            .insert(name.as_str(), values(&group)[b].to_json());
                     }
                     for piece in &fetch.pieces {
                         piece.write(&prefix, &mut batch.selections);
                         batch.selections.push(' ');
                     }
-                    entry.groups.push(Group {
-                        prefix,
-                        paths,
-                        key: String::new(),
-                    });
+                    group.prefix = prefix;
+                    entry.groups.push(group);
                 }
                 batch.entries.push(entry);
             }
@@ -264,7 +285,7 @@ fn merge(
             for entry in &batch.entries {
                 let fetch = &entry.join.fetches[entry.fetch];
                 for group in &entry.groups {
-                    for path in &group.paths {
+                    for path in entry.paths(group) {
                         for key in &fetch.root_keys {
                             let full = joined_path(path, &entry.join.key, key);
                             let mut error = e.code().error(e.to_string());
@@ -291,9 +312,9 @@ fn merge(
     let mut calls: HashMap<&str, Call<'_>> = HashMap::new();
     for entry in &batch.entries {
         let fetch = &entry.join.fetches[entry.fetch];
-        if let Some(form) = entry.form {
-            let call = place_batch(data, errors, explained, &mut answers, entry, form);
-            calls.insert(entry.groups[0].prefix.as_str(), call);
+        if let Some((form, prefix)) = &entry.form {
+            let call = place_batch(data, errors, explained, &mut answers, entry, form, prefix);
+            calls.insert(prefix.as_str(), call);
             continue;
         }
         for group in &entry.groups {
@@ -302,13 +323,8 @@ fn merge(
                 let value = answers
                     .remove(format!("{}{key}", group.prefix).as_bytes())
                     .unwrap_or(Data::Null);
-                place(
-                    data,
-                    &group.paths,
-                    &entry.join.key,
-                    &Text::from(key.as_str()),
-                    value,
-                );
+                let key = Text::from(key.as_str());
+                place(data, entry, group, &key, value);
             }
         }
     }
@@ -322,7 +338,7 @@ fn merge(
             };
             let fetch = &call.entry.join.fetches[call.entry.fetch];
             for group in groups {
-                for path in &group.paths {
+                for path in call.entry.paths(group) {
                     let mut full = joined_path(path, &call.entry.join.key, &fetch.root_keys[0]);
                     full.extend(rest.iter().cloned());
                     let mut e = attribute(error.clone(), upstream);
@@ -350,7 +366,7 @@ fn merge(
                     .as_array()
                     .map(|p| p[1..].to_vec())
                     .unwrap_or_default();
-                for path in &group.paths {
+                for path in entry.paths(group) {
                     let mut full = joined_path(path, &entry.join.key, &key);
                     full.extend(rest.iter().cloned());
                     let mut e = attribute(error.clone(), upstream);
@@ -364,7 +380,7 @@ fn merge(
                 let e = attribute(error, upstream);
                 for entry in &batch.entries {
                     let fetch = &entry.join.fetches[entry.fetch];
-                    for path in entry.groups.iter().flat_map(|g| &g.paths) {
+                    for path in entry.groups.iter().flat_map(|g| entry.paths(g)) {
                         for key in &fetch.root_keys {
                             let full = joined_path(path, &entry.join.key, key);
                             let mut e = e.clone();
@@ -386,29 +402,31 @@ fn merge(
     }
 }
 
-/// Puts `value` under `join_key.root_key` of the object at each of `paths` (a copy for each
-/// but the last).
-fn place(data: &mut Object, paths: &[Vec<Value>], join_key: &str, root_key: &Text, value: Data) {
-    let Some((last, others)) = paths.split_last() else {
+/// Puts `value` under `join_key.root_key` of each item of `group` (a copy for each but the
+/// last).
+fn place(data: &mut Object, entry: &Entry<'_>, group: &Group, root_key: &Text, value: Data) {
+    let Some((last, others)) = group.items.split_last() else {
         return;
     };
-    let mut put = |path: &[Value], value: Data| {
+    let join_key = entry.join.key.as_str();
+    let mut put = |item: usize, value: Data| {
+        let path = &entry.instances[item].path;
         if let Some(Data::Object(joined)) = object_at(data, path).and_then(|o| o.get_mut(join_key))
         {
             joined.insert_text(root_key, value);
         }
     };
-    for path in others {
-        put(path, value.clone());
+    for &item in others {
+        put(item, value.clone());
     }
-    put(last, value);
+    put(*last, value);
 }
 
 /// A batch-form call as answered: which key each position of the answer holds.
 struct Call<'e> {
     entry: &'e Entry<'e>,
     /// The key of each result, by position in the answer (`None`: null or without a key).
-    positions: Vec<Option<String>>,
+    positions: Vec<Option<Text>>,
     /// Keys that got no result.
     missing: Vec<usize>,
 }
@@ -420,9 +438,14 @@ impl<'e> Call<'e> {
         let key = index
             .and_then(Value::as_u64)
             .and_then(|i| self.positions.get(i as usize))
-            .and_then(Option::as_deref);
+            .and_then(Option::as_ref);
         if let Some(key) = key {
-            if let Some(g) = self.entry.groups.iter().find(|g| g.key == key) {
+            if let Some(g) = self
+                .entry
+                .groups
+                .iter()
+                .find(|g| g.key.as_ref() == Some(key))
+            {
                 return vec![g];
             }
         }
@@ -446,12 +469,12 @@ fn place_batch<'e>(
     answers: &mut HashMap<Text, Data>,
     entry: &'e Entry<'e>,
     form: &BatchForm,
+    prefix: &str,
 ) -> Call<'e> {
     let fetch = &entry.join.fetches[entry.fetch];
     let root_key = &fetch.root_keys[0];
-    let prefix = &entry.groups[0].prefix;
     let answer = answers.remove(format!("{prefix}{root_key}").as_bytes());
-    let mut results: HashMap<String, Data> = HashMap::new();
+    let mut results: HashMap<Text, Data> = HashMap::new();
     let mut positions = Vec::new();
     let listed = match answer {
         Some(Data::Array(items)) => {
@@ -460,7 +483,7 @@ fn place_batch<'e>(
                 let key = item
                     .as_object()
                     .and_then(|o| o.get(KEY_ALIAS))
-                    .map(data_key_text);
+                    .map(key_text);
                 positions.push(key.clone());
                 if let Some(key) = key {
                     results.entry(key).or_insert(item);
@@ -471,7 +494,7 @@ fn place_batch<'e>(
         Some(Data::Null) | None => false,
         Some(_) => {
             for group in &entry.groups {
-                for path in &group.paths {
+                for path in entry.paths(group) {
                     let full = joined_path(path, &entry.join.key, root_key);
                     let mut error = ErrorCode::UpstreamBadResponse.error(format!(
                         "`{}` answered with something other than a list",
@@ -488,15 +511,16 @@ fn place_batch<'e>(
     let mut missing = Vec::new();
     let root_text = Text::from(root_key.as_str());
     for (g, group) in entry.groups.iter().enumerate() {
-        let value = results.remove(&group.key);
+        let key = group.key.as_ref().expect("batch-form groups have a key");
+        let value = results.remove(key);
         if value.is_none() {
             missing.push(g);
             if listed && form.single_non_null {
-                for path in &group.paths {
+                for path in entry.paths(group) {
                     let full = joined_path(path, &entry.join.key, root_key);
                     let mut error = ErrorCode::UpstreamBadResponse.error(format!(
                         "`{}` has no result for key {:?}, and `{}` cannot be null",
-                        form.field, group.key, form.single
+                        form.field, key, form.single
                     ));
                     error["path"] = Value::from(full.clone());
                     errors.push(error);
@@ -504,13 +528,7 @@ fn place_batch<'e>(
                 }
             }
         }
-        place(
-            data,
-            &group.paths,
-            &entry.join.key,
-            &root_text,
-            value.unwrap_or(Data::Null),
-        );
+        place(data, entry, group, &root_text, value.unwrap_or(Data::Null));
     }
     Call {
         entry,
@@ -533,18 +551,10 @@ fn locate_call<'c, 'e>(
 
 /// A key as text, so that keys and results match whatever JSON type each side uses
 /// (`"42"` and `42` are the same key).
-fn key_text(value: &Value) -> String {
+fn key_text(value: &Data) -> Text {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// [`key_text`] of a result's key field.
-fn data_key_text(value: &Data) -> String {
-    match value {
-        Data::String(t) => t.to_string_lossless(),
-        other => key_text(&other.to_value()),
+        Data::String(t) => t.clone(),
+        other => Text::from(serde_json::to_string(other).expect("data serializes")),
     }
 }
 
@@ -557,11 +567,15 @@ fn parse_prefix(alias: &str) -> Option<(usize, usize, usize)> {
     Some((j, f, g))
 }
 
-fn joined_path(item: &[Value], join_key: &str, field: &str) -> Vec<Value> {
-    let mut path = item.to_vec();
+fn joined_path(item: &[Segment<'_>], join_key: &str, field: &str) -> Vec<Value> {
+    let mut path = path_value(item);
     path.push(Value::from(join_key));
     path.push(Value::from(field));
     path
+}
+
+fn path_value(path: &[Segment<'_>]) -> Vec<Value> {
+    path.iter().copied().map(Segment::to_value).collect()
 }
 
 /// A required exported value is null: the joined fields of this item are null, with an error.
@@ -571,7 +585,7 @@ fn null_export(
     explained: &mut Explained,
     join: &JoinPlan,
     root_keys: &[String],
-    inst: &Instance,
+    inst: &Instance<'_>,
     binding: &Binding,
 ) {
     for key in root_keys {
@@ -592,13 +606,15 @@ fn null_export(
 }
 
 /// The object at `path` (keys and list indices) in `data`.
-fn object_at<'a>(data: &'a mut Object, path: &[Value]) -> Option<&'a mut Object> {
+fn object_at<'a>(data: &'a mut Object, path: &[Segment<'_>]) -> Option<&'a mut Object> {
     let mut current = data;
     let mut segments = path.iter().peekable();
     while let Some(seg) = segments.next() {
-        let mut value = current.get_mut(seg.as_str()?)?;
-        while let Some(Value::Number(n)) = segments.peek() {
-            let i = n.as_u64()? as usize;
+        let Segment::Key(key) = seg else {
+            return None;
+        };
+        let mut value = current.get_mut(key)?;
+        while let Some(&&Segment::Index(i)) = segments.peek() {
             value = match value {
                 Data::Array(items) => items.get_mut(i)?,
                 _ => return None,
@@ -611,7 +627,7 @@ fn object_at<'a>(data: &'a mut Object, path: &[Value]) -> Option<&'a mut Object>
 }
 
 /// Every object that holds `join`, with its exported values.
-fn discover(data: &Object, join: &JoinPlan) -> Vec<Instance> {
+fn discover<'p>(data: &Object, join: &'p JoinPlan) -> Vec<Instance<'p>> {
     let mut out = Vec::new();
     let mut stack = Vec::with_capacity(join.scope.len() + 1);
     visit_object(data, join, &mut stack, &mut Vec::new(), &mut out);
@@ -629,12 +645,12 @@ fn passes(obj: &Object, filter: &Option<TypeFilter>) -> bool {
         })
 }
 
-fn visit_object<'d>(
+fn visit_object<'d, 'p>(
     obj: &'d Object,
-    join: &JoinPlan,
+    join: &'p JoinPlan,
     stack: &mut Vec<&'d Object>,
-    path: &mut Vec<Value>,
-    out: &mut Vec<Instance>,
+    path: &mut Vec<Segment<'p>>,
+    out: &mut Vec<Instance<'p>>,
 ) {
     let depth = stack.len();
     stack.push(obj);
@@ -654,7 +670,7 @@ fn visit_object<'d>(
         let step = &join.scope[depth];
         if passes(obj, &step.filter) {
             if let Some(value) = obj.get(&step.key) {
-                path.push(Value::from(step.key.as_str()));
+                path.push(Segment::Key(step.key.as_str()));
                 visit_value(value, join, stack, path, out);
                 path.pop();
             }
@@ -663,18 +679,18 @@ fn visit_object<'d>(
     stack.pop();
 }
 
-fn visit_value<'d>(
+fn visit_value<'d, 'p>(
     value: &'d Data,
-    join: &JoinPlan,
+    join: &'p JoinPlan,
     stack: &mut Vec<&'d Object>,
-    path: &mut Vec<Value>,
-    out: &mut Vec<Instance>,
+    path: &mut Vec<Segment<'p>>,
+    out: &mut Vec<Instance<'p>>,
 ) {
     match value {
         Data::Object(obj) => visit_object(obj, join, stack, path, out),
         Data::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                path.push(Value::from(i));
+                path.push(Segment::Index(i));
                 visit_value(item, join, stack, path, out);
                 path.pop();
             }
@@ -685,7 +701,7 @@ fn visit_value<'d>(
 
 /// An exported value: the field at `binding.path` below `obj`; collected (flattened) when the
 /// path crosses lists.
-fn read(obj: &Object, binding: &Binding) -> Value {
+fn read(obj: &Object, binding: &Binding) -> Data {
     fn walk<'v>(value: &'v Data, path: &[String], out: &mut Vec<&'v Data>) {
         match (value, path.split_first()) {
             (Data::Array(items), _) => items.iter().for_each(|i| walk(i, path, out)),
@@ -701,9 +717,9 @@ fn read(obj: &Object, binding: &Binding) -> Value {
     let (first, rest) = binding.path.split_first().expect("a binding names a field");
     let Some(start) = obj.get(first) else {
         return if binding.collect {
-            Value::Array(Vec::new())
+            Data::Array(Vec::new())
         } else {
-            Value::Null
+            Data::Null
         };
     };
     if !binding.collect {
@@ -711,20 +727,20 @@ fn read(obj: &Object, binding: &Binding) -> Value {
         for key in rest {
             match v.as_object().and_then(|o| o.get(key)) {
                 Some(next) => v = next,
-                None => return Value::Null,
+                None => return Data::Null,
             }
         }
-        return v.to_value();
+        return v.clone();
     }
     let mut found = Vec::new();
     walk(start, rest, &mut found);
     let mut values = Vec::with_capacity(found.len());
     for v in found {
         match v {
-            Data::Array(items) => values.extend(items.iter().map(Data::to_value)),
+            Data::Array(items) => values.extend(items.iter().cloned()),
             Data::Null => {}
-            v => values.push(v.to_value()),
+            v => values.push(v.clone()),
         }
     }
-    Value::Array(values)
+    Data::Array(values)
 }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use apollo_compiler::response::JsonValue;
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -54,6 +55,11 @@ impl Text {
             Repr::Inline { len, bytes } => &bytes[..*len as usize],
             Repr::Shared(b) => b,
         }
+    }
+
+    /// The text as a `str`.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("text is only ever made from `str`")
     }
 
     /// The text as a `String`.
@@ -155,6 +161,24 @@ impl Data {
             Data::Object(o) => Value::Object(
                 o.0.iter()
                     .map(|(k, v)| (k.to_string_lossless(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Data {
+    /// A copy as GraphQL variables hold it (join keys sent upstream).
+    pub fn to_json(&self) -> JsonValue {
+        match self {
+            Data::Null => JsonValue::Null,
+            Data::Bool(b) => JsonValue::Bool(*b),
+            Data::Number(n) => JsonValue::Number(n.clone()),
+            Data::String(t) => JsonValue::String(t.as_str().into()),
+            Data::Array(items) => JsonValue::Array(items.iter().map(Data::to_json).collect()),
+            Data::Object(o) => JsonValue::Object(
+                o.0.iter()
+                    .map(|(k, v)| (k.as_str().into(), v.to_json()))
                     .collect(),
             ),
         }

@@ -154,6 +154,8 @@ pub struct UpstreamConfig {
     /// Largest answer read from this upstream; a longer one is `UPSTREAM_BAD_RESPONSE`.
     /// Default `16MiB`.
     pub max_response_bytes: usize,
+    /// Whether identical queries in flight at once share one request. Default `true`.
+    pub coalesce: bool,
 }
 
 /// `[upstreams.<ns>.batch.<field>]`: the batch form of a root field that takes one key, so that
@@ -294,6 +296,7 @@ struct RawUpstream {
     #[serde(default)]
     batch: IndexMap<Spanned<String>, Spanned<RawBatch>>,
     max_response_bytes: Option<Spanned<String>>,
+    coalesce: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -644,6 +647,7 @@ impl Config {
                     policies,
                     batch,
                     max_response_bytes,
+                    coalesce: up.coalesce.unwrap_or(true),
                 },
             );
         }
@@ -1086,6 +1090,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.log.level, "warn,joinery=debug");
+    }
+
+    #[test]
+    fn coalescing_is_on_unless_turned_off() {
+        let config = |line: &str| {
+            parse(&format!(
+                "[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n{line}\n"
+            ))
+        };
+        assert!(config("").unwrap().upstreams["a"].coalesce);
+        assert!(!config("coalesce = false").unwrap().upstreams["a"].coalesce);
+        let err = config("coalesce = \"no\"").unwrap_err();
+        assert!(err.starts_with("joinery.toml:3:12:"), "{err}");
     }
 
     #[test]

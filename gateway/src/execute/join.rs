@@ -254,6 +254,7 @@ pub(super) async fn run(
                 document,
                 body_prefix: None,
                 variables: &batch.variables,
+                query: true,
             })
             .collect();
         let sent = batches.keys().zip(&requests).map(|(upstream, request)| {

@@ -243,6 +243,7 @@ async fn run_fetch(
         document: &fetch.document,
         body_prefix: Some(&fetch.body_prefix),
         variables: &vars,
+        query: plan.kind != apollo_compiler::executable::OperationType::Mutation,
     };
     upstream.send(&request, headers).await
 }

@@ -2,6 +2,7 @@
 //! plugins, with the upstream's policy hooks around each request.
 
 pub mod data;
+mod in_flight;
 mod resolver;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::config::{Transport as TransportConfig, UpstreamConfig};
 use crate::error_code::ErrorCode;
 use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
 use data::{Object, ResponseSeed};
+use in_flight::InFlight;
 use resolver::PluginTransport;
 
 /// What one client request brings to every upstream request it causes.
@@ -43,6 +45,8 @@ pub struct UpstreamRequest<'a> {
     pub body_prefix: Option<&'a str>,
     /// The variables the document declares.
     pub variables: &'a apollo_compiler::response::JsonMap,
+    /// A query (not a mutation): identical queries in flight at once may share one request.
+    pub query: bool,
 }
 
 impl UpstreamRequest<'_> {
@@ -80,16 +84,13 @@ pub struct Upstream {
     headers: HeaderMap,
     policies: Vec<Arc<PolicyPlugin>>,
     transport: Transport,
+    /// Identical queries in flight, when coalescing is on.
+    in_flight: Option<Arc<InFlight>>,
 }
 
 #[derive(Debug, Clone)]
 enum Transport {
-    Http {
-        url: reqwest::Url,
-        timeout: Duration,
-        max_response_bytes: usize,
-        http: reqwest::Client,
-    },
+    Http(Arc<Http>),
     Plugin(Arc<PluginTransport>),
     /// Answers made in process (fuzzing feeds upstream answers through here).
     #[cfg(feature = "fuzzing")]
@@ -103,6 +104,18 @@ enum Transport {
 pub trait Answerer: std::fmt::Debug + Send + Sync {
     /// The answer to one request.
     fn answer(&self, namespace: &str, body: Vec<u8>) -> futures::future::BoxFuture<'static, Bytes>;
+}
+
+/// Where and how an HTTP upstream is asked.
+#[derive(Debug)]
+struct Http {
+    namespace: String,
+    url: reqwest::Url,
+    timeout: Duration,
+    max_response_bytes: usize,
+    client: reqwest::Client,
+    /// Whether response hooks need the answer's headers.
+    keep_headers: bool,
 }
 
 /// A GraphQL response from an upstream.
@@ -182,12 +195,14 @@ impl Upstreams {
                                 "application/graphql-response+json, application/json",
                             ),
                         );
-                        Transport::Http {
+                        Transport::Http(Arc::new(Http {
+                            namespace: c.namespace.clone(),
                             url: reqwest::Url::parse(url).expect("validated by config"),
                             timeout: c.timeout,
                             max_response_bytes: c.max_response_bytes,
-                            http: http.clone(),
-                        }
+                            client: http.clone(),
+                            keep_headers: !c.policies.is_empty(),
+                        }))
                     }
                     TransportConfig::Plugin(name) => {
                         Transport::Plugin(Arc::new(PluginTransport::new(
@@ -227,6 +242,7 @@ impl Upstreams {
                         })
                         .collect(),
                     transport,
+                    in_flight: c.coalesce.then(Default::default),
                 };
                 (c.namespace.clone(), upstream)
             })
@@ -263,6 +279,7 @@ impl Upstreams {
 }
 
 /// An answer before it is read as a GraphQL response.
+#[derive(Debug, Clone)]
 struct Answer {
     status: reqwest::StatusCode,
     is_json: bool,
@@ -292,15 +309,13 @@ impl Upstream {
                 .await?;
         }
         let mut answer = match &self.transport {
-            Transport::Http {
-                url,
-                timeout,
-                max_response_bytes,
-                http,
-            } => {
-                let limits = (*timeout, *max_response_bytes);
-                self.send_http(http, url, limits, headers, request.to_json())
-                    .await?
+            Transport::Http(http) => {
+                let body = Bytes::from(request.to_json());
+                let send = |headers, body| http.clone().send(headers, body);
+                match &self.in_flight {
+                    Some(in_flight) if request.query => in_flight.join(headers, body, send).await?,
+                    _ => send(headers, body).await?,
+                }
             }
             Transport::Plugin(plugin) => {
                 let response = plugin
@@ -336,78 +351,6 @@ impl Upstream {
                 .await?;
         }
         self.interpret(answer)
-    }
-
-    async fn send_http(
-        &self,
-        http: &reqwest::Client,
-        url: &reqwest::Url,
-        (timeout, max_bytes): (Duration, usize),
-        headers: HeaderMap,
-        body: Vec<u8>,
-    ) -> Result<Answer, FetchError> {
-        let result = http
-            .post(url.clone())
-            .headers(headers)
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await;
-        let mut response = result.map_err(|e| self.classify(e, timeout))?;
-        let status = response.status();
-        let is_json = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("json"));
-        let headers = if self.policies.is_empty() {
-            Vec::new()
-        } else {
-            header_list(response.headers())
-        };
-        let too_long = || {
-            FetchError::BadResponse(
-                self.namespace.clone(),
-                format!("the answer is longer than max_response_bytes ({max_bytes} bytes)"),
-            )
-        };
-        if response
-            .content_length()
-            .is_some_and(|n| n > max_bytes as u64)
-        {
-            return Err(too_long());
-        }
-        // Read chunk by chunk so that an endless or oversized answer stops at the limit, and
-        // join the chunks once at the end: growing one buffer as they come would leave freed
-        // buffers of every size up to twice the answer behind.
-        let mut chunks: Vec<Bytes> = Vec::new();
-        let mut read = 0;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.classify(e, timeout))?
-        {
-            read += chunk.len();
-            if read > max_bytes {
-                return Err(too_long());
-            }
-            chunks.push(chunk);
-        }
-        let body = match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks.pop().expect("one chunk"),
-            _ => {
-                let mut joined = Vec::with_capacity(read);
-                chunks.iter().for_each(|c| joined.extend_from_slice(c));
-                Bytes::from(joined)
-            }
-        };
-        Ok(Answer {
-            status,
-            is_json,
-            headers,
-            body,
-        })
     }
 
     /// Reads an answer as a GraphQL response.
@@ -499,6 +442,76 @@ impl Upstream {
                 Ok(())
             }
         }
+    }
+}
+
+impl Http {
+    /// Sends one request and reads its answer, up to `max_response_bytes`.
+    async fn send(self: Arc<Self>, headers: HeaderMap, body: Bytes) -> Result<Answer, FetchError> {
+        let (timeout, max_bytes) = (self.timeout, self.max_response_bytes);
+        let result = self
+            .client
+            .post(self.url.clone())
+            .headers(headers)
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await;
+        let mut response = result.map_err(|e| self.classify(e, timeout))?;
+        let status = response.status();
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        let headers = if self.keep_headers {
+            header_list(response.headers())
+        } else {
+            Vec::new()
+        };
+        let too_long = || {
+            FetchError::BadResponse(
+                self.namespace.clone(),
+                format!("the answer is longer than max_response_bytes ({max_bytes} bytes)"),
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > max_bytes as u64)
+        {
+            return Err(too_long());
+        }
+        // Read chunk by chunk so that an endless or oversized answer stops at the limit, and
+        // join the chunks once at the end: growing one buffer as they come would leave freed
+        // buffers of every size up to twice the answer behind.
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut read = 0;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.classify(e, timeout))?
+        {
+            read += chunk.len();
+            if read > max_bytes {
+                return Err(too_long());
+            }
+            chunks.push(chunk);
+        }
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.pop().expect("one chunk"),
+            _ => {
+                let mut joined = Vec::with_capacity(read);
+                chunks.iter().for_each(|c| joined.extend_from_slice(c));
+                Bytes::from(joined)
+            }
+        };
+        Ok(Answer {
+            status,
+            is_json,
+            headers,
+            body,
+        })
     }
 
     fn classify(&self, e: reqwest::Error, timeout: Duration) -> FetchError {

@@ -14,7 +14,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::{Answer, FetchError};
 
 type Request = BoxFuture<'static, Result<Answer, FetchError>>;
-type Table = HashMap<Arc<Key>, (u64, WeakShared<Request>)>;
+/// Hashed with aHash: keys hold whole request bodies, which SipHash takes a microsecond or more
+/// to hash, and aHash is built to resist collisions forced by chosen input (client variables).
+type Table = HashMap<Arc<Key>, (u64, WeakShared<Request>), ahash::RandomState>;
 
 /// What makes two upstream requests the same.
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -156,6 +156,33 @@ pub struct UpstreamConfig {
     pub max_response_bytes: usize,
     /// Whether identical queries in flight at once share one request. Default `true`.
     pub coalesce: bool,
+    /// `[upstreams.<ns>.retry]`: queries retried after a failure that may pass. Default off.
+    pub retry: Option<RetryConfig>,
+    /// `[upstreams.<ns>.breaker]`: requests refused at once after repeated failures. Default
+    /// off.
+    pub breaker: Option<BreakerConfig>,
+}
+
+/// `[upstreams.<ns>.retry]`: how a query that failed in a way that may pass (the connection
+/// failed, or HTTP 502, 503 or 504) is tried again. Mutations are never retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Tries after the first, 1 to 5.
+    pub attempts: u32,
+    /// Wait before the first retry, doubled before each next one (with up to 50% added at
+    /// random so that gateways do not retry in step). Default `50ms`.
+    pub backoff: Duration,
+}
+
+/// `[upstreams.<ns>.breaker]`: after `failures` failed requests in a row the upstream is not
+/// asked for `open_for`; then one request probes it: a success closes the breaker, a failure
+/// opens it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Failed requests in a row that open the breaker, 1 to 1000.
+    pub failures: u32,
+    /// How long it stays open before a probe. Default `10s`.
+    pub open_for: Duration,
 }
 
 /// `[upstreams.<ns>.batch.<field>]`: the batch form of a root field that takes one key, so that
@@ -297,6 +324,22 @@ struct RawUpstream {
     batch: IndexMap<Spanned<String>, Spanned<RawBatch>>,
     max_response_bytes: Option<Spanned<String>>,
     coalesce: Option<bool>,
+    retry: Option<RawRetry>,
+    breaker: Option<RawBreaker>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    attempts: Spanned<u32>,
+    backoff: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    failures: Spanned<u32>,
+    open_for: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -620,6 +663,36 @@ impl Config {
                     Err(msg) => at(value.span(), msg),
                 }
             }
+            let retry = up.retry.as_ref().map(|r| {
+                if !(1..=5).contains(r.attempts.get_ref()) {
+                    at(
+                        r.attempts.span(),
+                        format!(
+                            "`attempts` must be from 1 to 5, not {}",
+                            r.attempts.get_ref()
+                        ),
+                    );
+                }
+                RetryConfig {
+                    attempts: *r.attempts.get_ref(),
+                    backoff: duration(&r.backoff, Duration::from_millis(50), &mut at),
+                }
+            });
+            let breaker = up.breaker.as_ref().map(|b| {
+                if !(1..=1000).contains(b.failures.get_ref()) {
+                    at(
+                        b.failures.span(),
+                        format!(
+                            "`failures` must be from 1 to 1000, not {}",
+                            b.failures.get_ref()
+                        ),
+                    );
+                }
+                BreakerConfig {
+                    failures: *b.failures.get_ref(),
+                    open_for: duration(&b.open_for, Duration::from_secs(10), &mut at),
+                }
+            });
             let policies = plugin_refs(&up.policies, &mut at);
             let batch = up
                 .batch
@@ -648,6 +721,8 @@ impl Config {
                     batch,
                     max_response_bytes,
                     coalesce: up.coalesce.unwrap_or(true),
+                    retry,
+                    breaker,
                 },
             );
         }
@@ -1090,6 +1165,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.log.level, "warn,joinery=debug");
+    }
+
+    #[test]
+    fn retry_and_breaker_tables_are_checked() {
+        let config = |table: &str| {
+            parse(&format!(
+                "[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n{table}\n"
+            ))
+        };
+        let ok = config("[upstreams.a.retry]\nattempts = 2\n[upstreams.a.breaker]\nfailures = 5\nopen_for = \"2s\"").unwrap();
+        let a = &ok.upstreams["a"];
+        assert_eq!(a.retry.unwrap().attempts, 2);
+        assert_eq!(a.retry.unwrap().backoff, Duration::from_millis(50));
+        assert_eq!(a.breaker.unwrap().failures, 5);
+        assert_eq!(a.breaker.unwrap().open_for, Duration::from_secs(2));
+        let none = config("").unwrap();
+        assert!(none.upstreams["a"].retry.is_none() && none.upstreams["a"].breaker.is_none());
+        let err = config("[upstreams.a.retry]\nattempts = 9").unwrap_err();
+        assert!(
+            err.starts_with("joinery.toml:4:12: `attempts` must be from 1 to 5"),
+            "{err}"
+        );
+        let err = config("[upstreams.a.breaker]\nfailures = 0\nopen_for = \"soon\"").unwrap_err();
+        assert!(
+            err.contains("joinery.toml:4:12: `failures` must be from 1 to 1000"),
+            "{err}"
+        );
+        assert!(
+            err.contains("joinery.toml:5:12: expected a positive duration"),
+            "{err}"
+        );
+        let err = config("[upstreams.a.retry]\nattempts = 1\ntimes = 3").unwrap_err();
+        assert!(err.starts_with("joinery.toml:5:1:"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod data;
 mod in_flight;
+mod resilience;
 mod resolver;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use indexmap::IndexMap;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde::de::DeserializeSeed;
 
-use crate::config::{Transport as TransportConfig, UpstreamConfig};
+use crate::config::{RetryConfig, Transport as TransportConfig, UpstreamConfig};
 use crate::error_code::ErrorCode;
 use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
 use data::{Object, ResponseSeed};
@@ -116,6 +117,8 @@ struct Http {
     client: reqwest::Client,
     /// Whether response hooks need the answer's headers.
     keep_headers: bool,
+    retry: Option<RetryConfig>,
+    breaker: Option<resilience::Breaker>,
 }
 
 /// A GraphQL response from an upstream.
@@ -202,6 +205,8 @@ impl Upstreams {
                             max_response_bytes: c.max_response_bytes,
                             client: http.clone(),
                             keep_headers: !c.policies.is_empty(),
+                            retry: c.retry,
+                            breaker: c.breaker.map(|b| resilience::Breaker::new(&c.namespace, b)),
                         }))
                     }
                     TransportConfig::Plugin(name) => {
@@ -311,7 +316,8 @@ impl Upstream {
         let mut answer = match &self.transport {
             Transport::Http(http) => {
                 let body = Bytes::from(request.to_json());
-                let send = |headers, body| http.clone().send(headers, body);
+                let query = request.query;
+                let send = |headers, body| http.clone().send(headers, body, query);
                 match &self.in_flight {
                     Some(in_flight) if request.query => in_flight.join(headers, body, send).await?,
                     _ => send(headers, body).await?,
@@ -446,8 +452,70 @@ impl Upstream {
 }
 
 impl Http {
+    /// Sends one request through the circuit breaker, retrying a query as configured.
+    async fn send(
+        self: Arc<Self>,
+        headers: HeaderMap,
+        body: Bytes,
+        query: bool,
+    ) -> Result<Answer, FetchError> {
+        let ticket = match &self.breaker {
+            None => None,
+            Some(breaker) => Some(breaker.admit().map_err(|wait| {
+                FetchError::Unavailable(
+                    self.namespace.clone(),
+                    format!(
+                        "it failed too often in a row and is not asked again for {} ms (circuit breaker)",
+                        wait.as_millis()
+                    ),
+                )
+            })?),
+        };
+        let result = match &self.retry {
+            Some(retry) if query => self.with_retries(retry, headers, body).await,
+            _ => self.attempt(headers, body).await,
+        };
+        if let Some(ticket) = ticket {
+            let failed = match &result {
+                Ok(answer) => answer.status.is_server_error(),
+                Err(_) => true,
+            };
+            ticket.record(failed);
+        }
+        result
+    }
+
+    /// Tries again while the failure may pass, the attempts last and the next try can start
+    /// within the upstream's timeout (counted from the first).
+    async fn with_retries(
+        &self,
+        retry: &RetryConfig,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Answer, FetchError> {
+        let started = std::time::Instant::now();
+        let mut retries = 0;
+        loop {
+            let result = self.attempt(headers.clone(), body.clone()).await;
+            let passing = match &result {
+                Ok(answer) => resilience::may_pass(false, Some(answer.status.as_u16())),
+                Err(e) => resilience::may_pass(matches!(e, FetchError::Unavailable(..)), None),
+            };
+            if !passing || retries >= retry.attempts {
+                return result;
+            }
+            let wait = resilience::backoff(retry, retries);
+            if started.elapsed() + wait >= self.timeout {
+                return result;
+            }
+            tracing::debug!(upstream = %self.namespace, retry = retries + 1, ?wait, "retrying a failed upstream query");
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+
     /// Sends one request and reads its answer, up to `max_response_bytes`.
-    async fn send(self: Arc<Self>, headers: HeaderMap, body: Bytes) -> Result<Answer, FetchError> {
+    async fn attempt(&self, headers: HeaderMap, body: Bytes) -> Result<Answer, FetchError> {
         let (timeout, max_bytes) = (self.timeout, self.max_response_bytes);
         let result = self
             .client

@@ -34,6 +34,9 @@ pub enum Fault {
     Delay(Duration),
     /// Respond with this HTTP status and a plain-text body, without executing the request.
     Status(u16),
+    /// [`Fault::Status`] for this many requests, then behave normally (an upstream that
+    /// recovers).
+    StatusFor(u16, usize),
     /// Respond with this HTTP status and a GraphQL body with one error and no `data`, without
     /// executing the request.
     ErrorStatus(u16),
@@ -302,7 +305,14 @@ pub(super) async fn record(
     let fault = {
         let mut shared = lock(shared);
         shared.received.push((recorded, headers));
-        shared.fault.clone()
+        match &mut shared.fault {
+            Fault::StatusFor(status, left) if *left > 0 => {
+                *left -= 1;
+                Fault::Status(*status)
+            }
+            Fault::StatusFor(..) => Fault::None,
+            other => other.clone(),
+        }
     };
     match fault {
         Fault::Delay(delay) => {

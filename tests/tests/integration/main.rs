@@ -15,6 +15,7 @@ mod harness;
 mod joins;
 mod plugins;
 mod requests;
+mod resilience;
 mod resolvers;
 mod untrusted_data;
 mod upstream_limits;

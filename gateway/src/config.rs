@@ -663,35 +663,13 @@ impl Config {
                     Err(msg) => at(value.span(), msg),
                 }
             }
-            let retry = up.retry.as_ref().map(|r| {
-                if !(1..=5).contains(r.attempts.get_ref()) {
-                    at(
-                        r.attempts.span(),
-                        format!(
-                            "`attempts` must be from 1 to 5, not {}",
-                            r.attempts.get_ref()
-                        ),
-                    );
-                }
-                RetryConfig {
-                    attempts: *r.attempts.get_ref(),
-                    backoff: duration(&r.backoff, Duration::from_millis(50), &mut at),
-                }
+            let retry = up.retry.as_ref().map(|r| RetryConfig {
+                attempts: within(&r.attempts, "attempts", 1..=5, &mut at),
+                backoff: duration(&r.backoff, Duration::from_millis(50), &mut at),
             });
-            let breaker = up.breaker.as_ref().map(|b| {
-                if !(1..=1000).contains(b.failures.get_ref()) {
-                    at(
-                        b.failures.span(),
-                        format!(
-                            "`failures` must be from 1 to 1000, not {}",
-                            b.failures.get_ref()
-                        ),
-                    );
-                }
-                BreakerConfig {
-                    failures: *b.failures.get_ref(),
-                    open_for: duration(&b.open_for, Duration::from_secs(10), &mut at),
-                }
+            let breaker = up.breaker.as_ref().map(|b| BreakerConfig {
+                failures: within(&b.failures, "failures", 1..=1000, &mut at),
+                open_for: duration(&b.open_for, Duration::from_secs(10), &mut at),
             });
             let policies = plugin_refs(&up.policies, &mut at);
             let batch = up
@@ -835,6 +813,27 @@ fn duration(
             default
         }
     }
+}
+
+/// A count that must lie in `range`, reported under `key` when it does not.
+fn within(
+    raw: &Spanned<u32>,
+    key: &str,
+    range: std::ops::RangeInclusive<u32>,
+    at: &mut impl FnMut(std::ops::Range<usize>, String),
+) -> u32 {
+    let value = *raw.get_ref();
+    if !range.contains(&value) {
+        at(
+            raw.span(),
+            format!(
+                "`{key}` must be from {} to {}, not {value}",
+                range.start(),
+                range.end()
+            ),
+        );
+    }
+    value
 }
 
 /// Plugin names: lower-case letters, digits and `-`, starting with a letter.

@@ -190,6 +190,13 @@ impl<W: World> Pool<W> {
 }
 
 fn describe_trap(e: &wasmtime::Error) -> String {
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        // WASI preview 2's `exit` carries success or failure only: `exit(3)` arrives as 1.
+        return format!(
+            "it exited (status {}) instead of answering: a plugin must return from its hook",
+            exit.0
+        );
+    }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::StackOverflow) => "it overflowed its stack".into(),
         Some(wasmtime::Trap::UnreachableCodeReached) => {

@@ -53,6 +53,7 @@ impl Guest for Probe {
             }
             "stack" => report("UNREACHED", recurse(0).to_string()),
             "trap" => panic!("the probe was asked to panic"),
+            "exit" => std::process::exit(3),
             "file" => {
                 match std::fs::read_to_string(if arg.is_empty() { "/etc/passwd" } else { &arg }) {
                     Ok(text) => report("SANDBOX_BROKEN", text),
@@ -151,11 +152,10 @@ impl Guest for Probe {
         } else if response.body.contains("PROBE_TRAP_RESPONSE") {
             panic!("the probe was asked to panic in the response hook")
         } else if response.body.contains("PROBE_REWRITE_RESPONSE") {
-            UpstreamResponseDecision::Replace(
-                response
-                    .body
-                    .replace("PROBE_REWRITE_RESPONSE", &format!("rewritten (status {})", response.status)),
-            )
+            UpstreamResponseDecision::Replace(response.body.replace(
+                "PROBE_REWRITE_RESPONSE",
+                &format!("rewritten (status {})", response.status),
+            ))
         } else if response.body.contains("PROBE_BAD_RESPONSE") {
             UpstreamResponseDecision::Replace("not json".into())
         } else {

@@ -110,7 +110,10 @@ impl Api {
                 &format!("GET {path} answered HTTP {}", response.status),
             );
             return Err(error(
-                format!("the products API answered HTTP {} to GET {path}", response.status),
+                format!(
+                    "the products API answered HTTP {} to GET {path}",
+                    response.status
+                ),
                 "REST_STATUS",
             ));
         }
@@ -223,14 +226,18 @@ impl Guest for RestResolver {
                         Err(e) => return Err(e.clone()),
                     },
                     "productsIn" => match by_country.as_ref().expect("fetched above") {
-                        Ok(found) => Value::from(
-                            found.get(&arg(f, "country")).cloned().unwrap_or_default(),
-                        ),
+                        Ok(found) => {
+                            Value::from(found.get(&arg(f, "country")).cloned().unwrap_or_default())
+                        }
                         Err(e) => return Err(e.clone()),
                     },
                     "products" => {
                         let limit = argument(f, "limit").and_then(|v| v.as_u64()).unwrap_or(10);
-                        let mut all = api.get("/products")?.as_array().cloned().unwrap_or_default();
+                        let mut all = api
+                            .get("/products")?
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
                         all.sort_by_key(|p| p.get("priceCents").and_then(Value::as_u64));
                         all.truncate(limit as usize);
                         Value::from(all)

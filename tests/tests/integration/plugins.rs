@@ -222,6 +222,7 @@ async fn hostile_plugins_fail_only_their_request() {
         ("memory", "PLUGIN_FAILED", 500, "memory"),
         ("stack", "PLUGIN_FAILED", 500, "overflowed its stack"),
         ("trap", "PLUGIN_FAILED", 500, "panic or abort"),
+        ("exit", "PLUGIN_FAILED", 500, "it exited (status 1)"),
         ("big-output", "PLUGIN_FAILED", 500, "exceeds the 1 MiB"),
         ("bad-denial", "PLUGIN_FAILED", 500, "not in 400..=599"),
     ];

@@ -161,6 +161,19 @@ pub struct UpstreamConfig {
     /// `[upstreams.<ns>.breaker]`: requests refused at once after repeated failures. Default
     /// off.
     pub breaker: Option<BreakerConfig>,
+    /// `[upstreams.<ns>.cache]`: answers to queries kept in memory. Default off.
+    pub cache: Option<CacheConfig>,
+}
+
+/// `[upstreams.<ns>.cache]`: answers to queries kept in memory for `ttl` (shorter when the
+/// upstream's `Cache-Control` says `max-age`, not at all when it says `no-store`, `no-cache`
+/// or `private`), in at most `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// How long an answer is served from memory.
+    pub ttl: Duration,
+    /// Memory for this upstream's answers (bodies and keys). Default `16MiB`.
+    pub max_bytes: usize,
 }
 
 /// `[upstreams.<ns>.retry]`: how a query that failed in a way that may pass (the connection
@@ -326,6 +339,14 @@ struct RawUpstream {
     coalesce: Option<bool>,
     retry: Option<RawRetry>,
     breaker: Option<RawBreaker>,
+    cache: Option<RawCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    ttl: Spanned<String>,
+    max_bytes: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -671,6 +692,21 @@ impl Config {
                 failures: within(&b.failures, "failures", 1..=1000, &mut at),
                 open_for: duration(&b.open_for, Duration::from_secs(10), &mut at),
             });
+            let cache = up.cache.as_ref().map(|c| CacheConfig {
+                ttl: duration(&Some(c.ttl.clone()), Duration::from_secs(1), &mut at),
+                max_bytes: match &c.max_bytes {
+                    None => 16 << 20,
+                    Some(m) => parse_size(m.get_ref())
+                        .filter(|n| (1 << 10..=1 << 34).contains(n))
+                        .unwrap_or_else(|| {
+                            at(
+                                m.span(),
+                                format!("`max_bytes` must be a size from \"1KiB\" to \"16GiB\" such as \"64MiB\", not {:?}", m.get_ref()),
+                            );
+                            16 << 20
+                        }),
+                },
+            });
             let policies = plugin_refs(&up.policies, &mut at);
             let batch = up
                 .batch
@@ -701,6 +737,7 @@ impl Config {
                     coalesce: up.coalesce.unwrap_or(true),
                     retry,
                     breaker,
+                    cache,
                 },
             );
         }
@@ -1197,6 +1234,30 @@ mod tests {
         );
         let err = config("[upstreams.a.retry]\nattempts = 1\ntimes = 3").unwrap_err();
         assert!(err.starts_with("joinery.toml:5:1:"), "{err}");
+    }
+
+    #[test]
+    fn cache_tables_are_checked() {
+        let config = |table: &str| {
+            parse(&format!(
+                "[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n[upstreams.a.cache]\n{table}\n"
+            ))
+        };
+        let ok = config("ttl = \"30s\"").unwrap();
+        let cache = ok.upstreams["a"].cache.unwrap();
+        assert_eq!(cache.ttl, Duration::from_secs(30));
+        assert_eq!(cache.max_bytes, 16 << 20);
+        let err = config("ttl = \"0s\"\nmax_bytes = \"12\"").unwrap_err();
+        assert!(
+            err.contains("joinery.toml:4:7: expected a positive duration"),
+            "{err}"
+        );
+        assert!(
+            err.contains("joinery.toml:5:13: `max_bytes` must be a size"),
+            "{err}"
+        );
+        let err = config("max_bytes = \"1MiB\"").unwrap_err();
+        assert!(err.contains("ttl"), "{err}");
     }
 
     #[test]

@@ -18,11 +18,33 @@ type Request = BoxFuture<'static, Result<Answer, FetchError>>;
 /// to hash, and aHash is built to resist collisions forced by chosen input (client variables).
 type Table = HashMap<Arc<Key>, (u64, WeakShared<Request>), ahash::RandomState>;
 
-/// What makes two upstream requests the same.
+/// What makes two upstream requests the same: every header sent and the whole body.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct Key {
+pub(super) struct Key {
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
+}
+
+impl Key {
+    pub(super) fn new(headers: &HeaderMap, body: &Bytes) -> Self {
+        Key {
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+            body: body.clone(),
+        }
+    }
+
+    /// Bytes the key holds.
+    pub(super) fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len())
+                .sum::<usize>()
+    }
 }
 
 /// The requests of one upstream in flight, by what they send.
@@ -68,13 +90,7 @@ impl InFlight {
     where
         F: std::future::Future<Output = Result<Answer, FetchError>> + Send + 'static,
     {
-        let key = Arc::new(Key {
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect(),
-            body: body.clone(),
-        });
+        let key = Arc::new(Key::new(&headers, &body));
         let flight: Shared<Request> = {
             let mut flights = self.lock();
             match flights.get(&key).and_then(|(_, weak)| weak.upgrade()) {
@@ -122,6 +138,7 @@ mod tests {
             is_json: true,
             headers: Vec::new(),
             body: Bytes::from_static(body.as_bytes()),
+            cache_control: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Upstreams: pre-rendered GraphQL requests sent over pooled HTTP clients or to resolver
 //! plugins, with the upstream's policy hooks around each request.
 
+mod cache;
 pub mod data;
 mod in_flight;
 mod resilience;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use serde::de::DeserializeSeed;
 
 use crate::config::{RetryConfig, Transport as TransportConfig, UpstreamConfig};
@@ -87,6 +88,8 @@ pub struct Upstream {
     transport: Transport,
     /// Identical queries in flight, when coalescing is on.
     in_flight: Option<Arc<InFlight>>,
+    /// Answers kept, when caching is on.
+    cache: Option<Arc<cache::Cache>>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +251,7 @@ impl Upstreams {
                         .collect(),
                     transport,
                     in_flight: c.coalesce.then(Default::default),
+                    cache: c.cache.map(|config| Arc::new(cache::Cache::new(config))),
                 };
                 (c.namespace.clone(), upstream)
             })
@@ -290,6 +294,8 @@ struct Answer {
     is_json: bool,
     headers: Vec<(String, String)>,
     body: Bytes,
+    /// Its `Cache-Control`, for the cache.
+    cache_control: Option<HeaderValue>,
 }
 
 impl Upstream {
@@ -313,14 +319,27 @@ impl Upstream {
             self.apply_policy(policy, &context.operation, &mut headers)
                 .await?;
         }
+        let mut cached = None;
         let mut answer = match &self.transport {
             Transport::Http(http) => {
                 let body = Bytes::from(request.to_json());
                 let query = request.query;
-                let send = |headers, body| http.clone().send(headers, body, query);
-                match &self.in_flight {
-                    Some(in_flight) if request.query => in_flight.join(headers, body, send).await?,
-                    _ => send(headers, body).await?,
+                let cache = self.cache.as_ref().filter(|_| query);
+                let key = cache.map(|_| Arc::new(in_flight::Key::new(&headers, &body)));
+                let hit = cache.zip(key.as_ref()).and_then(|(c, k)| c.get(k));
+                match hit {
+                    Some(answer) => answer,
+                    None => {
+                        let send = |headers, body| http.clone().send(headers, body, query);
+                        let answer = match &self.in_flight {
+                            Some(in_flight) if query => in_flight.join(headers, body, send).await?,
+                            _ => send(headers, body).await?,
+                        };
+                        if let Some((cache, key)) = cache.zip(key) {
+                            cached = Some((cache, key, answer.clone()));
+                        }
+                        answer
+                    }
                 }
             }
             Transport::Plugin(plugin) => {
@@ -342,6 +361,7 @@ impl Upstream {
                     body: serde_json::to_vec(&response)
                         .expect("JSON values serialize")
                         .into(),
+                    cache_control: None,
                 }
             }
             #[cfg(feature = "fuzzing")]
@@ -350,13 +370,21 @@ impl Upstream {
                 is_json: true,
                 headers: Vec::new(),
                 body: answerer.answer(&self.namespace, request.to_json()).await,
+                cache_control: None,
             },
         };
         for policy in &self.policies {
             self.apply_response_policy(policy, &context.operation, &mut answer)
                 .await?;
         }
-        self.interpret(answer)
+        let response = self.interpret(answer)?;
+        // Only complete answers are kept: an error may be passing.
+        if let Some((cache, key, answer)) = cached {
+            if answer.status == reqwest::StatusCode::OK && response.errors.is_empty() {
+                cache.put(key, &answer);
+            }
+        }
+        Ok(response)
     }
 
     /// Reads an answer as a GraphQL response.
@@ -537,6 +565,7 @@ impl Http {
         } else {
             Vec::new()
         };
+        let cache_control = response.headers().get(CACHE_CONTROL).cloned();
         let too_long = || {
             FetchError::BadResponse(
                 self.namespace.clone(),
@@ -579,6 +608,7 @@ impl Http {
             is_json,
             headers,
             body,
+            cache_control,
         })
     }
 

@@ -56,6 +56,8 @@ pub enum Fault {
     /// Execute normally, then change the response with this function (forged, mistyped or
     /// missing data).
     Rewrite(fn(&mut Value)),
+    /// Execute normally, and send this `Cache-Control` header with the answer.
+    CacheControl(&'static str),
     /// Answer `200 OK` with a valid GraphQL response of this many bytes, with its length.
     Oversized(usize),
     /// Answer `200 OK` with a chunked body that never ends (64 KiB chunks, until the client
@@ -292,7 +294,14 @@ async fn handle<E: Executor>(
         }
     }
     let body = serde_json::to_vec(&response).map_err(io::Error::other)?;
-    Ok(json_response(StatusCode::OK, body.into()))
+    let mut answer = json_response(StatusCode::OK, body.into());
+    if let Fault::CacheControl(value) = fault {
+        answer.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(value),
+        );
+    }
+    Ok(answer)
 }
 
 /// Records a request, then applies the current fault: `Err` holds the faulted answer, `Ok`

@@ -5,6 +5,7 @@
 mod apollo;
 mod batch_forms;
 mod build;
+mod caching;
 mod coalescing;
 mod connections;
 mod example;

@@ -1,0 +1,118 @@
+//! The in-process answer cache: a query's answer is kept for the upstream's `ttl`, keyed by
+//! everything sent (so one user's answer never reaches another), shortened or refused by the
+//! upstream's `Cache-Control`; mutations and answers with errors are never kept.
+
+use std::time::Duration;
+
+use joinery_tests::Fault;
+use serde_json::{json, Value};
+
+use crate::harness::{default_config, Gateway, COUNTRY};
+
+const RENAME: (&str, &str) = (
+    "rename.graphql",
+    r#"mutation Rename($code: ID!, $name: String!) {
+  countries_renameCountry(code: $code, name: $name) { name }
+}"#,
+);
+
+fn cached(countries: &str, weather: &str) -> String {
+    format!(
+        "{}\n[upstreams.countries.cache]\nttl = \"500ms\"\n",
+        default_config(countries, weather)
+    )
+}
+
+fn name(reply: &crate::harness::Reply) -> &Value {
+    &reply.body["data"]["countries_country"]["name"]
+}
+
+#[tokio::test]
+async fn answers_are_kept_for_their_ttl_per_request() {
+    let gw = Gateway::start_with(&[COUNTRY, RENAME], cached).await;
+    let fr = json!({ "code": "FR" });
+    for _ in 0..3 {
+        assert_eq!(name(&gw.run("Country", fr.clone()).await), "France");
+    }
+    assert_eq!(gw.countries.requests(), 1, "served from the cache");
+    assert_eq!(
+        name(&gw.run("Country", json!({ "code": "DE" })).await),
+        "Germany"
+    );
+    assert_eq!(gw.countries.requests(), 2, "other variables, another entry");
+
+    // Another forwarded token is another request, answered for that token.
+    let as_user = |token: &'static str| {
+        gw.send(
+            gw.client
+                .post(&gw.url)
+                .header("authorization", token)
+                .json(&json!({
+                    "documentId": format!("sha256:{}", gw.hash("Country")),
+                    "variables": { "code": "FR" },
+                })),
+        )
+    };
+    as_user("Bearer a").await;
+    as_user("Bearer a").await;
+    as_user("Bearer b").await;
+    assert_eq!(gw.countries.requests(), 4);
+
+    // Expired: asked again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    gw.run("Country", fr.clone()).await;
+    assert_eq!(gw.countries.requests(), 5);
+
+    // Mutations are never kept.
+    gw.countries.reset();
+    for _ in 0..2 {
+        let r = gw
+            .run("Rename", json!({ "code": "IT", "name": "Italia" }))
+            .await;
+        assert_eq!(r.body["data"]["countries_renameCountry"]["name"], "Italia");
+    }
+    assert_eq!(gw.countries.requests(), 2);
+}
+
+#[tokio::test]
+async fn cache_control_and_errors_keep_answers_out() {
+    let gw = Gateway::start_with(&[COUNTRY], cached).await;
+    let ask = || gw.run("Country", json!({ "code": "JP" }));
+
+    gw.countries.set_fault(Fault::CacheControl("no-store"));
+    ask().await;
+    ask().await;
+    assert_eq!(gw.countries.requests(), 2, "no-store is honoured");
+
+    gw.countries.reset();
+    gw.countries
+        .set_fault(Fault::CacheControl("private, max-age=60"));
+    ask().await;
+    ask().await;
+    assert_eq!(
+        gw.countries.requests(),
+        2,
+        "private is not for a shared cache"
+    );
+
+    // max-age shorter than the ttl wins: 0 keeps nothing.
+    gw.countries.reset();
+    gw.countries.set_fault(Fault::CacheControl("max-age=0"));
+    ask().await;
+    ask().await;
+    assert_eq!(gw.countries.requests(), 2);
+
+    // An answer with errors may be passing: not kept.
+    gw.countries.reset();
+    gw.countries.set_fault(Fault::Rewrite(|response| {
+        response["errors"] = json!([{ "message": "partly down" }]);
+    }));
+    let r = ask().await;
+    assert_eq!(r.body["errors"][0]["message"], "partly down", "{}", r.body);
+    gw.countries.set_fault(Fault::None);
+    let r = ask().await;
+    assert!(r.body.get("errors").is_none(), "{}", r.body);
+    assert_eq!(gw.countries.requests(), 2);
+    ask().await;
+    assert_eq!(gw.countries.requests(), 2, "the complete answer is kept");
+}

@@ -174,6 +174,9 @@ pub struct CacheConfig {
     pub ttl: Duration,
     /// Memory for this upstream's answers (bodies and keys). Default `16MiB`.
     pub max_bytes: usize,
+    /// How long past its freshness an answer may still be served when the upstream fails
+    /// (no answer, a timeout, HTTP 5xx). Default none.
+    pub stale_if_error: Option<Duration>,
 }
 
 /// `[upstreams.<ns>.retry]`: how a query that failed in a way that may pass (the connection
@@ -347,6 +350,7 @@ struct RawUpstream {
 struct RawCache {
     ttl: Spanned<String>,
     max_bytes: Option<Spanned<String>>,
+    stale_if_error: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -706,6 +710,10 @@ impl Config {
                             16 << 20
                         }),
                 },
+                stale_if_error: c
+                    .stale_if_error
+                    .as_ref()
+                    .map(|_| duration(&c.stale_if_error, Duration::from_secs(60), &mut at)),
             });
             let policies = plugin_refs(&up.policies, &mut at);
             let batch = up
@@ -1247,6 +1255,10 @@ mod tests {
         let cache = ok.upstreams["a"].cache.unwrap();
         assert_eq!(cache.ttl, Duration::from_secs(30));
         assert_eq!(cache.max_bytes, 16 << 20);
+        assert_eq!(cache.stale_if_error, None);
+        let ok = config("ttl = \"30s\"\nstale_if_error = \"5m\"").unwrap();
+        let stale = ok.upstreams["a"].cache.unwrap().stale_if_error;
+        assert_eq!(stale, Some(Duration::from_secs(300)));
         let err = config("ttl = \"0s\"\nmax_bytes = \"12\"").unwrap_err();
         assert!(
             err.contains("joinery.toml:4:7: expected a positive duration"),

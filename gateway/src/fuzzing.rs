@@ -271,7 +271,9 @@ fn check_response(body: &[u8]) {
     let value: Value = serde_json::from_str(text).expect("responses are JSON");
     let object = value.as_object().expect("responses are JSON objects");
     assert!(
-        object.keys().all(|k| k == "data" || k == "errors"),
+        object
+            .keys()
+            .all(|k| k == "data" || k == "errors" || k == "extensions"),
         "unexpected top-level keys in {text}"
     );
     assert!(

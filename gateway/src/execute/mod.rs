@@ -21,6 +21,8 @@ pub struct Response {
     pub data: Option<Vec<u8>>,
     /// `errors`, in the order they arose.
     pub errors: Vec<Value>,
+    /// `extensions`, when there is something to say (answers served from caches).
+    pub extensions: Option<Value>,
 }
 
 impl Response {
@@ -38,6 +40,13 @@ impl Response {
             }
             out.extend_from_slice(b"\"data\":");
             out.extend_from_slice(data);
+        }
+        if let Some(extensions) = &self.extensions {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"extensions\":");
+            serde_json::to_writer(&mut out, extensions).expect("JSON values serialize");
         }
         out.push(b'}');
         out
@@ -219,7 +228,40 @@ pub async fn execute(
     Response {
         data: Some(data),
         errors,
+        extensions: cache_extensions(headers),
     }
+}
+
+/// `{"cache": {"<upstream>": {"dataAsOf": …, "ageSeconds": …, "stale": …}}}` for the upstreams
+/// that answered from a cache: the oldest answer of each, and whether any was stale.
+fn cache_extensions(context: &RequestContext) -> Option<Value> {
+    let cached = context.cached.lock().expect("never poisoned");
+    if cached.is_empty() {
+        return None;
+    }
+    let mut by_upstream: indexmap::IndexMap<&str, (std::time::SystemTime, bool)> =
+        indexmap::IndexMap::new();
+    for c in cached.iter() {
+        let entry = by_upstream
+            .entry(&c.upstream)
+            .or_insert((c.stored, c.stale));
+        entry.0 = entry.0.min(c.stored);
+        entry.1 |= c.stale;
+    }
+    let now = std::time::SystemTime::now();
+    let upstreams: Map<String, Value> = by_upstream
+        .into_iter()
+        .map(|(upstream, (stored, stale))| {
+            let age = now.duration_since(stored).unwrap_or_default().as_secs();
+            let note = serde_json::json!({
+                "dataAsOf": humantime::format_rfc3339_seconds(stored).to_string(),
+                "ageSeconds": age,
+                "stale": stale,
+            });
+            (upstream.to_string(), note)
+        })
+        .collect();
+    Some(serde_json::json!({ "cache": upstreams }))
 }
 
 async fn run_fetch(

@@ -4,7 +4,7 @@
 //! reached.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lru::LruCache;
 use reqwest::header::HeaderValue;
@@ -34,6 +34,8 @@ struct Inner {
 struct Entry {
     answer: Answer,
     expires: Instant,
+    /// When the upstream answered.
+    stored: SystemTime,
     size: usize,
 }
 
@@ -52,15 +54,30 @@ impl Cache {
         self.inner.lock().expect("the cache is never poisoned")
     }
 
-    /// The fresh answer to `key`, if there is one.
-    pub(super) fn get(&self, key: &Key) -> Option<Answer> {
+    /// The fresh answer to `key`, if there is one, and when the upstream gave it.
+    pub(super) fn get(&self, key: &Key) -> Option<(Answer, SystemTime)> {
+        self.find(key, Duration::ZERO)
+    }
+
+    /// The answer to `key` even past its freshness, within `stale_if_error`: for when the
+    /// upstream fails.
+    pub(super) fn stale(&self, key: &Key) -> Option<(Answer, SystemTime)> {
+        self.find(key, self.config.stale_if_error?)
+    }
+
+    fn find(&self, key: &Key, grace: Duration) -> Option<(Answer, SystemTime)> {
         let mut inner = self.lock();
         let entry = inner.entries.get(key)?;
-        if entry.expires > Instant::now() {
-            return Some(entry.answer.clone());
+        let now = Instant::now();
+        if entry.expires + grace > now {
+            return Some((entry.answer.clone(), entry.stored));
         }
-        if let Some(stale) = inner.entries.pop(key) {
-            inner.bytes -= stale.size;
+        // Kept past its freshness only while it may still serve as a stale answer.
+        let keep = self.config.stale_if_error.unwrap_or_default();
+        if entry.expires + keep <= now {
+            if let Some(gone) = inner.entries.pop(key) {
+                inner.bytes -= gone.size;
+            }
         }
         None
     }
@@ -84,6 +101,7 @@ impl Cache {
                 ..answer.clone()
             },
             expires: Instant::now() + ttl,
+            stored: SystemTime::now(),
             size,
         };
         if let Some(old) = inner.entries.put(key, entry) {
@@ -174,6 +192,7 @@ mod tests {
         let cache = Cache::new(CacheConfig {
             ttl: Duration::from_millis(30),
             max_bytes: 4096,
+            stale_if_error: Some(Duration::from_millis(30)),
         });
         cache.put(key("a"), &answer("{\"data\":{}}", None));
         assert!(cache.get(&key("a")).is_some());
@@ -181,6 +200,10 @@ mod tests {
         assert!(cache.get(&key("b")).is_none());
         std::thread::sleep(Duration::from_millis(40));
         assert!(cache.get(&key("a")).is_none(), "expired");
+        assert!(cache.stale(&key("a")).is_some(), "kept for stale_if_error");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(cache.stale(&key("a")).is_none());
+        assert!(cache.get(&key("a")).is_none());
         assert_eq!(cache.bytes(), 0);
 
         // A flood of distinct keys: held bytes stay under the bound, the newest are kept.

@@ -31,6 +31,32 @@ pub struct RequestContext {
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// The persisted operation's name, for upstream policy hooks.
     pub operation: String,
+    /// Answers this request got from upstream caches, as they are added.
+    pub cached: std::sync::Mutex<Vec<CachedAnswer>>,
+}
+
+/// An upstream answer served from the cache instead of the upstream.
+#[derive(Debug, Clone)]
+pub struct CachedAnswer {
+    /// The upstream's namespace.
+    pub upstream: String,
+    /// When the upstream gave the answer.
+    pub stored: std::time::SystemTime,
+    /// Served past its freshness because the upstream failed (`stale_if_error`).
+    pub stale: bool,
+}
+
+impl RequestContext {
+    fn note_cached(&self, upstream: &str, stored: std::time::SystemTime, stale: bool) {
+        self.cached
+            .lock()
+            .expect("never poisoned")
+            .push(CachedAnswer {
+                upstream: upstream.to_string(),
+                stored,
+                stale,
+            });
+    }
 }
 
 /// One GraphQL request to an upstream, as the executor rendered it: HTTP upstreams get it as
@@ -328,17 +354,40 @@ impl Upstream {
                 let key = cache.map(|_| Arc::new(in_flight::Key::new(&headers, &body)));
                 let hit = cache.zip(key.as_ref()).and_then(|(c, k)| c.get(k));
                 match hit {
-                    Some(answer) => answer,
+                    Some((answer, stored)) => {
+                        context.note_cached(&self.namespace, stored, false);
+                        answer
+                    }
                     None => {
                         let send = |headers, body| http.clone().send(headers, body, query);
-                        let answer = match &self.in_flight {
-                            Some(in_flight) if query => in_flight.join(headers, body, send).await?,
-                            _ => send(headers, body).await?,
+                        let result = match &self.in_flight {
+                            Some(in_flight) if query => in_flight.join(headers, body, send).await,
+                            _ => send(headers, body).await,
                         };
-                        if let Some((cache, key)) = cache.zip(key) {
-                            cached = Some((cache, key, answer.clone()));
+                        let failed = match &result {
+                            Ok(answer) => answer.status.is_server_error(),
+                            Err(e) => {
+                                matches!(e, FetchError::Timeout(..) | FetchError::Unavailable(..))
+                            }
+                        };
+                        let stale = cache
+                            .zip(key.as_ref())
+                            .filter(|_| failed)
+                            .and_then(|(c, k)| c.stale(k));
+                        match (result, stale) {
+                            (_, Some((answer, stored))) => {
+                                tracing::warn!(upstream = %self.namespace, "upstream failed; serving a stale cached answer");
+                                context.note_cached(&self.namespace, stored, true);
+                                answer
+                            }
+                            (result, None) => {
+                                let answer = result?;
+                                if let Some((cache, key)) = cache.zip(key) {
+                                    cached = Some((cache, key, answer.clone()));
+                                }
+                                answer
+                            }
                         }
-                        answer
                     }
                 }
             }

@@ -63,6 +63,13 @@ async fn answers_are_kept_for_their_ttl_per_request() {
     gw.run("Country", fr.clone()).await;
     assert_eq!(gw.countries.requests(), 5);
 
+    // Expired and the upstream fails: without stale_if_error, the failure is reported.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    gw.countries.set_fault(Fault::Status(503));
+    let r = gw.run("Country", fr.clone()).await;
+    assert_eq!(r.code(), "UPSTREAM_BAD_RESPONSE", "{}", r.body);
+    gw.countries.set_fault(Fault::None);
+
     // Mutations are never kept.
     gw.countries.reset();
     for _ in 0..2 {
@@ -115,4 +122,50 @@ async fn cache_control_and_errors_keep_answers_out() {
     assert_eq!(gw.countries.requests(), 2);
     ask().await;
     assert_eq!(gw.countries.requests(), 2, "the complete answer is kept");
+}
+
+#[tokio::test]
+async fn cached_answers_say_their_age_and_stale_ones_replace_failures() {
+    let gw = Gateway::start_with(&[COUNTRY], |countries, weather| {
+        format!(
+            "{}\n[upstreams.countries.cache]\nttl = \"300ms\"\nstale_if_error = \"1m\"\n",
+            default_config(countries, weather)
+        )
+    })
+    .await;
+    let fr = json!({ "code": "FR" });
+    let first = gw.run("Country", fr.clone()).await;
+    assert!(first.body.get("extensions").is_none(), "{}", first.body);
+
+    let hit = gw.run("Country", fr.clone()).await;
+    assert_eq!(name(&hit), "France");
+    let note = &hit.body["extensions"]["cache"]["countries"];
+    assert_eq!(note["stale"], false, "{}", hit.body);
+    assert_eq!(note["ageSeconds"], 0, "{}", hit.body);
+    let as_of = note["dataAsOf"].as_str().unwrap();
+    assert!(as_of.len() == 20 && as_of.ends_with('Z'), "{as_of}");
+
+    // Past its ttl, the upstream down: the stale answer, flagged, instead of an error.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    gw.countries.set_fault(Fault::Status(503));
+    let stale = gw.run("Country", fr.clone()).await;
+    assert_eq!(name(&stale), "France", "{}", stale.body);
+    assert!(stale.body.get("errors").is_none(), "{}", stale.body);
+    assert_eq!(
+        stale.body["extensions"]["cache"]["countries"]["stale"],
+        true
+    );
+    assert_eq!(
+        stale.body["extensions"]["cache"]["countries"]["dataAsOf"],
+        as_of
+    );
+    // Nothing to fall back on for another request: the failure is reported.
+    let other = gw.run("Country", json!({ "code": "DE" })).await;
+    assert_eq!(other.code(), "UPSTREAM_BAD_RESPONSE", "{}", other.body);
+    assert!(other.body.get("extensions").is_none());
+
+    // Back: a fresh answer replaces the stale one.
+    gw.countries.set_fault(Fault::None);
+    let fresh = gw.run("Country", fr).await;
+    assert!(fresh.body.get("extensions").is_none(), "{}", fresh.body);
 }

@@ -31,6 +31,18 @@ pub struct Config {
     pub plugins: IndexMap<String, PluginConfig>,
     /// `[policy] plugins`: policy plugins whose request hook runs on every request, in order.
     pub policies: Vec<String>,
+    /// `[cache]`: what the upstream caches share.
+    pub cache: SharedCacheConfig,
+}
+
+/// `[cache]`: a Redis server the answer caches of every replica share (a second layer behind
+/// each upstream's in-process cache).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedCacheConfig {
+    /// `redis://host:port[/db]` or `redis+unix:///path/to/socket`. Default none.
+    pub redis: Option<String>,
+    /// Longest a request waits for Redis before going on without it. Default `20ms`.
+    pub redis_timeout: Duration,
 }
 
 /// `[plugins.<name>]`: one WebAssembly component and the capabilities granted to it.
@@ -270,6 +282,15 @@ struct RawConfig {
     plugins: IndexMap<Spanned<String>, RawPlugin>,
     #[serde(default)]
     policy: RawPolicy,
+    #[serde(default)]
+    cache: RawSharedCache,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSharedCache {
+    redis: Option<Spanned<String>>,
+    redis_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -578,6 +599,22 @@ impl Config {
                 names
             };
         let policies = plugin_refs(&raw.policy.plugins, &mut at);
+        let cache = SharedCacheConfig {
+            redis: raw.cache.redis.as_ref().and_then(|url| {
+                let text = url.get_ref();
+                let known = ["redis://", "redis+unix://", "unix://"];
+                if known.iter().any(|scheme| text.starts_with(scheme)) {
+                    Some(text.clone())
+                } else {
+                    at(
+                        url.span(),
+                        format!("`redis` must be a redis:// or redis+unix:// URL, not {text:?}"),
+                    );
+                    None
+                }
+            }),
+            redis_timeout: duration(&raw.cache.redis_timeout, Duration::from_millis(20), &mut at),
+        };
 
         let mut upstreams = IndexMap::new();
         for (key, up) in raw.upstreams {
@@ -828,6 +865,7 @@ impl Config {
             upstreams,
             plugins,
             policies,
+            cache,
         })
     }
 }
@@ -1242,6 +1280,26 @@ mod tests {
         );
         let err = config("[upstreams.a.retry]\nattempts = 1\ntimes = 3").unwrap_err();
         assert!(err.starts_with("joinery.toml:5:1:"), "{err}");
+    }
+
+    #[test]
+    fn shared_cache_is_a_redis_url() {
+        let base = "[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n[cache]\n";
+        let ok = parse(&format!("{base}redis = \"redis+unix:///tmp/r.sock\"\n")).unwrap();
+        assert_eq!(ok.cache.redis.as_deref(), Some("redis+unix:///tmp/r.sock"));
+        assert_eq!(ok.cache.redis_timeout, Duration::from_millis(20));
+        let err = parse(&format!(
+            "{base}redis = \"http://x\"\nredis_timeout = \"-1\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("joinery.toml:4:9: `redis` must be a redis://"),
+            "{err}"
+        );
+        assert!(
+            err.contains("joinery.toml:5:17: expected a positive duration"),
+            "{err}"
+        );
     }
 
     #[test]

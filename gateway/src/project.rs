@@ -190,7 +190,8 @@ pub async fn gateway_with(config: &Config, plugins: &Plugins) -> anyhow::Result<
     let schemas = plugin_schemas(config, plugins, &manifest).await?;
     Ok(Arc::new(Gateway {
         registry,
-        upstreams: Upstreams::new(config.upstreams.values(), plugins, &schemas),
+        upstreams: Upstreams::new(config.upstreams.values(), plugins, &schemas)
+            .with_shared_cache(&config.cache),
         policies: config
             .policies
             .iter()

@@ -3,9 +3,11 @@
 
 pub mod gateway;
 pub mod plugins;
+pub mod redis;
 pub mod upstreams;
 
 pub use gateway::RunningGateway;
+pub use redis::RedisServer;
 
 pub use upstreams::{
     countries_sdl, start_countries, start_rest, start_weather, weather_sdl, Fault, Upstream,

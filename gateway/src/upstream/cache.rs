@@ -82,12 +82,28 @@ impl Cache {
         None
     }
 
+    /// How long `answer` may be kept fresh: the `ttl`, or less as its `Cache-Control` says;
+    /// `None` when it must not be kept.
+    pub(super) fn freshness_of(&self, answer: &Answer) -> Option<Duration> {
+        freshness(self.config.ttl, answer.cache_control.as_ref())
+    }
+
+    /// How long past its freshness an answer is kept for `stale_if_error`.
+    pub(super) fn stale_window(&self) -> Duration {
+        self.config.stale_if_error.unwrap_or_default()
+    }
+
     /// Keeps `answer` to `key` for as long as the config and the answer's `Cache-Control`
     /// allow (nothing kept when either says not to).
-    pub(super) fn put(&self, key: Arc<Key>, answer: &Answer) {
-        let Some(ttl) = freshness(self.config.ttl, answer.cache_control.as_ref()) else {
-            return;
-        };
+    #[cfg(test)]
+    fn put(&self, key: Arc<Key>, answer: &Answer) {
+        if let Some(ttl) = self.freshness_of(answer) {
+            self.keep(key, answer, SystemTime::now(), ttl);
+        }
+    }
+
+    /// Keeps `answer` to `key`, given by the upstream at `stored`, fresh for `ttl` from now.
+    pub(super) fn keep(&self, key: Arc<Key>, answer: &Answer, stored: SystemTime, ttl: Duration) {
         let size = key.size() + answer.body.len() + OVERHEAD;
         if size > self.config.max_bytes {
             return;
@@ -101,7 +117,7 @@ impl Cache {
                 ..answer.clone()
             },
             expires: Instant::now() + ttl,
-            stored: SystemTime::now(),
+            stored,
             size,
         };
         if let Some(old) = inner.entries.put(key, entry) {

@@ -36,6 +36,22 @@ impl Key {
         }
     }
 
+    /// A SHA-256 digest of `namespace` and the key, in hex.
+    pub(super) fn digest(&self, namespace: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(namespace.as_bytes());
+        for (name, value) in &self.headers {
+            hash.update([0]);
+            hash.update(name.as_str().as_bytes());
+            hash.update([0]);
+            hash.update(value.as_bytes());
+        }
+        hash.update([1]);
+        hash.update(&self.body);
+        hex::encode(hash.finalize())
+    }
+
     /// Bytes the key holds.
     pub(super) fn size(&self) -> usize {
         self.body.len()

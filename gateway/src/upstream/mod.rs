@@ -6,6 +6,7 @@ pub mod data;
 mod in_flight;
 mod resilience;
 mod resolver;
+mod shared_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +117,8 @@ pub struct Upstream {
     in_flight: Option<Arc<InFlight>>,
     /// Answers kept, when caching is on.
     cache: Option<Arc<cache::Cache>>,
+    /// The cache all replicas share (`[cache] redis`), behind `cache`.
+    shared: Option<Arc<shared_cache::SharedCache>>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +281,7 @@ impl Upstreams {
                     transport,
                     in_flight: c.coalesce.then(Default::default),
                     cache: c.cache.map(|config| Arc::new(cache::Cache::new(config))),
+                    shared: None,
                 };
                 (c.namespace.clone(), upstream)
             })
@@ -307,11 +311,27 @@ impl Upstreams {
         upstreams
     }
 
+    /// Shares the answer caches of upstreams that have one through the Redis server of
+    /// `config`, if it names one.
+    pub fn with_shared_cache(mut self, config: &crate::config::SharedCacheConfig) -> Self {
+        if let Some(shared) = shared_cache::SharedCache::new(config) {
+            for upstream in self.clients.values_mut() {
+                if upstream.cache.is_some() {
+                    upstream.shared = Some(shared.clone());
+                }
+            }
+        }
+        self
+    }
+
     /// The upstream of `namespace`.
     pub fn get(&self, namespace: &str) -> Option<&Upstream> {
         self.clients.get(namespace)
     }
 }
+
+/// An answer to keep in the caches once it proves complete: the cache, its key, the answer.
+type ToKeep = (Arc<cache::Cache>, Arc<in_flight::Key>, Answer);
 
 /// An answer before it is read as a GraphQL response.
 #[derive(Debug, Clone)]
@@ -349,47 +369,11 @@ impl Upstream {
         let mut answer = match &self.transport {
             Transport::Http(http) => {
                 let body = Bytes::from(request.to_json());
-                let query = request.query;
-                let cache = self.cache.as_ref().filter(|_| query);
-                let key = cache.map(|_| Arc::new(in_flight::Key::new(&headers, &body)));
-                let hit = cache.zip(key.as_ref()).and_then(|(c, k)| c.get(k));
-                match hit {
-                    Some((answer, stored)) => {
-                        context.note_cached(&self.namespace, stored, false);
-                        answer
-                    }
-                    None => {
-                        let send = |headers, body| http.clone().send(headers, body, query);
-                        let result = match &self.in_flight {
-                            Some(in_flight) if query => in_flight.join(headers, body, send).await,
-                            _ => send(headers, body).await,
-                        };
-                        let failed = match &result {
-                            Ok(answer) => answer.status.is_server_error(),
-                            Err(e) => {
-                                matches!(e, FetchError::Timeout(..) | FetchError::Unavailable(..))
-                            }
-                        };
-                        let stale = cache
-                            .zip(key.as_ref())
-                            .filter(|_| failed)
-                            .and_then(|(c, k)| c.stale(k));
-                        match (result, stale) {
-                            (_, Some((answer, stored))) => {
-                                tracing::warn!(upstream = %self.namespace, "upstream failed; serving a stale cached answer");
-                                context.note_cached(&self.namespace, stored, true);
-                                answer
-                            }
-                            (result, None) => {
-                                let answer = result?;
-                                if let Some((cache, key)) = cache.zip(key) {
-                                    cached = Some((cache, key, answer.clone()));
-                                }
-                                answer
-                            }
-                        }
-                    }
-                }
+                let (answer, to_keep) = self
+                    .fetch_http(http, headers, body, request.query, context)
+                    .await?;
+                cached = to_keep;
+                answer
             }
             Transport::Plugin(plugin) => {
                 let response = plugin
@@ -429,11 +413,76 @@ impl Upstream {
         let response = self.interpret(answer)?;
         // Only complete answers are kept: an error may be passing.
         if let Some((cache, key, answer)) = cached {
-            if answer.status == reqwest::StatusCode::OK && response.errors.is_empty() {
-                cache.put(key, &answer);
+            let fresh = cache.freshness_of(&answer);
+            if let (true, Some(fresh)) = (
+                answer.status == reqwest::StatusCode::OK && response.errors.is_empty(),
+                fresh,
+            ) {
+                let stored = std::time::SystemTime::now();
+                cache.keep(key.clone(), &answer, stored, fresh);
+                if let Some(shared) = &self.shared {
+                    let times = (stored, fresh, cache.stale_window());
+                    shared.put(&self.namespace, &key, &answer, times);
+                }
             }
         }
         Ok(response)
+    }
+
+    /// Asks an HTTP upstream, through the in-process cache, the shared cache and coalescing as
+    /// configured; a stale answer replaces a failure where `stale_if_error` allows. Also gives
+    /// what to keep once the answer proves complete.
+    async fn fetch_http(
+        &self,
+        http: &Arc<Http>,
+        headers: HeaderMap,
+        body: Bytes,
+        query: bool,
+        context: &RequestContext,
+    ) -> Result<(Answer, Option<ToKeep>), FetchError> {
+        let send = |headers, body| http.clone().send(headers, body, query);
+        let Some(cache) = self.cache.as_ref().filter(|_| query) else {
+            let answer = match &self.in_flight {
+                Some(in_flight) if query => in_flight.join(headers, body, send).await?,
+                _ => send(headers, body).await?,
+            };
+            return Ok((answer, None));
+        };
+        let key = Arc::new(in_flight::Key::new(&headers, &body));
+        if let Some((answer, stored)) = cache.get(&key) {
+            context.note_cached(&self.namespace, stored, false);
+            return Ok((answer, None));
+        }
+        let mut shared_stale = None;
+        if let Some(shared) = &self.shared {
+            if let Some(found) = shared.get(&self.namespace, &key).await {
+                match found.fresh_for {
+                    Some(fresh) => {
+                        cache.keep(key.clone(), &found.answer, found.stored, fresh);
+                        context.note_cached(&self.namespace, found.stored, false);
+                        return Ok((found.answer, None));
+                    }
+                    None => shared_stale = Some((found.answer, found.stored)),
+                }
+            }
+        }
+        let result = match &self.in_flight {
+            Some(in_flight) => in_flight.join(headers, body, send).await,
+            None => send(headers, body).await,
+        };
+        let failed = match &result {
+            Ok(answer) => answer.status.is_server_error(),
+            Err(e) => matches!(e, FetchError::Timeout(..) | FetchError::Unavailable(..)),
+        };
+        if failed && !cache.stale_window().is_zero() {
+            if let Some((answer, stored)) = cache.stale(&key).or(shared_stale) {
+                tracing::warn!(upstream = %self.namespace, "upstream failed; serving a stale cached answer");
+                context.note_cached(&self.namespace, stored, true);
+                return Ok((answer, None));
+            }
+        }
+        let answer = result?;
+        Ok((answer.clone(), Some((cache.clone(), key, answer))))
     }
 
     /// Reads an answer as a GraphQL response.

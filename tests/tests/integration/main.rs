@@ -18,5 +18,6 @@ mod plugins;
 mod requests;
 mod resilience;
 mod resolvers;
+mod shared_cache;
 mod untrusted_data;
 mod upstream_limits;

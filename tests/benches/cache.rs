@@ -59,20 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let weather = joinery_tests::start_weather("127.0.0.1:0").await?;
     let client = reqwest::Client::new();
-    let all = post(
-        &client,
-        &countries.url(),
-        &json!({ "query": "{ countries { code capital } }" }),
-    )
-    .await;
-    let codes: Vec<String> = all["data"]["countries"]
-        .as_array()
-        .expect("countries")
-        .iter()
-        .filter(|c| c["capital"].is_string())
-        .take(50)
-        .map(|c| c["code"].as_str().expect("code").to_string())
-        .collect();
+    let codes = joinery_tests::codes_with_capital(&countries, 50).await;
     let dir = tempfile::tempdir()?;
     let cached = "[upstreams.countries.cache]\nttl = \"1h\"\n";
     let (off, on) = (

@@ -111,21 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let weather = joinery_tests::start_weather("127.0.0.1:0").await?;
     let client = reqwest::Client::new();
-    let all = post(
-        &client,
-        &countries.url(),
-        &json!({ "query": "{ countries { code capital } }" }),
-    )
-    .await;
-    let codes: Vec<String> = all["data"]["countries"]
-        .as_array()
-        .expect("countries")
-        .iter()
-        .filter(|c| c["capital"].is_string())
-        .take(50)
-        .map(|c| c["code"].as_str().expect("code").to_string())
-        .collect();
-    assert_eq!(codes.len(), 50);
+    let codes = joinery_tests::codes_with_capital(&countries, 50).await;
 
     let dir = tempfile::tempdir()?;
     joinery::telemetry::init(&joinery::config::LogConfig {

@@ -10,5 +10,6 @@ pub use gateway::RunningGateway;
 pub use redis::RedisServer;
 
 pub use upstreams::{
-    countries_sdl, start_countries, start_rest, start_weather, weather_sdl, Fault, Upstream,
+    codes_with_capital, countries_sdl, start_countries, start_rest, start_weather, weather_sdl,
+    Fault, Upstream,
 };

@@ -26,6 +26,35 @@ pub async fn start_countries(addr: &str) -> std::io::Result<Upstream> {
 }
 
 /// The SDL of the countries upstream's schema.
+/// The codes of the first `n` countries that have a capital, asked of `countries` directly
+/// (its request count reset afterwards): the items of the benchmarks' joins.
+pub async fn codes_with_capital(countries: &super::Upstream, n: usize) -> Vec<String> {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(countries.url())
+        .json(&serde_json::json!({ "query": "{ countries { code capital } }" }))
+        .send()
+        .await
+        .expect("the countries upstream answers")
+        .json()
+        .await
+        .expect("JSON");
+    countries.reset();
+    let codes: Vec<String> = body["data"]["countries"]
+        .as_array()
+        .expect("countries")
+        .iter()
+        .filter(|c| c["capital"].is_string())
+        .take(n)
+        .map(|c| c["code"].as_str().expect("code").to_string())
+        .collect();
+    assert_eq!(
+        codes.len(),
+        n,
+        "the countries upstream has {n} countries with a capital"
+    );
+    codes
+}
+
 pub fn countries_sdl() -> String {
     schema().sdl()
 }

@@ -11,7 +11,7 @@ mod rest;
 mod server;
 mod weather;
 
-pub use countries::{countries_sdl, start_countries};
+pub use countries::{codes_with_capital, countries_sdl, start_countries};
 pub use rest::start_rest;
 pub use server::{Fault, Upstream};
 pub use weather::{start_weather, weather_sdl};

@@ -7,14 +7,7 @@ use std::time::Duration;
 use joinery_tests::Fault;
 use serde_json::{json, Value};
 
-use crate::harness::{default_config, Gateway, COUNTRY};
-
-const RENAME: (&str, &str) = (
-    "rename.graphql",
-    r#"mutation Rename($code: ID!, $name: String!) {
-  countries_renameCountry(code: $code, name: $name) { name }
-}"#,
-);
+use crate::harness::{default_config, Gateway, COUNTRY, RENAME};
 
 fn cached(countries: &str, weather: &str) -> String {
     format!(
@@ -42,20 +35,9 @@ async fn answers_are_kept_for_their_ttl_per_request() {
     assert_eq!(gw.countries.requests(), 2, "other variables, another entry");
 
     // Another forwarded token is another request, answered for that token.
-    let as_user = |token: &'static str| {
-        gw.send(
-            gw.client
-                .post(&gw.url)
-                .header("authorization", token)
-                .json(&json!({
-                    "documentId": format!("sha256:{}", gw.hash("Country")),
-                    "variables": { "code": "FR" },
-                })),
-        )
-    };
-    as_user("Bearer a").await;
-    as_user("Bearer a").await;
-    as_user("Bearer b").await;
+    for token in ["Bearer a", "Bearer a", "Bearer b"] {
+        gw.run_as(token, "Country", fr.clone()).await;
+    }
     assert_eq!(gw.countries.requests(), 4);
 
     // Expired: asked again.

@@ -9,7 +9,7 @@ use futures::future::join_all;
 use joinery_tests::Fault;
 use serde_json::json;
 
-use crate::harness::{default_config, Gateway, COUNTRY};
+use crate::harness::{default_config, Gateway, COUNTRY, RENAME};
 
 const JOINED: (&str, &str) = (
     "joined.graphql",
@@ -19,13 +19,6 @@ const JOINED: (&str, &str) = (
     capital @export(as: "capital")
     _join { weather_getCityByName(name: $capital) { name } }
   }
-}"#,
-);
-
-const RENAME: (&str, &str) = (
-    "rename.graphql",
-    r#"mutation Rename($code: ID!, $name: String!) {
-  countries_renameCountry(code: $code, name: $name) { name }
 }"#,
 );
 
@@ -101,19 +94,11 @@ async fn requests_that_differ_are_each_sent() {
     // A forwarded header is part of the request: one request per distinct token, each client
     // answered from its own.
     gw.countries.reset();
-    let ask = |token: &'static str| {
-        gw.send(
-            gw.client
-                .post(&gw.url)
-                .header("authorization", token)
-                .json(&json!({
-                    "documentId": format!("sha256:{}", gw.hash("Country")),
-                    "variables": { "code": "FR" },
-                })),
-        )
-    };
-    let replies =
-        join_all((0..20).map(|i| ask(if i % 2 == 0 { "Bearer a" } else { "Bearer b" }))).await;
+    let replies = join_all((0..20).map(|i| {
+        let token = if i % 2 == 0 { "Bearer a" } else { "Bearer b" };
+        gw.run_as(token, "Country", json!({ "code": "FR" }))
+    }))
+    .await;
     assert!(replies.iter().all(|r| r.status == 200));
     assert_eq!(gw.countries.requests(), 2);
     let tokens: std::collections::BTreeSet<String> = gw

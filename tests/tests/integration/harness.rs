@@ -122,6 +122,20 @@ impl Gateway {
         .await
     }
 
+    /// [`Gateway::run`] with an `authorization` header.
+    pub async fn run_as(&self, token: &str, name: &str, variables: Value) -> Reply {
+        self.send(
+            self.client
+                .post(&self.url)
+                .header("authorization", token)
+                .json(&serde_json::json!({
+                    "documentId": format!("sha256:{}", self.hash(name)),
+                    "variables": variables,
+                })),
+        )
+        .await
+    }
+
     pub async fn post(&self, body: Value) -> Reply {
         self.send(self.client.post(&self.url).json(&body)).await
     }
@@ -180,6 +194,11 @@ impl Gateway {
 }
 
 /// Shared operations used by several test modules.
+pub const RENAME: (&str, &str) = (
+    "rename.graphql",
+    "mutation Rename($code: ID!, $name: String!) { countries_renameCountry(code: $code, name: $name) { name } }",
+);
+
 pub const COUNTRY: (&str, &str) = (
     "country.graphql",
     "query Country($code: ID!) { countries_country(code: $code) { code name capital } }",

@@ -2,17 +2,12 @@
 
 use serde_json::json;
 
-use crate::harness::{Gateway, COUNTRY};
+use crate::harness::{Gateway, COUNTRY, RENAME};
 
 const TWO_OPS: (&str, &str) = (
     "two.graphql",
     "query A { countries_country(code: \"FR\") { name } }\nquery B { countries_country(code: \"DE\") { name } }\n",
 );
-const RENAME: (&str, &str) = (
-    "rename.graphql",
-    "mutation Rename($code: ID!, $name: String!) { countries_renameCountry(code: $code, name: $name) { name } }",
-);
-
 async fn gateway() -> Gateway {
     Gateway::start(&[COUNTRY, TWO_OPS, RENAME]).await
 }

@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 use joinery_tests::Fault;
 use serde_json::json;
 
-use crate::harness::{default_config, Gateway, COUNTRY};
-
-const RENAME: (&str, &str) = (
-    "rename.graphql",
-    r#"mutation Rename($code: ID!, $name: String!) {
-  countries_renameCountry(code: $code, name: $name) { name }
-}"#,
-);
+use crate::harness::{default_config, Gateway, COUNTRY, RENAME};
 
 fn with(table: &'static str) -> impl Fn(&str, &str) -> String {
     move |countries, weather| {

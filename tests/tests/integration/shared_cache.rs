@@ -55,15 +55,7 @@ async fn replicas_share_answers_through_redis_and_go_on_without_it() {
 
     // Another token is another entry: nothing shared across users.
     let with_token = b
-        .send(
-            b.client
-                .post(&b.url)
-                .header("authorization", "Bearer other")
-                .json(&json!({
-                    "documentId": format!("sha256:{}", b.hash("Country")),
-                    "variables": { "code": "FR" },
-                })),
-        )
+        .run_as("Bearer other", "Country", json!({ "code": "FR" }))
         .await;
     assert_eq!(name(&with_token), "France");
     assert_eq!(a.countries.requests(), 2);

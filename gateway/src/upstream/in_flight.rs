@@ -107,6 +107,20 @@ impl InFlight {
         F: std::future::Future<Output = Result<Answer, FetchError>> + Send + 'static,
     {
         let key = Arc::new(Key::new(&headers, &body));
+        self.join_keyed(key, headers, body, send).await
+    }
+
+    /// [`InFlight::join`] with the request's key made already (the cache made it).
+    pub(super) async fn join_keyed<F>(
+        self: &Arc<Self>,
+        key: Arc<Key>,
+        headers: HeaderMap,
+        body: Bytes,
+        send: impl FnOnce(HeaderMap, Bytes) -> F,
+    ) -> Result<Answer, FetchError>
+    where
+        F: std::future::Future<Output = Result<Answer, FetchError>> + Send + 'static,
+    {
         let flight: Shared<Request> = {
             let mut flights = self.lock();
             match flights.get(&key).and_then(|(_, weak)| weak.upgrade()) {

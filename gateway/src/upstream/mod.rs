@@ -467,7 +467,7 @@ impl Upstream {
             }
         }
         let result = match &self.in_flight {
-            Some(in_flight) => in_flight.join(headers, body, send).await,
+            Some(in_flight) => in_flight.join_keyed(key.clone(), headers, body, send).await,
             None => send(headers, body).await,
         };
         let failed = match &result {

@@ -104,10 +104,7 @@ async fn by_hand(client: &reqwest::Client, countries: &str, weather: &str, sent:
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("JOINERY_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let n = joinery_tests::bench_requests(300);
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let weather = joinery_tests::start_weather("127.0.0.1:0").await?;
     let client = reqwest::Client::new();

@@ -32,10 +32,7 @@ async fn timed(client: &reqwest::Client, url: &str, body: &Value) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("JOINERY_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
+    let n = joinery_tests::bench_requests(3000);
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("operations"))?;

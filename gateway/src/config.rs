@@ -180,15 +180,30 @@ pub struct UpstreamConfig {
 /// `[upstreams.<ns>.cache]`: answers to queries kept in memory for `ttl` (shorter when the
 /// upstream's `Cache-Control` says `max-age`, not at all when it says `no-store`, `no-cache`
 /// or `private`), in at most `max_bytes`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// How long an answer is served from memory.
     pub ttl: Duration,
+    /// `[upstreams.<ns>.cache.field_ttl]`: a shorter or longer `ttl` for answers that hold a
+    /// root field (the upstream's name for it); `0s` keeps them not at all. An answer with
+    /// several root fields is kept for the shortest of their times.
+    pub field_ttl: Vec<FieldTtl>,
     /// Memory for this upstream's answers (bodies and keys). Default `16MiB`.
     pub max_bytes: usize,
     /// How long past its freshness an answer may still be served when the upstream fails
     /// (no answer, a timeout, HTTP 5xx). Default none.
     pub stale_if_error: Option<Duration>,
+}
+
+/// One `[upstreams.<ns>.cache.field_ttl]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldTtl {
+    /// The root query field, as the upstream names it.
+    pub field: String,
+    /// How long answers holding it are kept (zero: not kept).
+    pub ttl: Duration,
+    /// Where it is written.
+    pub position: Position,
 }
 
 /// `[upstreams.<ns>.retry]`: how a query that failed in a way that may pass (the connection
@@ -370,6 +385,8 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawCache {
     ttl: Spanned<String>,
+    #[serde(default)]
+    field_ttl: IndexMap<Spanned<String>, Spanned<String>>,
     max_bytes: Option<Spanned<String>>,
     stale_if_error: Option<Spanned<String>>,
 }
@@ -735,6 +752,21 @@ impl Config {
             });
             let cache = up.cache.as_ref().map(|c| CacheConfig {
                 ttl: duration(&Some(c.ttl.clone()), Duration::from_secs(1), &mut at),
+                field_ttl: c
+                    .field_ttl
+                    .iter()
+                    .map(|(field, ttl)| FieldTtl {
+                        field: field.get_ref().clone(),
+                        ttl: match humantime::parse_duration(ttl.get_ref()) {
+                            Ok(d) => d,
+                            Err(_) => {
+                                at(ttl.span(), format!("expected a duration such as \"10s\", \"5m\" or \"0s\" (not kept), not {:?}", ttl.get_ref()));
+                                Duration::ZERO
+                            }
+                        },
+                        position: Position::at_offset(path, text, field.span().start),
+                    })
+                    .collect(),
                 max_bytes: match &c.max_bytes {
                     None => 16 << 20,
                     Some(m) => parse_size(m.get_ref())
@@ -1310,12 +1342,12 @@ mod tests {
             ))
         };
         let ok = config("ttl = \"30s\"").unwrap();
-        let cache = ok.upstreams["a"].cache.unwrap();
+        let cache = ok.upstreams["a"].cache.clone().unwrap();
         assert_eq!(cache.ttl, Duration::from_secs(30));
         assert_eq!(cache.max_bytes, 16 << 20);
         assert_eq!(cache.stale_if_error, None);
         let ok = config("ttl = \"30s\"\nstale_if_error = \"5m\"").unwrap();
-        let stale = ok.upstreams["a"].cache.unwrap().stale_if_error;
+        let stale = ok.upstreams["a"].cache.clone().unwrap().stale_if_error;
         assert_eq!(stale, Some(Duration::from_secs(300)));
         let err = config("ttl = \"0s\"\nmax_bytes = \"12\"").unwrap_err();
         assert!(

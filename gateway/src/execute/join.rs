@@ -16,8 +16,10 @@ use crate::error_code::ErrorCode;
 use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
-use crate::upstream::data::{Data, Object, Text};
-use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams};
+use crate::upstream::data::{self, Data, Object, Text};
+use crate::upstream::{
+    FetchError, ItemCache, ItemKey, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams,
+};
 
 /// An object that holds a join: its path in the response and its exported values.
 struct Instance<'p> {
@@ -44,6 +46,8 @@ struct Entry<'p> {
     groups: Vec<Group>,
     /// The batch form the fetch is sent as, and the prefix of its call's alias.
     form: Option<(&'p BatchForm, String)>,
+    /// Where the groups' results are kept per key (batch forms only), and each group's key.
+    items: Option<(ItemCache, Vec<ItemKey>)>,
 }
 
 impl<'p> Entry<'p> {
@@ -58,6 +62,8 @@ impl<'p> Entry<'p> {
 
 #[derive(Default)]
 struct Batch<'p> {
+    /// The root fields, as the upstream names them.
+    fields: Vec<String>,
     declarations: Vec<String>,
     selections: String,
     variables: JsonMap,
@@ -70,7 +76,7 @@ pub(super) async fn run(
     plan: &Plan,
     upstreams: &Upstreams,
     variables: &JsonMap,
-    headers: &RequestContext,
+    context: &RequestContext,
     max_fanout: usize,
     data: &mut Object,
     errors: &mut Vec<Value>,
@@ -162,7 +168,57 @@ pub(super) async fn run(
                 if groups.is_empty() {
                     continue;
                 }
+                let mut items = None;
+                if let Batching::Field(_) = &fetch.batching {
+                    let upstream = upstreams
+                        .get(&fetch.upstream)
+                        .expect("plans only name configured upstreams");
+                    if let Some(cache) = upstream.item_cache(context) {
+                        let b = fetch.bindings[0];
+                        let identity = item_identity(fetch, variables);
+                        let keys: Vec<ItemKey> = groups
+                            .values()
+                            .map(|g| {
+                                let key = &instances[g.items[0]].values[b];
+                                let key = serde_json::to_vec(key).expect("data serializes");
+                                cache.key(&identity, &key)
+                            })
+                            .collect();
+                        let found = cache.get_many(&keys, context).await;
+                        let root_key = Text::from(fetch.root_keys[0].as_str());
+                        let mut missing = Vec::new();
+                        let mut left = IndexMap::new();
+                        for ((text, group), (key, hit)) in
+                            groups.into_iter().zip(keys.into_iter().zip(found))
+                        {
+                            match hit.and_then(|item| data::parse(&item).ok()) {
+                                Some(value) => place_in(
+                                    data,
+                                    &join.key,
+                                    &instances,
+                                    &group.items,
+                                    &root_key,
+                                    value,
+                                ),
+                                None => {
+                                    left.insert(text, group);
+                                    missing.push(key);
+                                }
+                            }
+                        }
+                        groups = left;
+                        if groups.is_empty() {
+                            continue;
+                        }
+                        items = Some((cache, missing));
+                    }
+                }
                 let batch = batches.entry(fetch.upstream.as_str()).or_default();
+                for field in &fetch.fields {
+                    if !batch.fields.contains(field) {
+                        batch.fields.push(field.clone());
+                    }
+                }
                 for v in &fetch.client_variables {
                     let declaration = format!("${v}: {}", plan.variable_types[v]);
                     if !batch.declarations.contains(&declaration) {
@@ -178,6 +234,7 @@ pub(super) async fn run(
                     instances: instances.clone(),
                     groups: Vec::with_capacity(groups.len()),
                     form: None,
+                    items,
                 };
                 // The values a group sends are those of its first item.
                 let values = |group: &Group| &instances[group.items[0]].values;
@@ -255,17 +312,20 @@ pub(super) async fn run(
                 body_prefix: None,
                 variables: &batch.variables,
                 query: true,
+                fields: &batch.fields,
+                // Items kept per key make a copy of the whole answer useless.
+                keep_whole: batch.entries.iter().any(|e| e.items.is_none()),
             })
             .collect();
         let sent = batches.keys().zip(&requests).map(|(upstream, request)| {
             upstreams
                 .get(upstream)
                 .expect("plans only name configured upstreams")
-                .send(request, headers)
+                .send(request, context)
         });
         let results = join_all(sent).await;
         for ((upstream, batch), result) in batches.iter().zip(results) {
-            merge(data, errors, explained, upstream, batch, result);
+            merge(data, errors, explained, context, upstream, batch, result);
         }
     }
 }
@@ -275,6 +335,7 @@ fn merge(
     data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
+    context: &RequestContext,
     upstream: &str,
     batch: &Batch<'_>,
     result: Result<UpstreamResponse, FetchError>,
@@ -283,9 +344,22 @@ fn merge(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(upstream, error = %e, "join fetch failed");
+            let failed = e.upstream_failed();
             for entry in &batch.entries {
                 let fetch = &entry.join.fetches[entry.fetch];
-                for group in &entry.groups {
+                for (g, group) in entry.groups.iter().enumerate() {
+                    // Items kept per key stand in for a failed upstream within `stale_if_error`.
+                    let stale = entry
+                        .items
+                        .as_ref()
+                        .filter(|_| failed)
+                        .and_then(|(cache, keys)| cache.stale(&keys[g], context))
+                        .and_then(|item| data::parse(&item).ok());
+                    if let Some(value) = stale {
+                        let root_key = Text::from(fetch.root_keys[0].as_str());
+                        place(data, entry, group, &root_key, value);
+                        continue;
+                    }
                     for path in entry.paths(group) {
                         for key in &fetch.root_keys {
                             let full = joined_path(path, &entry.join.key, key);
@@ -302,6 +376,8 @@ fn merge(
         }
     };
     let no_data = response.data.is_none();
+    // Items are kept only from complete answers.
+    let fresh = response.fresh_for.filter(|_| response.errors.is_empty());
     // Indexed once: an alias-batched answer has a key per distinct set of values.
     let mut answers: HashMap<Text, Data> = response
         .data
@@ -314,7 +390,14 @@ fn merge(
     for entry in &batch.entries {
         let fetch = &entry.join.fetches[entry.fetch];
         if let Some((form, prefix)) = &entry.form {
-            let call = place_batch(data, errors, explained, &mut answers, entry, form, prefix);
+            let call = place_batch(
+                data,
+                errors,
+                explained,
+                &mut answers,
+                (entry, form, prefix),
+                fresh,
+            );
             calls.insert(prefix.as_str(), call);
             continue;
         }
@@ -406,12 +489,30 @@ fn merge(
 /// Puts `value` under `join_key.root_key` of each item of `group` (a copy for each but the
 /// last).
 fn place(data: &mut Object, entry: &Entry<'_>, group: &Group, root_key: &Text, value: Data) {
-    let Some((last, others)) = group.items.split_last() else {
+    place_in(
+        data,
+        &entry.join.key,
+        &entry.instances,
+        &group.items,
+        root_key,
+        value,
+    );
+}
+
+/// Puts `value` under `join_key.root_key` of each of `items` (a copy for each but the last).
+fn place_in(
+    data: &mut Object,
+    join_key: &str,
+    instances: &[Instance<'_>],
+    items: &[usize],
+    root_key: &Text,
+    value: Data,
+) {
+    let Some((last, others)) = items.split_last() else {
         return;
     };
-    let join_key = entry.join.key.as_str();
     let mut put = |item: usize, value: Data| {
-        let path = &entry.instances[item].path;
+        let path = &instances[item].path;
         if let Some(Data::Object(joined)) = object_at(data, path).and_then(|o| o.get_mut(join_key))
         {
             joined.insert_text(root_key, value);
@@ -463,15 +564,20 @@ impl<'e> Call<'e> {
 
 /// Puts each result of a batch-form call into the items whose key it carries; items whose
 /// key has no result get `null` (with an error where the joined field is non-null).
+/// Results are kept per key for `fresh` where the entry keeps items.
 fn place_batch<'e>(
     data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
     answers: &mut HashMap<Text, Data>,
-    entry: &'e Entry<'e>,
-    form: &BatchForm,
-    prefix: &str,
+    (entry, form, prefix): (&'e Entry<'e>, &BatchForm, &str),
+    fresh: Option<std::time::Duration>,
 ) -> Call<'e> {
+    let keep = entry
+        .items
+        .as_ref()
+        .zip(fresh)
+        .map(|((cache, keys), fresh)| (cache, keys, fresh));
     let fetch = &entry.join.fetches[entry.fetch];
     let root_key = &fetch.root_keys[0];
     let answer = answers.remove(format!("{prefix}{root_key}").as_bytes());
@@ -514,6 +620,20 @@ fn place_batch<'e>(
     for (g, group) in entry.groups.iter().enumerate() {
         let key = group.key.as_ref().expect("batch-form groups have a key");
         let value = results.remove(key);
+        if let Some((cache, keys, fresh)) = keep {
+            match &value {
+                Some(v) => cache.keep(
+                    &keys[g],
+                    serde_json::to_vec(v).expect("data serializes"),
+                    fresh,
+                ),
+                // "Not found" is an answer too, unless the single field makes it an error.
+                None if listed && !form.single_non_null => {
+                    cache.keep(&keys[g], b"null".to_vec(), fresh)
+                }
+                None => {}
+            }
+        }
         if value.is_none() {
             missing.push(g);
             if listed && form.single_non_null {
@@ -536,6 +656,24 @@ fn place_batch<'e>(
         positions,
         missing,
     }
+}
+
+/// What makes a batch-form call's results the same for the same key: its selection as one
+/// call renders it, and the values of the client variables it sends.
+fn item_identity(fetch: &crate::plan::join::JoinFetch, variables: &JsonMap) -> Vec<u8> {
+    let mut identity = String::new();
+    for piece in &fetch.pieces {
+        piece.write("_", &mut identity);
+        identity.push(' ');
+    }
+    let mut identity = identity.into_bytes();
+    for v in &fetch.client_variables {
+        identity.push(0);
+        identity.extend_from_slice(v.as_bytes());
+        identity.push(b'=');
+        serde_json::to_writer(&mut identity, &variables.get(v.as_str())).expect("JSON serializes");
+    }
+    identity
 }
 
 /// The batch-form call an upstream error is about, and the rest of its path.

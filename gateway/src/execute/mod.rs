@@ -165,6 +165,7 @@ pub async fn execute(
                 Ok(UpstreamResponse {
                     data,
                     errors: upstream_errors,
+                    ..
                 }) => {
                     if !upstream_errors.is_empty() {
                         covered.extend(fetch.root_keys.iter().cloned());
@@ -286,6 +287,8 @@ async fn run_fetch(
         body_prefix: Some(&fetch.body_prefix),
         variables: &vars,
         query: plan.kind != apollo_compiler::executable::OperationType::Mutation,
+        fields: &fetch.fields,
+        keep_whole: true,
     };
     upstream.send(&request, headers).await
 }

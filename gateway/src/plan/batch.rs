@@ -52,6 +52,19 @@ impl BatchForms {
         let mut forms = HashMap::new();
         let mut problems = Vec::new();
         for upstream in upstreams {
+            // `cache.field_ttl` names root fields too: checked here, with the batch tables.
+            let field_ttl = upstream.cache.iter().flat_map(|c| &c.field_ttl);
+            for f in field_ttl {
+                if root_query_field(supergraph, &upstream.namespace, &f.field).is_err() {
+                    problems.push(Diagnostic {
+                        position: f.position.clone(),
+                        message: format!(
+                            "`cache.field_ttl` of upstream `{}` names `{}`, which is not one of its root query fields",
+                            upstream.namespace, f.field
+                        ),
+                    });
+                }
+            }
             for b in &upstream.batch {
                 match check(supergraph, &upstream.namespace, b) {
                     Ok(form) => {
@@ -83,11 +96,12 @@ impl BatchForms {
     }
 }
 
-fn check(
-    supergraph: &Supergraph,
+/// The root query field `name` of upstream `namespace`.
+fn root_query_field<'s>(
+    supergraph: &'s Supergraph,
     namespace: &str,
-    b: &crate::config::BatchConfig,
-) -> Result<BatchForm, String> {
+    name: &str,
+) -> Result<&'s apollo_compiler::schema::Component<apollo_compiler::ast::FieldDefinition>, String> {
     let schema = &supergraph.schema;
     let query = schema
         .schema_definition
@@ -95,12 +109,18 @@ fn check(
         .as_ref()
         .map(|q| q.name.as_str())
         .unwrap_or("Query");
-    let root_field = |name: &str| {
-        schema
-            .type_field(query, &format!("{namespace}_{name}"))
-            .ok()
-            .ok_or_else(|| format!("upstream `{namespace}` has no root query field `{name}`"))
-    };
+    schema
+        .type_field(query, &format!("{namespace}_{name}"))
+        .map_err(|_| format!("upstream `{namespace}` has no root query field `{name}`"))
+}
+
+fn check(
+    supergraph: &Supergraph,
+    namespace: &str,
+    b: &crate::config::BatchConfig,
+) -> Result<BatchForm, String> {
+    let schema = &supergraph.schema;
+    let root_field = |name: &str| root_query_field(supergraph, namespace, name);
     let single = root_field(&b.single)?;
     let batch = root_field(&b.field)?;
     if single.ty.is_list() {

@@ -88,6 +88,9 @@ pub struct JoinFetch {
     pub pieces: Vec<Template>,
     /// Response keys of the root fields.
     pub root_keys: Vec<String>,
+    /// The root fields as the operation names them, without the namespace (for caching
+    /// rules; a batch form's single-key field, not its list field).
+    pub fields: Vec<String>,
     /// Client variables the pieces use.
     pub client_variables: Vec<String>,
     /// Indices into [`JoinPlan::bindings`] of the internal variables the pieces use.
@@ -466,7 +469,7 @@ pub(crate) fn analyse(
             let mut aliased = JoinFetch::new(&upstream, Batching::Aliases { unused: Vec::new() });
             for p in &pieces {
                 let Some(form) = forms.get(&p.field.name) else {
-                    binder.add(&mut aliased, &p.text, &p.variables, &p.response_key);
+                    binder.add(&mut aliased, &p.text, &p.variables, p);
                     continue;
                 };
                 let call = batch_call(p, &pieces, form, internal).and_then(|(argument, variable)| {
@@ -483,14 +486,14 @@ pub(crate) fn analyse(
                         let mut variables = indexmap::IndexSet::new();
                         renderer.batch_field(&p.field, form, argument, &mut text, &mut variables);
                         let mut fetch = JoinFetch::new(&upstream, Batching::Field(form.clone()));
-                        binder.add(&mut fetch, &text, &variables, &p.response_key);
+                        binder.add(&mut fetch, &text, &variables, p);
                         fetches.push(fetch);
                     }
                     Err(reason) => {
                         if let Batching::Aliases { unused } = &mut aliased.batching {
                             unused.push((p.response_key.clone(), reason));
                         }
-                        binder.add(&mut aliased, &p.text, &p.variables, &p.response_key);
+                        binder.add(&mut aliased, &p.text, &p.variables, p);
                     }
                 }
             }
@@ -539,6 +542,7 @@ impl JoinFetch {
             upstream: upstream.to_string(),
             pieces: Vec::new(),
             root_keys: Vec::new(),
+            fields: Vec::new(),
             client_variables: Vec::new(),
             bindings: Vec::new(),
             batching,
@@ -592,8 +596,13 @@ impl Binder<'_, '_> {
         fetch: &mut JoinFetch,
         text: &str,
         variables: &indexmap::IndexSet<String>,
-        response_key: &str,
+        piece: &RootPiece,
     ) {
+        let response_key = piece.response_key.as_str();
+        let field = piece.upstream_field();
+        if !fetch.fields.contains(&field) {
+            fetch.fields.push(field);
+        }
         for v in variables {
             if !self.internal.contains(v) {
                 if !fetch.client_variables.contains(v) {

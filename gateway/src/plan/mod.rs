@@ -87,6 +87,8 @@ pub struct Fetch {
     pub variables: Vec<String>,
     /// Response keys of the root fields this fetch resolves.
     pub root_keys: Vec<String>,
+    /// The root fields, as the upstream names them (for caching rules).
+    pub fields: Vec<String>,
 }
 
 impl Plan {
@@ -172,7 +174,12 @@ impl Plan {
                     .map(|(ns, pieces)| {
                         let mut variables: Vec<String> = Vec::new();
                         let mut root_keys: Vec<String> = Vec::new();
+                        let mut fields: Vec<String> = Vec::new();
                         for p in &pieces {
+                            let field = p.upstream_field();
+                            if !fields.contains(&field) {
+                                fields.push(field);
+                            }
                             for v in &p.variables {
                                 if !variables.contains(v) {
                                     variables.push(v.clone());
@@ -220,6 +227,7 @@ impl Plan {
                             body_prefix,
                             variables,
                             root_keys,
+                            fields,
                         }
                     })
                     .collect()

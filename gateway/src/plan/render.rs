@@ -26,6 +26,17 @@ pub(crate) struct RootPiece {
     pub(crate) wrapped: bool,
 }
 
+impl RootPiece {
+    /// The root field as the upstream names it (the client's name without the namespace).
+    pub(crate) fn upstream_field(&self) -> String {
+        let name = self.field.name.as_str();
+        name.strip_prefix(&self.namespace)
+            .and_then(|n| n.strip_prefix('_'))
+            .unwrap_or(name)
+            .to_string()
+    }
+}
+
 pub(crate) struct Renderer<'a> {
     pub(crate) supergraph: &'a Supergraph,
     pub(crate) document: &'a ExecutableDocument,

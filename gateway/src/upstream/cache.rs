@@ -82,10 +82,26 @@ impl Cache {
         None
     }
 
-    /// How long `answer` may be kept fresh: the `ttl`, or less as its `Cache-Control` says;
-    /// `None` when it must not be kept.
-    pub(super) fn freshness_of(&self, answer: &Answer) -> Option<Duration> {
-        freshness(self.config.ttl, answer.cache_control.as_ref())
+    /// How long `answer`, which holds root `fields`, may be kept fresh: the `ttl` (the
+    /// shortest `field_ttl` of its fields where they have one), or less as its `Cache-Control`
+    /// says; `None` when it must not be kept.
+    pub(super) fn freshness_of(&self, answer: &Answer, fields: &[String]) -> Option<Duration> {
+        let ttl = if self.config.field_ttl.is_empty() {
+            self.config.ttl
+        } else {
+            fields
+                .iter()
+                .map(|field| {
+                    self.config
+                        .field_ttl
+                        .iter()
+                        .find(|f| &f.field == field)
+                        .map_or(self.config.ttl, |f| f.ttl)
+                })
+                .min()
+                .unwrap_or(self.config.ttl)
+        };
+        freshness(ttl, answer.cache_control.as_ref())
     }
 
     /// How long past its freshness an answer is kept for `stale_if_error`.
@@ -97,7 +113,7 @@ impl Cache {
     /// allow (nothing kept when either says not to).
     #[cfg(test)]
     fn put(&self, key: Arc<Key>, answer: &Answer) {
-        if let Some(ttl) = self.freshness_of(answer) {
+        if let Some(ttl) = self.freshness_of(answer, &[]) {
             self.keep(key, answer, SystemTime::now(), ttl);
         }
     }
@@ -143,7 +159,7 @@ impl Cache {
 /// `Cache-Control` says `no-store`, `no-cache` or `private` (a shared cache must not keep it).
 fn freshness(ttl: Duration, cache_control: Option<&HeaderValue>) -> Option<Duration> {
     let Some(value) = cache_control else {
-        return Some(ttl);
+        return (!ttl.is_zero()).then_some(ttl);
     };
     let text = value.to_str().ok()?.to_ascii_lowercase();
     let mut fresh = ttl;
@@ -207,6 +223,7 @@ mod tests {
     fn answers_expire_and_the_byte_bound_holds() {
         let cache = Cache::new(CacheConfig {
             ttl: Duration::from_millis(30),
+            field_ttl: Vec::new(),
             max_bytes: 4096,
             stale_if_error: Some(Duration::from_millis(30)),
         });

@@ -270,6 +270,16 @@ impl Object {
     }
 }
 
+/// Reads one JSON value (such as a cached item) as [`Data`], strings sliced from `body`.
+pub fn parse(body: &Bytes) -> Result<Data, serde_json::Error> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| <serde_json::Error as de::Error>::custom(format!("not UTF-8: {e}")))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = DataSeed { body }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
 /// Deserializes [`Data`], slicing strings out of the body being read.
 pub(crate) struct DataSeed<'b> {
     body: &'b Bytes,

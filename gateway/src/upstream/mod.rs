@@ -4,6 +4,7 @@
 mod cache;
 pub mod data;
 mod in_flight;
+mod items;
 mod resilience;
 mod resolver;
 mod shared_cache;
@@ -21,6 +22,7 @@ use crate::error_code::ErrorCode;
 use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
 use data::{Object, ResponseSeed};
 use in_flight::InFlight;
+pub use items::{ItemCache, ItemKey};
 use resolver::PluginTransport;
 
 /// What one client request brings to every upstream request it causes.
@@ -76,6 +78,11 @@ pub struct UpstreamRequest<'a> {
     pub variables: &'a apollo_compiler::response::JsonMap,
     /// A query (not a mutation): identical queries in flight at once may share one request.
     pub query: bool,
+    /// The root fields, as the upstream names them (their `field_ttl` applies).
+    pub fields: &'a [String],
+    /// Whether the whole answer may be kept in (and served from) the cache; false when its
+    /// parts are kept per key instead ([`ItemCache`]).
+    pub keep_whole: bool,
 }
 
 impl UpstreamRequest<'_> {
@@ -162,6 +169,10 @@ pub struct UpstreamResponse {
     /// `errors`, as sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<serde_json::Value>,
+    /// How long the answer may be kept, when the upstream keeps answers, the answer came from
+    /// the upstream (not a cache) and it is complete.
+    #[serde(skip)]
+    pub fresh_for: Option<Duration>,
 }
 
 /// Why an upstream request produced no GraphQL response.
@@ -188,6 +199,15 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// Whether the upstream itself failed (no answer in time, unreachable, an unusable
+    /// answer), as opposed to a policy refusing the request or a plugin failing.
+    pub fn upstream_failed(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout(..) | Self::Unavailable(..) | Self::BadResponse(..)
+        )
+    }
+
     /// The client-visible code.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -280,7 +300,10 @@ impl Upstreams {
                         .collect(),
                     transport,
                     in_flight: c.coalesce.then(Default::default),
-                    cache: c.cache.map(|config| Arc::new(cache::Cache::new(config))),
+                    cache: c
+                        .cache
+                        .clone()
+                        .map(|config| Arc::new(cache::Cache::new(config))),
                     shared: None,
                 };
                 (c.namespace.clone(), upstream)
@@ -352,15 +375,7 @@ impl Upstream {
         request: &UpstreamRequest<'_>,
         context: &RequestContext,
     ) -> Result<UpstreamResponse, FetchError> {
-        let mut headers = self.headers.clone();
-        for name in &self.forward_headers {
-            for value in context.client_headers.get_all(name) {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-        for (name, value) in &context.upstream_headers {
-            headers.insert(name.clone(), value.clone());
-        }
+        let mut headers = self.request_headers(context);
         for policy in &self.policies {
             self.apply_policy(policy, &context.operation, &mut headers)
                 .await?;
@@ -370,7 +385,7 @@ impl Upstream {
             Transport::Http(http) => {
                 let body = Bytes::from(request.to_json());
                 let (answer, to_keep) = self
-                    .fetch_http(http, headers, body, request.query, context)
+                    .fetch_http(http, headers, body, request, context)
                     .await?;
                 cached = to_keep;
                 answer
@@ -410,23 +425,39 @@ impl Upstream {
             self.apply_response_policy(policy, &context.operation, &mut answer)
                 .await?;
         }
-        let response = self.interpret(answer)?;
+        let ok = answer.status == reqwest::StatusCode::OK;
+        let mut response = self.interpret(answer)?;
         // Only complete answers are kept: an error may be passing.
         if let Some((cache, key, answer)) = cached {
-            let fresh = cache.freshness_of(&answer);
-            if let (true, Some(fresh)) = (
-                answer.status == reqwest::StatusCode::OK && response.errors.is_empty(),
-                fresh,
-            ) {
-                let stored = std::time::SystemTime::now();
-                cache.keep(key.clone(), &answer, stored, fresh);
-                if let Some(shared) = &self.shared {
-                    let times = (stored, fresh, cache.stale_window());
-                    shared.put(&self.namespace, &key, &answer, times);
+            let fresh = cache.freshness_of(&answer, request.fields);
+            if let (true, Some(fresh)) = (ok && response.errors.is_empty(), fresh) {
+                response.fresh_for = Some(fresh);
+                if request.keep_whole {
+                    let stored = std::time::SystemTime::now();
+                    cache.keep(key.clone(), &answer, stored, fresh);
+                    if let Some(shared) = &self.shared {
+                        let times = (stored, fresh, cache.stale_window());
+                        shared.put(&self.namespace, &key, &answer, times);
+                    }
                 }
             }
         }
         Ok(response)
+    }
+
+    /// The headers every request to this upstream sends before its policy plugins run: the
+    /// configured ones, the forwarded client headers and those request policies set.
+    fn request_headers(&self, context: &RequestContext) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        for name in &self.forward_headers {
+            for value in context.client_headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in &context.upstream_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        headers
     }
 
     /// Asks an HTTP upstream, through the in-process cache, the shared cache and coalescing as
@@ -437,9 +468,10 @@ impl Upstream {
         http: &Arc<Http>,
         headers: HeaderMap,
         body: Bytes,
-        query: bool,
+        request: &UpstreamRequest<'_>,
         context: &RequestContext,
     ) -> Result<(Answer, Option<ToKeep>), FetchError> {
+        let query = request.query;
         let send = |headers, body| http.clone().send(headers, body, query);
         let Some(cache) = self.cache.as_ref().filter(|_| query) else {
             let answer = match &self.in_flight {
@@ -449,12 +481,13 @@ impl Upstream {
             return Ok((answer, None));
         };
         let key = Arc::new(in_flight::Key::new(&headers, &body));
-        if let Some((answer, stored)) = cache.get(&key) {
+        let whole = request.keep_whole;
+        if let Some((answer, stored)) = cache.get(&key).filter(|_| whole) {
             context.note_cached(&self.namespace, stored, false);
             return Ok((answer, None));
         }
         let mut shared_stale = None;
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared.as_ref().filter(|_| whole) {
             if let Some(found) = shared.get(&self.namespace, &key).await {
                 match found.fresh_for {
                     Some(fresh) => {
@@ -730,7 +763,11 @@ fn parse_response(body: &Bytes) -> Result<UpstreamResponse, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let (data, errors) = ResponseSeed { body }.deserialize(&mut deserializer)?;
     deserializer.end()?;
-    Ok(UpstreamResponse { data, errors })
+    Ok(UpstreamResponse {
+        data,
+        errors,
+        fresh_for: None,
+    })
 }
 
 /// Headers as the plugin interfaces take them: (lower-case name, value); values that are not

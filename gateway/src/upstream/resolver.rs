@@ -123,6 +123,7 @@ impl PluginTransport {
         Ok(UpstreamResponse {
             data: Some(super::data::Object::from(data)),
             errors,
+            fresh_for: None,
         })
     }
 

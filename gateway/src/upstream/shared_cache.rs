@@ -132,9 +132,24 @@ impl SharedCache {
 
     /// The answer shared under `namespace` and `key`, within the time budget.
     pub(super) async fn get(&self, namespace: &str, key: &Key) -> Option<Found> {
-        let mut connection = self.connection().await?;
-        let command = redis::cmd("GET").arg(redis_key(namespace, key)).to_owned();
-        let got: Option<Vec<u8>> =
+        self.get_many(namespace, &[key]).await.pop().flatten()
+    }
+
+    /// The answers shared under `namespace` and each of `keys` (in their order), in one round
+    /// trip within the time budget; all `None` when Redis is down or slow.
+    pub(super) async fn get_many(&self, namespace: &str, keys: &[&Key]) -> Vec<Option<Found>> {
+        let none = || keys.iter().map(|_| None).collect();
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let Some(mut connection) = self.connection().await else {
+            return none();
+        };
+        let mut command = redis::cmd("MGET");
+        for key in keys {
+            command.arg(redis_key(namespace, key));
+        }
+        let got: Vec<Option<Vec<u8>>> =
             match tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await {
                 Ok(Ok(v)) => {
                     self.is_up();
@@ -142,29 +157,36 @@ impl SharedCache {
                 }
                 Ok(Err(e)) => {
                     self.went_down(&e.to_string());
-                    return None;
+                    return none();
                 }
                 Err(_) => {
                     self.went_down("no answer within redis_timeout");
-                    return None;
+                    return none();
                 }
             };
-        let stored: Stored = serde_json::from_slice(&got?).ok()?;
         let now = millis(SystemTime::now());
-        Some(Found {
-            fresh_for: (stored.fresh_until_ms > now)
-                .then(|| Duration::from_millis(stored.fresh_until_ms - now)),
-            stored: UNIX_EPOCH + Duration::from_millis(stored.stored_ms),
-            answer: Answer {
-                status: reqwest::StatusCode::from_u16(stored.status).ok()?,
-                is_json: stored.is_json,
-                headers: stored.headers,
-                body: Bytes::from(stored.body),
-                cache_control: stored
-                    .cache_control
-                    .and_then(|v| HeaderValue::from_str(&v).ok()),
-            },
-        })
+        let mut found: Vec<Option<Found>> = got
+            .into_iter()
+            .map(|value| {
+                let stored: Stored = serde_json::from_slice(&value?).ok()?;
+                Some(Found {
+                    fresh_for: (stored.fresh_until_ms > now)
+                        .then(|| Duration::from_millis(stored.fresh_until_ms - now)),
+                    stored: UNIX_EPOCH + Duration::from_millis(stored.stored_ms),
+                    answer: Answer {
+                        status: reqwest::StatusCode::from_u16(stored.status).ok()?,
+                        is_json: stored.is_json,
+                        headers: stored.headers,
+                        body: Bytes::from(stored.body),
+                        cache_control: stored
+                            .cache_control
+                            .and_then(|v| HeaderValue::from_str(&v).ok()),
+                    },
+                })
+            })
+            .collect();
+        found.resize_with(keys.len(), || None);
+        found
     }
 
     /// Shares `answer` (fresh for `fresh_for`, then kept `stale_for` more), without waiting.

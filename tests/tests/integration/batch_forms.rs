@@ -10,7 +10,7 @@ use crate::harness::{default_config, write_project, Gateway};
 
 /// The weather API's `getCityByName(name:)` is answered for many names by
 /// `getCitiesByNames(names:)`, matched by `name`.
-fn config(countries: &str, weather: &str) -> String {
+pub(crate) fn config(countries: &str, weather: &str) -> String {
     format!(
         r#"{}
 [upstreams.weather.batch.getCityByName]
@@ -23,7 +23,7 @@ key = "name"
 }
 
 /// The key field (`name`) is not selected: the gateway fetches it but must not show it.
-const WEATHER_BY_CODES: (&str, &str) = (
+pub(crate) const WEATHER_BY_CODES: (&str, &str) = (
     "weather.graphql",
     r#"query WeatherByCodes($codes: [String!], $capital: String! @internal) {
   countries_countries(filter: { code: { in: $codes } }) {

@@ -5,6 +5,7 @@
 mod apollo;
 mod batch_forms;
 mod build;
+mod cached_items;
 mod caching;
 mod coalescing;
 mod connections;

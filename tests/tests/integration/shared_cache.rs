@@ -101,3 +101,56 @@ async fn replicas_share_answers_through_redis_and_go_on_without_it() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+#[tokio::test]
+async fn replicas_share_batch_items_per_key() {
+    use crate::batch_forms::{config as batch_config, WEATHER_BY_CODES};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let config = |countries: &str, weather: &str| {
+        format!(
+            "{}\n[upstreams.weather.cache]\nttl = \"1m\"\n\n[cache]\nredis = \"{url}\"\nredis_timeout = \"50ms\"\n",
+            batch_config(countries, weather)
+        )
+    };
+    let a = Gateway::start_with(&[WEATHER_BY_CODES], config).await;
+    let (countries, weather) = (a.countries.url(), a.weather.url());
+    let b = Gateway::start_with(&[WEATHER_BY_CODES], |_, _| config(&countries, &weather)).await;
+    let capitals = a.capitals(4).await;
+    let codes: Vec<&str> = capitals.iter().map(|(c, _)| c.as_str()).collect();
+    a.weather.reset();
+
+    let first = a
+        .run("WeatherByCodes", json!({ "codes": codes[..3] }))
+        .await;
+    assert_eq!(a.weather.requests(), 1);
+    let started = Instant::now();
+    while redis.keys() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "items not shared"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(redis.keys(), 3, "one entry per key, no whole answer");
+    // The other replica has three of the four items from Redis: it asks for one.
+    let r = b.run("WeatherByCodes", json!({ "codes": codes })).await;
+    assert_eq!(r.body.get("errors"), None, "{}", r.body);
+    let items = |r: &crate::harness::Reply| {
+        r.body["data"]["countries_countries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(items(&r)[..3], items(&first)[..]);
+    let received = a.weather.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    let names = received[1]["variables"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(names, json!([capitals[3].1]));
+}

@@ -166,7 +166,8 @@ pub struct UpstreamConfig {
     /// Largest answer read from this upstream; a longer one is `UPSTREAM_BAD_RESPONSE`.
     /// Default `16MiB`.
     pub max_response_bytes: usize,
-    /// Whether identical queries in flight at once share one request. Default `true`.
+    /// Whether identical queries in flight at once share one request. Default `true` for URL
+    /// upstreams, `false` for resolver plugins.
     pub coalesce: bool,
     /// `[upstreams.<ns>.retry]`: queries retried after a failure that may pass. Default off.
     pub retry: Option<RetryConfig>,
@@ -799,6 +800,11 @@ impl Config {
                     }
                 })
                 .collect();
+            // A plugin's shared answer costs a JSON round trip per request (measured in
+            // `--bench resolvers`), so plugins share only when asked to.
+            let coalesce = up
+                .coalesce
+                .unwrap_or(matches!(transport, Transport::Http(_)));
             upstreams.insert(
                 namespace.clone(),
                 UpstreamConfig {
@@ -811,7 +817,7 @@ impl Config {
                     policies,
                     batch,
                     max_response_bytes,
-                    coalesce: up.coalesce.unwrap_or(true),
+                    coalesce,
                     retry,
                     breaker,
                     cache,

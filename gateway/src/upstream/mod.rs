@@ -356,6 +356,40 @@ impl Upstreams {
 /// An answer to keep in the caches once it proves complete: the cache, its key, the answer.
 type ToKeep = (Arc<cache::Cache>, Arc<in_flight::Key>, Answer);
 
+/// An [`UpstreamRequest`] that owns its parts, for a request shared by coalesced askers.
+#[derive(Debug)]
+struct OwnedRequest {
+    operation_name: Option<String>,
+    document: String,
+    variables: apollo_compiler::response::JsonMap,
+    query: bool,
+    fields: Vec<String>,
+}
+
+impl OwnedRequest {
+    fn new(request: &UpstreamRequest<'_>) -> Self {
+        OwnedRequest {
+            operation_name: request.operation_name.map(str::to_string),
+            document: request.document.to_string(),
+            variables: request.variables.clone(),
+            query: request.query,
+            fields: request.fields.to_vec(),
+        }
+    }
+
+    fn borrow(&self) -> UpstreamRequest<'_> {
+        UpstreamRequest {
+            operation_name: self.operation_name.as_deref(),
+            document: &self.document,
+            body_prefix: None,
+            variables: &self.variables,
+            query: self.query,
+            fields: &self.fields,
+            keep_whole: true,
+        }
+    }
+}
+
 /// An answer before it is read as a GraphQL response.
 #[derive(Debug, Clone)]
 struct Answer {
@@ -365,6 +399,19 @@ struct Answer {
     body: Bytes,
     /// Its `Cache-Control`, for the cache.
     cache_control: Option<HeaderValue>,
+}
+
+impl Answer {
+    /// A `200 OK` JSON answer made in process (a plugin's, or a fuzzer's).
+    fn json(body: impl Into<Bytes>) -> Self {
+        Answer {
+            status: reqwest::StatusCode::OK,
+            is_json: true,
+            headers: Vec::new(),
+            body: body.into(),
+            cache_control: None,
+        }
+    }
 }
 
 impl Upstream {
@@ -380,15 +427,31 @@ impl Upstream {
             self.apply_policy(policy, &context.operation, &mut headers)
                 .await?;
         }
-        let mut cached = None;
-        let mut answer = match &self.transport {
+        let (mut answer, cached) = match &self.transport {
             Transport::Http(http) => {
-                let body = Bytes::from(request.to_json());
-                let (answer, to_keep) = self
-                    .fetch_http(http, headers, body, request, context)
-                    .await?;
-                cached = to_keep;
-                answer
+                let (http, query) = (http.clone(), request.query);
+                let send = move |headers, body| http.send(headers, body, query);
+                self.fetch(headers, request, context, send).await?
+            }
+            // Through the caches and coalescing, a plugin's answer is handled as JSON text.
+            Transport::Plugin(plugin) if self.cache.is_some() || self.in_flight.is_some() => {
+                let plugin = plugin.clone();
+                let owned = OwnedRequest::new(request);
+                let (namespace, operation) = (self.namespace.clone(), context.operation.clone());
+                let send = move |headers: HeaderMap, _body| async move {
+                    let response = plugin
+                        .send(
+                            &namespace,
+                            &owned.borrow(),
+                            header_list(&headers),
+                            &operation,
+                        )
+                        .await?;
+                    Ok(Answer::json(
+                        serde_json::to_vec(&response).expect("JSON values serialize"),
+                    ))
+                };
+                self.fetch(headers, request, context, send).await?
             }
             Transport::Plugin(plugin) => {
                 let response = plugin
@@ -402,24 +465,14 @@ impl Upstream {
                 if self.policies.is_empty() {
                     return Ok(response);
                 }
-                Answer {
-                    status: reqwest::StatusCode::OK,
-                    is_json: true,
-                    headers: Vec::new(),
-                    body: serde_json::to_vec(&response)
-                        .expect("JSON values serialize")
-                        .into(),
-                    cache_control: None,
-                }
+                let body = serde_json::to_vec(&response).expect("JSON values serialize");
+                (Answer::json(body), None)
             }
             #[cfg(feature = "fuzzing")]
-            Transport::InProcess(answerer) => Answer {
-                status: reqwest::StatusCode::OK,
-                is_json: true,
-                headers: Vec::new(),
-                body: answerer.answer(&self.namespace, request.to_json()).await,
-                cache_control: None,
-            },
+            Transport::InProcess(answerer) => {
+                let body = answerer.answer(&self.namespace, request.to_json()).await;
+                (Answer::json(body), None)
+            }
         };
         for policy in &self.policies {
             self.apply_response_policy(policy, &context.operation, &mut answer)
@@ -460,19 +513,21 @@ impl Upstream {
         headers
     }
 
-    /// Asks an HTTP upstream, through the in-process cache, the shared cache and coalescing as
-    /// configured; a stale answer replaces a failure where `stale_if_error` allows. Also gives
-    /// what to keep once the answer proves complete.
-    async fn fetch_http(
+    /// Asks the upstream through `send`, via the in-process cache, the shared cache and
+    /// coalescing as configured; a stale answer replaces a failure where `stale_if_error`
+    /// allows. Also gives what to keep once the answer proves complete.
+    async fn fetch<F>(
         &self,
-        http: &Arc<Http>,
         headers: HeaderMap,
-        body: Bytes,
         request: &UpstreamRequest<'_>,
         context: &RequestContext,
-    ) -> Result<(Answer, Option<ToKeep>), FetchError> {
+        send: impl FnOnce(HeaderMap, Bytes) -> F,
+    ) -> Result<(Answer, Option<ToKeep>), FetchError>
+    where
+        F: std::future::Future<Output = Result<Answer, FetchError>> + Send + 'static,
+    {
         let query = request.query;
-        let send = |headers, body| http.clone().send(headers, body, query);
+        let body = Bytes::from(request.to_json());
         let Some(cache) = self.cache.as_ref().filter(|_| query) else {
             let answer = match &self.in_flight {
                 Some(in_flight) if query => in_flight.join(headers, body, send).await?,

@@ -400,3 +400,68 @@ async fn a_resolver_plugin_upstream_takes_a_batch_form() {
         "{plan}"
     );
 }
+
+#[tokio::test]
+async fn resolver_plugin_answers_are_cached_per_request_and_per_key() {
+    let products = start_rest("127.0.0.1:0").await.unwrap();
+    let base = config(&products, true, "2s");
+    let gateway = Gateway::start_with(&[PRODUCT, AGAIN], move |countries, weather| {
+        format!(
+            "{}\n[upstreams.shop.batch.product]\nfield = \"productsByIds\"\nargument = \"ids\"\nkey = \"id\"\n\n[upstreams.shop.cache]\nttl = \"1m\"\n",
+            base(countries, weather)
+        )
+    })
+    .await;
+    products.reset();
+    let first = gateway.run("Product", json!({ "id": "3" })).await;
+    assert_eq!(products.requests(), 2);
+    let again = gateway.run("Product", json!({ "id": "3" })).await;
+    assert_eq!(products.requests(), 2, "answered from the cache");
+    assert_eq!(again.body["data"], first.body["data"]);
+    assert_eq!(again.body["extensions"]["cache"]["shop"]["stale"], false);
+
+    // A join into the plugin's batch form: its items are kept per key.
+    products.reset();
+    let joined = gateway.run("Again", json!({})).await;
+    assert_eq!(products.requests(), 2);
+    let again = gateway.run("Again", json!({})).await;
+    assert_eq!(
+        products.requests(),
+        2,
+        "the list and every item from the cache"
+    );
+    assert_eq!(again.body["data"], joined.body["data"]);
+}
+
+#[tokio::test]
+async fn identical_resolver_plugin_calls_in_flight_are_made_once_when_asked() {
+    let products = start_rest("127.0.0.1:0").await.unwrap();
+    let base = config(&products, true, "2s");
+    let gateway = Gateway::start_with(&[PRODUCT], move |countries, weather| {
+        base(countries, weather).replace(
+            "plugin = \"shop\"\n",
+            "plugin = \"shop\"\ncoalesce = true\n",
+        )
+    })
+    .await;
+    products.reset();
+    products.set_fault(Fault::Delay(std::time::Duration::from_millis(300)));
+    let asks = (0..20).map(|_| gateway.run("Product", json!({ "id": "4" })));
+    for reply in futures::future::join_all(asks).await {
+        assert_eq!(
+            reply.body["data"]["shop_product"]["id"], "4",
+            "{}",
+            reply.body
+        );
+    }
+    // One plugin call, which made its two REST requests.
+    assert_eq!(products.requests(), 2);
+
+    // Off by default for plugins: each call is made.
+    let products = start_rest("127.0.0.1:0").await.unwrap();
+    let gateway = start(&products, true).await;
+    products.set_fault(Fault::Delay(std::time::Duration::from_millis(100)));
+    let asks = (0..5).map(|_| gateway.run("Product", json!({ "id": "4" })));
+    futures::future::join_all(asks).await;
+    assert_eq!(products.requests(), 10);
+}

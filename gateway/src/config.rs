@@ -62,6 +62,10 @@ pub struct PluginConfig {
     pub allowed_hosts: Vec<String>,
     /// Environment variables the plugin may read as secrets. Default none.
     pub secrets: Vec<String>,
+    /// Headers the plugin is shown (lower-case): of the client's request in the request hook,
+    /// of the upstream request and answer in the upstream hooks, of the upstream request in a
+    /// resolver. `None` (the default): all of them.
+    pub visible_headers: Option<Vec<String>>,
     /// The `[plugins.<name>.config]` table, passed to the plugin as JSON. Default `{}`.
     pub config: serde_json::Value,
 }
@@ -326,6 +330,7 @@ struct RawPlugin {
     allowed_hosts: Vec<Spanned<String>>,
     #[serde(default)]
     secrets: Vec<Spanned<String>>,
+    visible_headers: Option<Vec<Spanned<String>>>,
     config: Option<toml::Table>,
 }
 
@@ -577,6 +582,20 @@ impl Config {
                 }
             }
             let secrets = p.secrets.iter().map(|s| s.get_ref().clone()).collect();
+            let visible_headers = p.visible_headers.as_ref().map(|names| {
+                let mut visible = Vec::new();
+                for h in names {
+                    let name = h.get_ref().to_ascii_lowercase();
+                    match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
+                        Ok(_) => visible.push(name),
+                        Err(_) => at(
+                            h.span(),
+                            format!("`{}` is not a valid HTTP header name", h.get_ref()),
+                        ),
+                    }
+                }
+                visible
+            });
             let config = match p.config {
                 None => serde_json::Value::Object(Default::default()),
                 Some(t) => serde_json::to_value(t).unwrap_or_default(),
@@ -591,6 +610,7 @@ impl Config {
                     timeout,
                     allowed_hosts,
                     secrets,
+                    visible_headers,
                     config,
                 },
             );
@@ -1132,6 +1152,23 @@ mod tests {
         assert_eq!(
             err,
             "joinery.toml:1:5: the control character U+0001 is not allowed in TOML (tabs and line breaks are)"
+        );
+    }
+
+    #[test]
+    fn visible_headers_are_header_names() {
+        let base = "[upstreams.a]\nurl = \"http://x/graphql\"\n[plugins.p]\npath = \"p.wasm\"\n";
+        let ok = parse(base).unwrap();
+        assert_eq!(ok.plugins["p"].visible_headers, None, "all by default");
+        let ok = parse(&format!("{base}visible_headers = [\"Authorization\"]\n")).unwrap();
+        assert_eq!(
+            ok.plugins["p"].visible_headers,
+            Some(vec!["authorization".to_string()])
+        );
+        let err = parse(&format!("{base}visible_headers = [\"x ok\"]\n")).unwrap_err();
+        assert_eq!(
+            err,
+            "joinery.toml:5:20: `x ok` is not a valid HTTP header name"
         );
     }
 

@@ -1,7 +1,9 @@
 //! Policy plugin cost: the request hook called directly (warm instances, Rust guests), the same
 //! call after the CPU caches were overwritten (what a call costs between other work), and the
 //! same persisted operation through three gateways in one interleaved run: no policy, a
-//! minimal policy (the probe's allow path), and the JWT policy verifying a token.
+//! minimal policy (the probe's allow path), and the JWT policy verifying a token; both
+//! policies again with `visible_headers` granting only the headers they read. Requests carry
+//! the headers a browser sends (cookies included).
 //!
 //! `cargo bench -p joinery-tests --bench plugins` (set `JOINERY_BENCH_REQUESTS` to change N,
 //! `JOINERY_BENCH_COLD_CALLS` for the number of calls after overwritten caches, e.g. to
@@ -101,10 +103,16 @@ async fn main() -> anyhow::Result<()> {
     let n = joinery_tests::bench_requests(3000);
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let jwt_extra = "secrets = [\"JOINERY_TEST_JWT_SECRET\"]\n[plugins.p.config]\nsecret = \"JOINERY_TEST_JWT_SECRET\"\noptional = false\nvariable = \"unused\"";
+    let jwt_visible = format!("visible_headers = [\"authorization\"]\n{jwt_extra}");
     let dirs = [
         project(&countries.url(), None)?,
         project(&countries.url(), Some(("probe", "")))?,
         project(&countries.url(), Some(("jwt-policy", jwt_extra)))?,
+        project(
+            &countries.url(),
+            Some(("probe", "visible_headers = [\"x-probe\", \"x-probe-arg\"]")),
+        )?,
+        project(&countries.url(), Some(("jwt-policy", &jwt_visible)))?,
     ];
     let config = joinery::config::Config::load(&dirs[0].path().join("joinery.toml"))?;
     joinery::telemetry::init(&config.log);
@@ -170,10 +178,19 @@ async fn main() -> anyhow::Result<()> {
             .push(joinery_tests::RunningGateway::start(&dir.path().join("joinery.toml")).await?);
     }
     let client = reqwest::Client::new();
+    // The headers a browser sends along (cookies included), as a policy sees them by default.
     let request = |g: &joinery_tests::RunningGateway| {
         client
             .post(&g.url)
             .header("authorization", format!("Bearer {token}"))
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+            .header("accept-language", "en-GB,en;q=0.9,fr;q=0.8")
+            .header("accept-encoding", "gzip, deflate, br, zstd")
+            .header("origin", "https://app.example.com")
+            .header("referer", "https://app.example.com/countries/fr")
+            .header("cookie", "session=7f3c9a1e5b2d4c6f8a0b1c2d3e4f5a6b; theme=dark; consent=analytics:0,ads:0; _ga=GA1.2.1234567890.1733300000")
+            .header("sec-fetch-mode", "cors")
+            .header("sec-fetch-site", "same-origin")
             .json(&json!({ "documentId": format!("sha256:{}", g.hash("Country")), "variables": { "code": "FR" } }))
     };
     for _ in 0..200 {
@@ -213,14 +230,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let n_cpu = n.div_ceil(BLOCK) * BLOCK;
     println!("requests per gateway: {n}");
-    let labels = ["no policy", "probe policy", "jwt policy"];
+    let labels = [
+        "no policy",
+        "probe policy",
+        "jwt policy",
+        "probe, visible_headers",
+        "jwt, visible_headers",
+    ];
     for s in samples.iter_mut() {
         s.sort();
     }
     let base = us(percentile(&samples[0], 0.5));
     for (k, s) in samples.iter().enumerate() {
         println!(
-            "{:13}: median {:7.1} µs  p99 {:7.1} µs  median ratio to no policy {:.3}x  | process CPU {:.1} µs/request (+{:.1} µs), {:.2} context switches and {:.2} page faults/request",
+            "{:22}: median {:7.1} µs  p99 {:7.1} µs  median ratio to no policy {:.3}x  | process CPU {:.1} µs/request (+{:.1} µs), {:.2} context switches and {:.2} page faults/request",
             labels[k],
             us(percentile(s, 0.5)),
             us(percentile(s, 0.99)),

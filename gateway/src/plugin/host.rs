@@ -24,6 +24,7 @@ pub(crate) struct Grants {
     config_json: String,
     secrets: Vec<(String, Option<String>)>,
     allowed_hosts: Vec<String>,
+    visible_headers: Option<Vec<String>>,
     max_memory: usize,
     http_timeout: Duration,
     http: reqwest::Client,
@@ -41,10 +42,18 @@ impl Grants {
                 .map(|n| (n.clone(), std::env::var(n).ok()))
                 .collect(),
             allowed_hosts: config.allowed_hosts.clone(),
+            visible_headers: config.visible_headers.clone(),
             max_memory: config.max_memory,
             http_timeout: config.timeout,
             http,
         }
+    }
+
+    /// Whether the plugin is shown header `name` (lower-case).
+    pub(crate) fn sees_header(&self, name: &str) -> bool {
+        self.visible_headers
+            .as_ref()
+            .is_none_or(|visible| visible.iter().any(|v| v == name))
     }
 
     pub(crate) fn max_memory(&self) -> usize {
@@ -69,6 +78,8 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limits: StoreLimits,
+    /// When the current call's time is up (set per call; read by the epoch callback).
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl HostState {
@@ -86,6 +97,7 @@ impl HostState {
             .trap_on_grow_failure(true)
             .build();
         Self {
+            deadline: std::time::Instant::now(),
             grants,
             wasi,
             table: ResourceTable::new(),

@@ -120,6 +120,11 @@ impl PolicyPlugin {
         &self.pool.name
     }
 
+    /// Whether the plugin is shown header `name` (lower-case; see `visible_headers`).
+    pub fn sees_header(&self, name: &str) -> bool {
+        self.pool.sees_header(name)
+    }
+
     /// Instantiates `n` fresh instances and keeps them warm (up to the pool's size), so that
     /// first requests do not pay for instantiation and a plugin that cannot start is found
     /// before serving.
@@ -135,6 +140,7 @@ impl PolicyPlugin {
         headers: &[(String, String)],
         variables_json: &str,
     ) -> Result<Decision, PluginError> {
+        let headers = self.pool.visible(headers);
         let size = variables_json.len()
             + headers
                 .iter()
@@ -146,7 +152,7 @@ impl PolicyPlugin {
         let request = wit::IncomingRequest {
             operation_name: operation_name.to_string(),
             operation_hash: operation_hash.to_string(),
-            headers: headers.to_vec(),
+            headers,
             variables: variables_json.to_string(),
         };
         let mut instance = self.pool.checkout().await?;
@@ -195,8 +201,9 @@ impl PolicyPlugin {
         &self,
         namespace: &str,
         operation_name: &str,
-        headers: Vec<(String, String)>,
+        mut headers: Vec<(String, String)>,
     ) -> Result<UpstreamDecision, PluginError> {
+        self.pool.retain_visible(&mut headers);
         let request = wit::UpstreamRequest {
             namespace: namespace.to_string(),
             operation_name: operation_name.to_string(),
@@ -228,9 +235,10 @@ impl PolicyPlugin {
         namespace: &str,
         operation_name: &str,
         status: u16,
-        headers: Vec<(String, String)>,
+        mut headers: Vec<(String, String)>,
         body: String,
     ) -> Result<ResponseDecision, PluginError> {
+        self.pool.retain_visible(&mut headers);
         if body.len() > MAX_IO_BYTES {
             return Err(self.failed(format!(
                 "the upstream's answer ({} bytes) exceeds the 1 MiB a plugin call may take",

@@ -122,6 +122,7 @@ impl<W: World> Pool<W> {
     async fn fresh(&self) -> Result<Instance<W>, PluginError> {
         let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
         store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(on_epoch);
         self.arm(&mut store);
         let started = Instant::now();
         let made =
@@ -152,6 +153,28 @@ impl<W: World> Pool<W> {
         Ok(value)
     }
 
+    /// The headers of `headers` the plugin is shown (`visible_headers`).
+    pub(crate) fn visible<'h>(
+        &self,
+        headers: impl IntoIterator<Item = &'h (String, String)>,
+    ) -> Vec<(String, String)> {
+        headers
+            .into_iter()
+            .filter(|(name, _)| self.grants.sees_header(name))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether the plugin is shown header `name` (`visible_headers`).
+    pub(crate) fn sees_header(&self, name: &str) -> bool {
+        self.grants.sees_header(name)
+    }
+
+    /// Keeps in `headers` those the plugin is shown (`visible_headers`).
+    pub(crate) fn retain_visible(&self, headers: &mut Vec<(String, String)>) {
+        headers.retain(|(name, _)| self.grants.sees_header(name));
+    }
+
     /// A plugin error for an answer that broke the contract.
     pub(crate) fn failed(&self, message: String) -> PluginError {
         PluginError::Failed(self.name.clone(), message)
@@ -174,18 +197,21 @@ impl<W: World> Pool<W> {
         Err(error)
     }
 
-    /// Sets the time limit of the next call: the epoch callback yields to the async runtime
-    /// every tick (so a looping plugin never holds a runtime thread) and traps once time is up.
+    /// Sets the time limit of the next call (the callback reads it from the store; see
+    /// [`Pool::fresh`]).
     fn arm(&self, store: &mut Store<HostState>) {
-        let deadline = Instant::now() + self.timeout;
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(OutOfTime.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        store.data_mut().deadline = Instant::now() + self.timeout;
         store.set_epoch_deadline(1);
+    }
+}
+
+/// The epoch callback of every store, set once: it yields to the async runtime every tick (so
+/// a looping plugin never holds a runtime thread) and traps once the call's time is up.
+fn on_epoch(store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
+    if Instant::now() >= store.data().deadline {
+        Err(OutOfTime.into())
+    } else {
+        Ok(UpdateDeadline::Yield(1))
     }
 }
 

@@ -137,7 +137,11 @@ impl ResolverPlugin {
     }
 
     /// Resolves the root fields of `request`: one result per root field, in order.
-    pub async fn resolve(&self, request: ResolverRequest) -> Result<Vec<RootResult>, PluginError> {
+    pub async fn resolve(
+        &self,
+        mut request: ResolverRequest,
+    ) -> Result<Vec<RootResult>, PluginError> {
+        self.pool.retain_visible(&mut request.headers);
         let size: usize = request
             .fields
             .iter()

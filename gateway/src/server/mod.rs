@@ -249,8 +249,10 @@ impl Gateway {
         if self.policies.is_empty() {
             return Ok(filled);
         }
+        // Copied only where some policy is shown the header (`visible_headers`).
         let header_list: Vec<(String, String)> = headers
             .iter()
+            .filter(|(n, _)| self.policies.iter().any(|p| p.sees_header(n.as_str())))
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
             .collect();
         let variables_json = match variables {

@@ -643,7 +643,7 @@ impl Upstream {
         headers: &mut HeaderMap,
     ) -> Result<(), FetchError> {
         match policy
-            .on_upstream_request(&self.namespace, operation, header_list(headers))
+            .on_upstream_request(&self.namespace, operation, visible_to(policy, headers))
             .await
             .map_err(|e| FetchError::Plugin(self.namespace.clone(), e))?
         {
@@ -823,6 +823,15 @@ fn parse_response(body: &Bytes) -> Result<UpstreamResponse, serde_json::Error> {
         errors,
         fresh_for: None,
     })
+}
+
+/// [`header_list`] of the headers `policy` is shown.
+fn visible_to(policy: &PolicyPlugin, headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| policy.sees_header(n.as_str()))
+        .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+        .collect()
 }
 
 /// Headers as the plugin interfaces take them: (lower-case name, value); values that are not

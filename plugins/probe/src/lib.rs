@@ -87,6 +87,17 @@ impl Guest for Probe {
                     Err(e) => report("FETCH_REFUSED", format!("{e:?}")),
                 }
             }
+            // The names of the headers it was shown, as a denial's message.
+            "headers" => {
+                let mut names: Vec<&str> =
+                    request.headers.iter().map(|(n, _)| n.as_str()).collect();
+                names.sort_unstable();
+                Decision::Deny(Denial {
+                    status: 403,
+                    code: "HEADERS_SEEN".into(),
+                    message: names.join(","),
+                })
+            }
             "big-output" => Decision::Allow(Grant {
                 variables: vec![("userId".into(), format!("\"{}\"", "x".repeat(1100 << 10)))],
                 upstream_headers: vec![],

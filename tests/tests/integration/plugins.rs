@@ -587,3 +587,44 @@ async fn a_memory_limit_below_the_initial_memory_is_named_when_another_plugin_ha
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_sees_only_its_visible_headers() {
+    async fn shown(gw: &Gateway) -> String {
+        let request = gw
+            .client
+            .post(&gw.url)
+            .header("x-probe", "headers")
+            .header("authorization", "Bearer secret")
+            .header("cookie", "session=1")
+            .json(&json!({
+                "documentId": format!("sha256:{}", gw.hash("Country")),
+                "variables": { "code": "FR" },
+            }));
+        let reply = gw.send(request).await;
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    // By default, every client header.
+    let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
+    let all = shown(&gw).await;
+    for name in ["authorization", "cookie", "x-probe", "content-type"] {
+        assert!(all.contains(name), "{all}");
+    }
+
+    let gw = Gateway::start_with(&[COUNTRY], |countries, weather| {
+        probe_config(countries, weather).replace(
+            "max_memory = \"16MiB\"",
+            "max_memory = \"16MiB\"\nvisible_headers = [\"X-Probe\", \"x-probe-arg\", \"authorization\"]",
+        )
+    })
+    .await;
+    assert_eq!(shown(&gw).await, "authorization,x-probe");
+    // The upstream hook too: the header that would make it deny is not shown to it.
+    let reply = probe(&gw, "upstream", "deny").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
+}

@@ -57,11 +57,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (plugins, loaded) = project::load_plugins_reporting(&config)?;
             if !write {
                 for l in loaded {
+                    let gateway = crate::plugin::WIT_VERSION;
+                    let compatible = if l.version == gateway {
+                        String::new()
+                    } else {
+                        format!(", compatible with this gateway's {gateway}")
+                    };
                     println!(
-                        "plugin `{}`: ok ({}, joinery:plugin@{})",
-                        l.name,
-                        l.world,
-                        crate::plugin::WIT_VERSION
+                        "plugin `{}`: ok ({}, joinery:plugin@{}{compatible})",
+                        l.name, l.world, l.version
                     );
                 }
             }

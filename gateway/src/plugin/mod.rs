@@ -103,6 +103,9 @@ pub struct Loaded {
     pub cached: bool,
     /// The world it implements: `policy-plugin` or `resolver-plugin`.
     pub world: &'static str,
+    /// The version of the WIT package it was built against (semver-compatible with
+    /// [`WIT_VERSION`], or it would not have loaded).
+    pub version: String,
 }
 
 impl Plugins {
@@ -165,21 +168,24 @@ impl Plugins {
                 }
             };
             let grants = Arc::new(host::Grants::new(p, http.clone()));
+            // The version its export of `interface` carries, if it exports it.
             let exports = |interface: &str| {
+                let prefix = format!("joinery:plugin/{interface}@");
                 component
                     .component_type()
                     .exports(&engine)
-                    .any(|(name, _)| name.starts_with(&format!("joinery:plugin/{interface}@")))
+                    .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
             };
             let used_as = usage(config, &p.name);
             // A component that is neither is checked as the world its use asks for, so that
             // the error explains what that world needs.
-            let world = if exports("resolver") {
-                "resolver-plugin"
-            } else if exports("policy") {
-                "policy-plugin"
+            let (world, version) = if let Some(v) = exports("resolver") {
+                ("resolver-plugin", v)
+            } else if let Some(v) = exports("policy") {
+                ("policy-plugin", v)
             } else {
-                used_as.first().map_or("policy-plugin", |(w, _)| *w)
+                let world = used_as.first().map_or("policy-plugin", |(w, _)| *w);
+                (world, WIT_VERSION.to_string())
             };
             if let Some((wanted, place)) = used_as.iter().find(|(w, _)| *w != world) {
                 errors.push(err(format!(
@@ -201,6 +207,7 @@ impl Plugins {
                     name: p.name.clone(),
                     cached,
                     world,
+                    version,
                 }),
                 Err(message) => errors.push(err(message)),
             }
@@ -298,6 +305,18 @@ fn valid_code(code: &str) -> bool {
 
 /// Explains why `component` does not fit `world`: an export of another WIT version, or
 /// a missing one, or imports the gateway does not provide.
+/// Whether WIT package versions `a` and `b` are semver-compatible as wasmtime links them:
+/// the same major version, or for `0.x` the same minor (`0.1.0` and `0.1.7`; not `0.2.0`).
+fn semver_compatible(a: &str, b: &str) -> bool {
+    let track = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split(['.', '-', '+']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(if major == 0 { (0, minor) } else { (major, 0) })
+    };
+    matches!((track(a), track(b)), (Some(x), Some(y)) if x == y)
+}
+
 fn explain_mismatch(
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
@@ -312,6 +331,12 @@ fn explain_mismatch(
         .iter()
         .find(|e| e.starts_with(&prefix) && **e != wanted)
     {
+        let version = &other[prefix.len()..];
+        if semver_compatible(version, WIT_VERSION) {
+            return format!(
+                "it was built against WIT `{other}`, which is compatible with this gateway's `{wanted}` by version, but it needs something this gateway lacks ({error:#}): rebuild it against wit/ of this gateway"
+            );
+        }
         return format!(
             "it was built against WIT `{other}`, but this gateway implements `{wanted}`: rebuild it against wit/ of this gateway"
         );
@@ -323,4 +348,24 @@ fn explain_mismatch(
         );
     }
     format!("it cannot be linked: {error:#}; plugins may import only the joinery:plugin interfaces and the WASI interfaces of wasm32-wasip2")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::semver_compatible;
+
+    #[test]
+    fn wit_versions_are_compatible_within_a_series() {
+        for (a, b) in [("0.1.0", "0.1.7"), ("0.1.1", "0.1.0"), ("1.2.0", "1.0.3")] {
+            assert!(semver_compatible(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("0.2.0", "0.1.0"),
+            ("0.0.9", "0.1.0"),
+            ("2.0.0", "1.9.0"),
+            ("x", "0.1.0"),
+        ] {
+            assert!(!semver_compatible(a, b), "{a} {b}");
+        }
+    }
 }

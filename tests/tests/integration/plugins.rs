@@ -628,3 +628,28 @@ async fn a_plugin_sees_only_its_visible_headers() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
 }
+
+/// WIT versions link as semver: a plugin built against a later release of the same series
+/// (`0.1.1` here, the gateway implements `0.1.0`) loads, says which version it was built
+/// against, and is called; another series (`0.0.9`) is refused (see the test above).
+#[tokio::test]
+async fn a_plugin_built_against_a_compatible_wit_release_is_loaded_and_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = plugin_project(dir.path(), &rust_plugin("newer-wit-patch"));
+    let (_, loaded) = joinery::plugin::Plugins::load(&config, None).unwrap();
+    assert_eq!(loaded[0].version, "0.1.1");
+    assert_eq!(loaded[0].world, "policy-plugin");
+
+    let path = rust_plugin("newer-wit-patch");
+    let gw = Gateway::start_with(&[COUNTRY], |countries, weather| {
+        format!(
+            "{}\n[policy]\nplugins = [\"newer\"]\n\n[plugins.newer]\npath = \"{}\"\n",
+            default_config(countries, weather),
+            path.display()
+        )
+    })
+    .await;
+    let reply = gw.run("Country", json!({ "code": "FR" })).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["message"], "called for Country");
+}

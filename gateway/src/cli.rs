@@ -44,6 +44,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work with plugins without serving.
+    Plugin {
+        /// What to do.
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `joinery plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Call one hook of a configured plugin with input from a JSON file (`-` for stdin), with
+    /// its grants and limits; prints the answer (JSON) on stdout, and the time and memory the
+    /// call took on stderr.
+    Call {
+        /// The plugin's name (its `[plugins.<name>]` table).
+        plugin: String,
+        /// The hook to call.
+        #[arg(long, value_enum)]
+        hook: crate::plugin_call::Hook,
+        /// The input: a JSON file, or `-` for stdin.
+        #[arg(long)]
+        input: PathBuf,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -112,6 +136,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{plan}");
             }
+        }
+        Command::Plugin {
+            command:
+                PluginCommand::Call {
+                    plugin,
+                    hook,
+                    input,
+                },
+        } => {
+            let text = if input.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&input)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?
+            };
+            let plugins = project::load_plugins(&config)?;
+            let called = crate::plugin_call::call(&plugins, &plugin, hook, &text).await?;
+            println!("{}", serde_json::to_string_pretty(&called.answer)?);
+            let mib = |b: usize| b as f64 / (1 << 20) as f64;
+            eprintln!(
+                "instantiated in {} µs; the call took {} µs; memory {:.1} MiB of its max_memory {:.1} MiB",
+                called.instantiate_us,
+                called.call_us,
+                mib(called.memory.0),
+                mib(called.memory.1)
+            );
         }
     }
     Ok(())

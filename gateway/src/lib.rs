@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod operations;
 pub mod plan;
 pub mod plugin;
+pub mod plugin_call;
 pub mod project;
 pub mod schema;
 pub mod server;

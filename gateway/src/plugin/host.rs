@@ -77,9 +77,56 @@ pub(crate) struct HostState {
     grants: Arc<Grants>,
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    limits: StoreLimits,
     /// When the current call's time is up (set per call; read by the epoch callback).
     pub(crate) deadline: std::time::Instant,
+    /// The largest linear memory the instance has grown to, in bytes.
+    pub(crate) peak_memory: usize,
+}
+
+/// The store's limits, with the largest memory granted noted on the way.
+impl wasmtime::ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let granted = self.limits.memory_growing(current, desired, maximum)?;
+        if granted {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
+        Ok(granted)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl HostState {
@@ -98,6 +145,7 @@ impl HostState {
             .build();
         Self {
             deadline: std::time::Instant::now(),
+            peak_memory: 0,
             grants,
             wasi,
             table: ResourceTable::new(),

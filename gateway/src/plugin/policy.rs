@@ -120,6 +120,11 @@ impl PolicyPlugin {
         &self.pool.name
     }
 
+    /// The largest linear memory an instance has grown to so far, and the limit, in bytes.
+    pub fn memory(&self) -> (usize, usize) {
+        self.pool.memory()
+    }
+
     /// Whether the plugin is shown header `name` (lower-case; see `visible_headers`).
     pub fn sees_header(&self, name: &str) -> bool {
         self.pool.sees_header(name)

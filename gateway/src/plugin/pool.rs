@@ -48,6 +48,8 @@ pub(crate) struct Pool<W: World> {
     pre: W::Pre,
     grants: Arc<Grants>,
     idle: Mutex<Vec<Instance<W>>>,
+    /// The largest memory any instance grew to (for `joinery plugin call`).
+    peak_memory: std::sync::atomic::AtomicUsize,
 }
 
 /// Raised by the epoch callback when a call's time is up.
@@ -85,6 +87,7 @@ impl<W: World> Pool<W> {
             pre,
             grants,
             idle: Mutex::new(Vec::new()),
+            peak_memory: Default::default(),
         })
     }
 
@@ -121,7 +124,7 @@ impl<W: World> Pool<W> {
 
     async fn fresh(&self) -> Result<Instance<W>, PluginError> {
         let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| s);
         store.epoch_deadline_callback(on_epoch);
         self.arm(&mut store);
         let started = Instant::now();
@@ -146,6 +149,10 @@ impl<W: World> Pool<W> {
         started: Instant,
     ) -> Result<R, PluginError> {
         let value = self.classify(result, started)?;
+        self.peak_memory.fetch_max(
+            instance.store.data().peak_memory,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
         if idle.len() < MAX_IDLE {
             idle.push(instance);
@@ -163,6 +170,12 @@ impl<W: World> Pool<W> {
             .filter(|(name, _)| self.grants.sees_header(name))
             .cloned()
             .collect()
+    }
+
+    /// The largest linear memory an instance of the plugin has grown to, and the limit.
+    pub(crate) fn memory(&self) -> (usize, usize) {
+        let peak = self.peak_memory.load(std::sync::atomic::Ordering::Relaxed);
+        (peak, self.grants.max_memory())
     }
 
     /// Whether the plugin is shown header `name` (`visible_headers`).

@@ -105,6 +105,11 @@ impl ResolverPlugin {
         })
     }
 
+    /// The largest linear memory an instance has grown to so far, and the limit, in bytes.
+    pub fn memory(&self) -> (usize, usize) {
+        self.pool.memory()
+    }
+
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.pool.name

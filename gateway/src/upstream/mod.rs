@@ -809,6 +809,41 @@ impl Http {
     }
 }
 
+/// Sends `query` (written against the plugin's own schema, no namespace) to resolver plugin
+/// `plugin` as an upstream request, and gives its GraphQL response (`joinery plugin call`).
+pub async fn call_resolver(
+    plugin: &Arc<crate::plugin::ResolverPlugin>,
+    query: &str,
+    operation_name: Option<&str>,
+    variables: &serde_json::Map<String, serde_json::Value>,
+    headers: Vec<(String, String)>,
+) -> anyhow::Result<serde_json::Value> {
+    let sdl = plugin.schema().await?;
+    let schema = apollo_compiler::Schema::parse_and_validate(&sdl, plugin.name())
+        .map_err(|e| anyhow::anyhow!("the plugin's schema is not valid: {}", e.errors))?;
+    let transport = PluginTransport::new(plugin.clone(), schema);
+    let variables: apollo_compiler::response::JsonMap =
+        serde_json::from_value(serde_json::Value::Object(variables.clone()))?;
+    let request = UpstreamRequest {
+        operation_name,
+        document: query,
+        body_prefix: None,
+        variables: &variables,
+        query: true,
+        fields: &[],
+        keep_whole: false,
+    };
+    let response = transport
+        .send(
+            plugin.name(),
+            &request,
+            headers,
+            operation_name.unwrap_or(""),
+        )
+        .await?;
+    Ok(serde_json::to_value(&response)?)
+}
+
 /// Reads a GraphQL response body, `data` as [`data::Data`] sliced from the body.
 fn parse_response(body: &Bytes) -> Result<UpstreamResponse, serde_json::Error> {
     // One UTF-8 check of the whole body (fast) instead of one per string.

@@ -653,3 +653,94 @@ async fn a_plugin_built_against_a_compatible_wit_release_is_loaded_and_called() 
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert_eq!(reply.body["errors"][0]["message"], "called for Country");
 }
+
+/// `joinery plugin call`: each hook called from JSON input, without a gateway.
+#[tokio::test]
+async fn plugin_call_runs_one_hook_from_json_input() {
+    use joinery::plugin_call::{call, Hook};
+    let products = joinery_tests::start_rest("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[upstreams.countries]\nurl = \"http://127.0.0.1:9/graphql\"\n\n[plugins.probe]\npath = \"{}\"\n\n[plugins.shop]\npath = \"{}\"\nallowed_hosts = [\"{}\"]\n[plugins.shop.config]\nbase_url = \"http://{}\"\n",
+        rust_plugin("probe").display(),
+        rust_plugin("rest-resolver").display(),
+        products.addr(),
+        products.addr(),
+    );
+    let file = dir.path().join("joinery.toml");
+    std::fs::write(&file, &text).unwrap();
+    let config = joinery::config::Config::load(&file).unwrap();
+    let plugins = joinery::project::load_plugins(&config).unwrap();
+
+    let called = call(
+        &plugins,
+        "probe",
+        Hook::Request,
+        r#"{"operation_name": "Country", "headers": {"X-Probe": "headers", "cookie": "a=1"}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        called.answer,
+        json!({ "deny": { "status": 403, "code": "HEADERS_SEEN", "message": "cookie,x-probe" } })
+    );
+    let (peak, max) = called.memory;
+    assert!(peak > 0 && peak <= max && max == 16 << 20, "{peak} {max}");
+
+    let called = call(
+        &plugins,
+        "probe",
+        Hook::UpstreamRequest,
+        r#"{"namespace": "countries", "headers": {"x-probe-upstream": "deny"}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(called.answer["deny"]["code"], "NO_UPSTREAM");
+    let called = call(
+        &plugins,
+        "probe",
+        Hook::UpstreamResponse,
+        r#"{"namespace": "countries", "status": 201, "body": {"data": {"x": "PROBE_REWRITE_RESPONSE"}}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        called.answer,
+        json!({ "replace": r#"{"data":{"x":"rewritten (status 201)"}}"# })
+    );
+
+    let called = call(
+        &plugins,
+        "shop",
+        Hook::Resolve,
+        r#"{"query": "query P($id: ID!) { product(id: $id) { name } }", "variables": {"id": "3"}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        called.answer,
+        json!({ "data": { "product": { "name": "Chef's knife" } } })
+    );
+
+    // Mistakes say what is wrong.
+    let wrong = |hook, input: &'static str, name: &'static str| {
+        let plugins = &plugins;
+        async move {
+            call(plugins, name, hook, input)
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    let e = wrong(Hook::Request, r#"{"header": {}}"#, "probe").await;
+    assert!(
+        e.contains("the input is not what `--hook request` takes: unknown field `header`"),
+        "{e}"
+    );
+    let e = wrong(Hook::Resolve, "{}", "probe").await;
+    assert_eq!(e, "no resolver plugin named `probe` is configured");
+    let e = wrong(Hook::Request, "{}", "shop").await;
+    assert_eq!(e, "no policy plugin named `shop` is configured");
+    let e = wrong(Hook::Resolve, r#"{"query": "{ nothing }"}"#, "shop").await;
+    assert!(e.contains("does not fit the plugin's schema"), "{e}");
+}

@@ -289,7 +289,7 @@ fn memory_message(needed: Option<u64>, max_memory: usize) -> String {
         None => "more".into(),
     };
     format!(
-        "its memory starts at {needed}, above its `max_memory` of {:.1} MiB: raise `max_memory` (components with a language runtime, such as JavaScript or Python ones, start at 10 MiB or more)",
+        "its memory starts at {needed}, above its `max_memory` of {:.1} MiB: raise `max_memory`, or make the component start smaller (JavaScript and Python runtimes start at 9 to 13 MiB, QuickJS at about 1.4 MiB; in C, Zig and Rust the stack is part of the initial memory: lower it with `-Wl,-z,stack-size=65536` (clang), `--stack 65536` (zig, whose default is 16 MiB) or `-C link-arg=-zstack-size=65536` (Rust))",
         max_memory as f64 / (1 << 20) as f64
     )
 }

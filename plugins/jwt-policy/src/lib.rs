@@ -62,7 +62,7 @@ fn verify(token: &str, key: &[u8], now: u64) -> Result<Value, &'static str> {
         .decode(signature)
         .map_err(|_| "the token's signature is not valid base64url")?;
     let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| "bad key")?;
-    mac.update(token[..header_len(token)].as_bytes());
+    mac.update(&token.as_bytes()[..header_len(token)]);
     mac.verify_slice(&signature)
         .map_err(|_| "the token's signature does not verify")?;
     let claims: Value = URL_SAFE_NO_PAD

@@ -55,6 +55,20 @@ pub enum Command {
 /// `joinery plugin` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Make a plugin project from a template, with this gateway's WIT, ready to build.
+    New {
+        /// The plugin's name: lower-case letters, digits and `-`.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::plugin_new::Language,
+        /// The world it implements.
+        #[arg(long, value_enum)]
+        world: crate::plugin_new::World,
+        /// The folder to make the project in (as `<dir>/<name>`).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Call one hook of a configured plugin with input from a JSON file (`-` for stdin), with
     /// its grants and limits; prints the answer (JSON) on stdout, and the time and memory the
     /// call took on stderr.
@@ -72,6 +86,27 @@ pub enum PluginCommand {
 
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Making a plugin project needs no project.
+    if let Command::Plugin {
+        command:
+            PluginCommand::New {
+                name,
+                lang,
+                world,
+                dir,
+            },
+    } = &cli.command
+    {
+        let made = crate::plugin_new::create(dir, name, *lang, *world)?;
+        println!(
+            "made {}\nbuild it:  cd {} && {}\nthen add to joinery.toml:\n  [plugins.{name}]\n  path = \"{}\"",
+            made.dir.display(),
+            made.dir.display(),
+            made.build,
+            made.dir.join(&made.component).display()
+        );
+        return Ok(());
+    }
     let config = Config::load(&cli.config)?;
     crate::telemetry::init(&config.log);
     match cli.command {
@@ -137,6 +172,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{plan}");
             }
         }
+        Command::Plugin {
+            command: PluginCommand::New { .. },
+        } => unreachable!("handled before the config is read"),
         Command::Plugin {
             command:
                 PluginCommand::Call {

@@ -978,7 +978,7 @@ fn within(
 }
 
 /// Plugin names: lower-case letters, digits and `-`, starting with a letter.
-fn valid_plugin_name(name: &str) -> bool {
+pub(crate) fn valid_plugin_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')

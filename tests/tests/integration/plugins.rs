@@ -744,3 +744,105 @@ async fn plugin_call_runs_one_hook_from_json_input() {
     let e = wrong(Hook::Resolve, r#"{"query": "{ nothing }"}"#, "shop").await;
     assert!(e.contains("does not fit the plugin's schema"), "{e}");
 }
+
+/// `joinery plugin new`: each template makes a project that builds with its one command, loads
+/// and answers; the guide shows the policy template as it is.
+#[tokio::test]
+async fn plugin_templates_build_load_and_answer() {
+    use joinery::plugin_call::{call, Hook};
+    use joinery::plugin_new::{create, Language, World};
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugins_toml =
+        String::from("[upstreams.countries]\nurl = \"http://127.0.0.1:9/graphql\"\n");
+    for (name, world) in [
+        ("tmpl-policy", World::Policy),
+        ("tmpl-resolver", World::Resolver),
+    ] {
+        let made = create(dir.path(), name, Language::Rust, world).unwrap();
+        let mut words = made.build.split_whitespace();
+        assert_eq!(words.next(), Some("cargo"));
+        // The command as printed, with the tests' cargo; a shared target folder keeps the
+        // dependencies built between runs.
+        let output = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+            .args(words)
+            .current_dir(&made.dir)
+            .env(
+                "CARGO_TARGET_DIR",
+                joinery_tests::plugins::plugins_dir().join("target/templates"),
+            )
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let file = made.component.rsplit('/').next().unwrap();
+        let built = joinery_tests::plugins::plugins_dir()
+            .join("target/templates/wasm32-wasip2/release")
+            .join(file);
+        plugins_toml.push_str(&format!(
+            "[plugins.{name}]\npath = \"{}\"\n",
+            built.display()
+        ));
+    }
+    let file = dir.path().join("joinery.toml");
+    std::fs::write(&file, plugins_toml).unwrap();
+    let config = joinery::config::Config::load(&file).unwrap();
+    let plugins = joinery::project::load_plugins(&config).unwrap();
+
+    let denied = call(&plugins, "tmpl-policy", Hook::Request, "{}")
+        .await
+        .unwrap();
+    assert_eq!(denied.answer["deny"]["code"], "UNAUTHENTICATED");
+    let allowed = call(
+        &plugins,
+        "tmpl-policy",
+        Hook::Request,
+        r#"{"headers": {"authorization": "Bearer x"}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        allowed.answer,
+        json!({ "allow": { "variables": {}, "upstream_headers": { "x-checked-by": "tmpl-policy" } } })
+    );
+    let hello = call(
+        &plugins,
+        "tmpl-resolver",
+        Hook::Resolve,
+        r#"{"query": "{ hello(name: \"Ada\") again: hello }"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hello.answer,
+        json!({ "data": { "hello": "Hello, Ada!", "again": "Hello, world!" } })
+    );
+
+    // Made only where nothing is, and only under a plugin name.
+    let again = create(dir.path(), "tmpl-policy", Language::Rust, World::Policy).unwrap_err();
+    assert!(
+        again
+            .to_string()
+            .ends_with("tmpl-policy exists and is not empty"),
+        "{again}"
+    );
+    let bad = create(dir.path(), "Tmpl", Language::Rust, World::Policy).unwrap_err();
+    assert!(
+        bad.to_string().starts_with("`Tmpl` cannot name a plugin"),
+        "{bad}"
+    );
+
+    // The guide's Rust example is the template.
+    let root = crate::harness::repo_root();
+    let guide = std::fs::read_to_string(root.join("plugins/README.md")).unwrap();
+    let template =
+        std::fs::read_to_string(root.join("plugins/templates/rust-policy/src/lib.rs")).unwrap();
+    assert!(
+        guide.contains(&format!("```rust\n{template}```")),
+        "plugins/README.md shows another policy example than the template"
+    );
+}

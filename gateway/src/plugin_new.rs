@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 pub enum Language {
     /// Rust, built with `cargo` for `wasm32-wasip2`.
     Rust,
+    /// JavaScript, built with componentize-js (policies only so far).
+    Js,
 }
 
 /// The world a plugin implements.
@@ -34,8 +36,11 @@ const WIT: [(&str, &str); 7] = [
 ];
 
 /// The files of a template; `my-plugin` / `my_plugin` in them become the plugin's name.
-fn template(language: Language, world: World) -> &'static [(&'static str, &'static str)] {
-    match (language, world) {
+fn template(
+    language: Language,
+    world: World,
+) -> anyhow::Result<&'static [(&'static str, &'static str)]> {
+    Ok(match (language, world) {
         (Language::Rust, World::Policy) => &[
             (
                 "Cargo.toml",
@@ -56,7 +61,28 @@ fn template(language: Language, world: World) -> &'static [(&'static str, &'stat
                 include_str!("../../plugins/templates/rust-resolver/src/lib.rs"),
             ),
         ],
-    }
+        (Language::Js, World::Policy) => &[
+            (
+                "package.json",
+                include_str!("../../plugins/templates/js-policy/package.json"),
+            ),
+            (
+                "package-lock.json",
+                include_str!("../../plugins/templates/js-policy/package-lock.json"),
+            ),
+            (
+                "build.mjs",
+                include_str!("../../plugins/templates/js-policy/build.mjs"),
+            ),
+            (
+                "src/policy.js",
+                include_str!("../../plugins/templates/js-policy/src/policy.js"),
+            ),
+        ],
+        (Language::Js, World::Resolver) => anyhow::bail!(
+            "there is no JavaScript resolver template yet: start from `--lang rust --world resolver`, or from plugins/py-resolver for a resolver in another language"
+        ),
+    })
 }
 
 /// What was made: the project's folder, how to build it and where the component lands.
@@ -86,7 +112,7 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         anyhow::bail!("{} exists and is not empty", dir.display());
     }
     let snake = name.replace('-', "_");
-    let files = template(language, world)
+    let files = template(language, world)?
         .iter()
         .map(|(path, text)| {
             let text = text.replace("my-plugin", name).replace("my_plugin", &snake);
@@ -104,9 +130,16 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         std::fs::write(&path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    Ok(Made {
-        dir,
-        build: "cargo build --release --target wasm32-wasip2",
-        component: format!("target/wasm32-wasip2/release/{snake}.wasm"),
+    Ok(match language {
+        Language::Rust => Made {
+            dir,
+            build: "cargo build --release --target wasm32-wasip2",
+            component: format!("target/wasm32-wasip2/release/{snake}.wasm"),
+        },
+        Language::Js => Made {
+            dir,
+            build: "npm ci && node build.mjs",
+            component: format!("{name}.wasm"),
+        },
     })
 }

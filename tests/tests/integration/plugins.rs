@@ -788,26 +788,64 @@ async fn plugin_templates_build_load_and_answer() {
             built.display()
         ));
     }
+    // JavaScript: `npm ci && node build.mjs`; the tools `npm ci` would install are those of
+    // plugins/js-policy (the same lock), installed once by the suite and linked here.
+    joinery_tests::plugins::js_plugin("js-policy");
+    let made = create(dir.path(), "tmpl-js", Language::Js, World::Policy).unwrap();
+    assert_eq!(made.build, "npm ci && node build.mjs");
+    std::os::unix::fs::symlink(
+        joinery_tests::plugins::plugins_dir().join("js-policy/node_modules"),
+        made.dir.join("node_modules"),
+    )
+    .unwrap();
+    let output = std::process::Command::new("node")
+        .arg("build.mjs")
+        .current_dir(&made.dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    plugins_toml.push_str(&format!(
+        "[plugins.tmpl-js]\npath = \"{}\"\n",
+        made.dir.join(&made.component).display()
+    ));
     let file = dir.path().join("joinery.toml");
     std::fs::write(&file, plugins_toml).unwrap();
     let config = joinery::config::Config::load(&file).unwrap();
     let plugins = joinery::project::load_plugins(&config).unwrap();
 
-    let denied = call(&plugins, "tmpl-policy", Hook::Request, "{}")
+    for name in ["tmpl-policy", "tmpl-js"] {
+        let denied = call(&plugins, name, Hook::Request, "{}").await.unwrap();
+        assert_eq!(denied.answer["deny"]["code"], "UNAUTHENTICATED", "{name}");
+        let allowed = call(
+            &plugins,
+            name,
+            Hook::Request,
+            r#"{"headers": {"authorization": "Bearer x"}}"#,
+        )
         .await
         .unwrap();
-    assert_eq!(denied.answer["deny"]["code"], "UNAUTHENTICATED");
-    let allowed = call(
-        &plugins,
-        "tmpl-policy",
-        Hook::Request,
-        r#"{"headers": {"authorization": "Bearer x"}}"#,
+        assert_eq!(
+            allowed.answer,
+            json!({ "allow": { "variables": {}, "upstream_headers": { "x-checked-by": name } } }),
+            "{name}"
+        );
+    }
+    let js_resolver = create(
+        dir.path(),
+        "tmpl-js-resolver",
+        Language::Js,
+        World::Resolver,
     )
-    .await
-    .unwrap();
-    assert_eq!(
-        allowed.answer,
-        json!({ "allow": { "variables": {}, "upstream_headers": { "x-checked-by": "tmpl-policy" } } })
+    .unwrap_err();
+    assert!(
+        js_resolver
+            .to_string()
+            .starts_with("there is no JavaScript resolver template yet"),
+        "{js_resolver}"
     );
     let hello = call(
         &plugins,

@@ -10,6 +10,8 @@ pub enum Language {
     Rust,
     /// JavaScript, built with componentize-js (policies only so far).
     Js,
+    /// Python, built with componentize-py (resolvers only so far).
+    Python,
 }
 
 /// The world a plugin implements.
@@ -80,7 +82,24 @@ fn template(
             ),
         ],
         (Language::Js, World::Resolver) => anyhow::bail!(
-            "there is no JavaScript resolver template yet: start from `--lang rust --world resolver`, or from plugins/py-resolver for a resolver in another language"
+            "there is no JavaScript resolver template yet: try `--lang python` or `--lang rust`"
+        ),
+        (Language::Python, World::Resolver) => &[
+            (
+                "requirements.txt",
+                include_str!("../../plugins/templates/py-resolver/requirements.txt"),
+            ),
+            (
+                "build.py",
+                include_str!("../../plugins/templates/py-resolver/build.py"),
+            ),
+            (
+                "src/app.py",
+                include_str!("../../plugins/templates/py-resolver/src/app.py"),
+            ),
+        ],
+        (Language::Python, World::Policy) => anyhow::bail!(
+            "there is no Python policy template yet: try `--lang js` or `--lang rust`"
         ),
     })
 }
@@ -139,6 +158,11 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         Language::Js => Made {
             dir,
             build: "npm ci && node build.mjs",
+            component: format!("{name}.wasm"),
+        },
+        Language::Python => Made {
+            dir,
+            build: "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python build.py",
             component: format!("{name}.wasm"),
         },
     })

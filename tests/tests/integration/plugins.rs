@@ -812,6 +812,32 @@ async fn plugin_templates_build_load_and_answer() {
         "[plugins.tmpl-js]\npath = \"{}\"\n",
         made.dir.join(&made.component).display()
     ));
+    // Python: the last step of its command, with the virtual environment the suite made for
+    // plugins/py-resolver (the same requirements.txt).
+    let venv_python = joinery_tests::plugins::python_plugin("py-resolver")
+        .parent()
+        .unwrap()
+        .join("venv/bin/python");
+    let made = create(dir.path(), "tmpl-py", Language::Python, World::Resolver).unwrap();
+    assert!(
+        made.build.ends_with("&& .venv/bin/python build.py"),
+        "{}",
+        made.build
+    );
+    let output = std::process::Command::new(venv_python)
+        .arg("build.py")
+        .current_dir(&made.dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    plugins_toml.push_str(&format!(
+        "[plugins.tmpl-py]\npath = \"{}\"\n",
+        made.dir.join(&made.component).display()
+    ));
     let file = dir.path().join("joinery.toml");
     std::fs::write(&file, plugins_toml).unwrap();
     let config = joinery::config::Config::load(&file).unwrap();
@@ -847,18 +873,21 @@ async fn plugin_templates_build_load_and_answer() {
             .starts_with("there is no JavaScript resolver template yet"),
         "{js_resolver}"
     );
-    let hello = call(
-        &plugins,
-        "tmpl-resolver",
-        Hook::Resolve,
-        r#"{"query": "{ hello(name: \"Ada\") again: hello }"}"#,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        hello.answer,
-        json!({ "data": { "hello": "Hello, Ada!", "again": "Hello, world!" } })
-    );
+    for name in ["tmpl-resolver", "tmpl-py"] {
+        let hello = call(
+            &plugins,
+            name,
+            Hook::Resolve,
+            r#"{"query": "{ hello(name: \"Ada\") again: hello }"}"#,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            hello.answer,
+            json!({ "data": { "hello": "Hello, Ada!", "again": "Hello, world!" } }),
+            "{name}"
+        );
+    }
 
     // Made only where nothing is, and only under a plugin name.
     let again = create(dir.path(), "tmpl-policy", Language::Rust, World::Policy).unwrap_err();

@@ -754,6 +754,18 @@ async fn plugin_templates_build_load_and_answer() {
     let dir = tempfile::tempdir().unwrap();
     let mut plugins_toml =
         String::from("[upstreams.countries]\nurl = \"http://127.0.0.1:9/graphql\"\n");
+    let plugins_dir = joinery_tests::plugins::plugins_dir();
+    // Runs one build step in the project and adds the component it makes to the config.
+    let mut build =
+        |name: &str, mut command: std::process::Command, component: std::path::PathBuf| {
+            let output = command.output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{name}: {stderr}");
+            plugins_toml.push_str(&format!(
+                "[plugins.{name}]\npath = \"{}\"\n",
+                component.display()
+            ));
+        };
     for (name, world) in [
         ("tmpl-policy", World::Policy),
         ("tmpl-resolver", World::Resolver),
@@ -763,30 +775,17 @@ async fn plugin_templates_build_load_and_answer() {
         assert_eq!(words.next(), Some("cargo"));
         // The command as printed, with the tests' cargo; a shared target folder keeps the
         // dependencies built between runs.
-        let output = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        let target = plugins_dir.join("target/templates");
+        let mut cargo =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+        cargo
             .args(words)
             .current_dir(&made.dir)
-            .env(
-                "CARGO_TARGET_DIR",
-                joinery_tests::plugins::plugins_dir().join("target/templates"),
-            )
+            .env("CARGO_TARGET_DIR", &target)
             .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let file = made.component.rsplit('/').next().unwrap();
-        let built = joinery_tests::plugins::plugins_dir()
-            .join("target/templates/wasm32-wasip2/release")
-            .join(file);
-        plugins_toml.push_str(&format!(
-            "[plugins.{name}]\npath = \"{}\"\n",
-            built.display()
-        ));
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        let file = made.component.strip_prefix("target/").unwrap();
+        build(name, cargo, target.join(file));
     }
     // JavaScript: `npm ci && node build.mjs`; the tools `npm ci` would install are those of
     // plugins/js-policy (the same lock), installed once by the suite and linked here.
@@ -794,27 +793,16 @@ async fn plugin_templates_build_load_and_answer() {
     let made = create(dir.path(), "tmpl-js", Language::Js, World::Policy).unwrap();
     assert_eq!(made.build, "npm ci && node build.mjs");
     std::os::unix::fs::symlink(
-        joinery_tests::plugins::plugins_dir().join("js-policy/node_modules"),
+        plugins_dir.join("js-policy/node_modules"),
         made.dir.join("node_modules"),
     )
     .unwrap();
-    let output = std::process::Command::new("node")
-        .arg("build.mjs")
-        .current_dir(&made.dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    plugins_toml.push_str(&format!(
-        "[plugins.tmpl-js]\npath = \"{}\"\n",
-        made.dir.join(&made.component).display()
-    ));
+    let mut node = std::process::Command::new("node");
+    node.arg("build.mjs").current_dir(&made.dir);
+    build("tmpl-js", node, made.dir.join(&made.component));
     // Python: the last step of its command, with the virtual environment the suite made for
     // plugins/py-resolver (the same requirements.txt).
-    let venv_python = joinery_tests::plugins::python_plugin("py-resolver")
+    let venv = joinery_tests::plugins::python_plugin("py-resolver")
         .parent()
         .unwrap()
         .join("venv/bin/python");
@@ -824,20 +812,9 @@ async fn plugin_templates_build_load_and_answer() {
         "{}",
         made.build
     );
-    let output = std::process::Command::new(venv_python)
-        .arg("build.py")
-        .current_dir(&made.dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    plugins_toml.push_str(&format!(
-        "[plugins.tmpl-py]\npath = \"{}\"\n",
-        made.dir.join(&made.component).display()
-    ));
+    let mut python = std::process::Command::new(venv);
+    python.arg("build.py").current_dir(&made.dir);
+    build("tmpl-py", python, made.dir.join(&made.component));
     let file = dir.path().join("joinery.toml");
     std::fs::write(&file, plugins_toml).unwrap();
     let config = joinery::config::Config::load(&file).unwrap();

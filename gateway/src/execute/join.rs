@@ -174,43 +174,15 @@ pub(super) async fn run(
                         .get(&fetch.upstream)
                         .expect("plans only name configured upstreams");
                     if let Some(cache) = upstream.item_cache(context) {
-                        let b = fetch.bindings[0];
-                        let identity = item_identity(fetch, variables);
-                        let keys: Vec<ItemKey> = groups
-                            .values()
-                            .map(|g| {
-                                let key = &instances[g.items[0]].values[b];
-                                let key = serde_json::to_vec(key).expect("data serializes");
-                                cache.key(&identity, &key)
-                            })
-                            .collect();
-                        let found = cache.get_many(&keys, context).await;
-                        let root_key = Text::from(fetch.root_keys[0].as_str());
-                        let mut missing = Vec::new();
-                        let mut left = IndexMap::new();
-                        for ((text, group), (key, hit)) in
-                            groups.into_iter().zip(keys.into_iter().zip(found))
-                        {
-                            match hit.and_then(|item| data::parse(&item).ok()) {
-                                Some(value) => place_in(
-                                    data,
-                                    &join.key,
-                                    &instances,
-                                    &group.items,
-                                    &root_key,
-                                    value,
-                                ),
-                                None => {
-                                    left.insert(text, group);
-                                    missing.push(key);
-                                }
-                            }
-                        }
+                        let (left, keys) = place_kept_items(
+                            data, join, f, &instances, groups, &cache, variables, context,
+                        )
+                        .await;
                         groups = left;
                         if groups.is_empty() {
                             continue;
                         }
-                        items = Some((cache, missing));
+                        items = Some((cache, keys));
                     }
                 }
                 let batch = batches.entry(fetch.upstream.as_str()).or_default();
@@ -656,6 +628,48 @@ fn place_batch<'e>(
         positions,
         missing,
     }
+}
+
+/// Looks the keys of a batch-form fetch's groups up in the upstream's per-key cache, places
+/// the items found, and gives the groups left to fetch with their item keys.
+#[allow(clippy::too_many_arguments)]
+async fn place_kept_items(
+    data: &mut Object,
+    join: &JoinPlan,
+    f: usize,
+    instances: &[Instance<'_>],
+    groups: IndexMap<Vec<u8>, Group>,
+    cache: &ItemCache,
+    variables: &JsonMap,
+    context: &RequestContext,
+) -> (IndexMap<Vec<u8>, Group>, Vec<ItemKey>) {
+    let fetch = &join.fetches[f];
+    let b = fetch.bindings[0];
+    let identity = item_identity(fetch, variables);
+    let keys: Vec<ItemKey> = groups
+        .values()
+        .map(|g| {
+            let key = &instances[g.items[0]].values[b];
+            cache.key(
+                &identity,
+                &serde_json::to_vec(key).expect("data serializes"),
+            )
+        })
+        .collect();
+    let found = cache.get_many(&keys, context).await;
+    let root_key = Text::from(fetch.root_keys[0].as_str());
+    let mut missing = Vec::new();
+    let mut left = IndexMap::new();
+    for ((text, group), (key, hit)) in groups.into_iter().zip(keys.into_iter().zip(found)) {
+        match hit.and_then(|item| data::parse(&item).ok()) {
+            Some(value) => place_in(data, &join.key, instances, &group.items, &root_key, value),
+            None => {
+                left.insert(text, group);
+                missing.push(key);
+            }
+        }
+    }
+    (left, missing)
 }
 
 /// What makes a batch-form call's results the same for the same key: its selection as one

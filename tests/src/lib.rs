@@ -21,3 +21,12 @@ pub fn bench_requests(default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The variables an example operation is run with: the JSON after `# Example variables:` in
+/// its file's leading comments (`None` when it has no such line; `Err` when it is not JSON).
+pub fn example_variables(text: &str) -> Option<Result<serde_json::Value, serde_json::Error>> {
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.strip_prefix("# Example variables:"))
+        .map(|json| serde_json::from_str(json.trim()))
+}

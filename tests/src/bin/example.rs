@@ -38,22 +38,20 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
 
-    let country = built
-        .manifest
-        .documents
-        .iter()
-        .find(|d| {
-            d.operations
-                .iter()
-                .any(|o| o.name.as_deref() == Some("Country"))
-        })
-        .map(|d| d.hash.clone())
-        .unwrap_or_default();
     println!("\nJoinery is serving the example project. Try:\n");
-    println!(
-        "  curl -s http://{}/graphql -H 'content-type: application/json' \\\n    -d '{{\"documentId\":\"sha256:{country}\",\"variables\":{{\"code\":\"FR\"}}}}'\n",
-        config.server.listen
-    );
+    for doc in &built.manifest.documents {
+        let name = doc.operations[0].name.as_deref().unwrap_or("<anonymous>");
+        let text = std::fs::read_to_string(root.join(&doc.origin)).unwrap_or_default();
+        let variables = match joinery_tests::example_variables(&text) {
+            Some(Ok(v)) => v,
+            _ => serde_json::json!({}),
+        };
+        let body = serde_json::json!({ "documentId": format!("sha256:{}", doc.hash), "variables": variables });
+        println!(
+            "  # {name}\n  curl -s http://{}/graphql -H 'content-type: application/json' -d '{body}'\n",
+            config.server.listen
+        );
+    }
     println!("Press Ctrl-C to stop.");
     joinery::server::serve(
         gateway,

@@ -107,12 +107,15 @@ impl ItemCache {
             body: Bytes::from(item),
             cache_control: None,
         };
-        let stored = SystemTime::now();
-        self.cache.keep(key.0.clone(), &answer, stored, fresh);
-        if let Some(shared) = &self.shared {
-            let times = (stored, fresh, self.cache.stale_window());
-            shared.put(&self.namespace, &key.0, &answer, times);
-        }
+        let (namespace, shared) = (&self.namespace, self.shared.as_ref());
+        super::keep_in_layers(
+            &self.cache,
+            shared,
+            namespace,
+            key.0.clone(),
+            &answer,
+            fresh,
+        );
     }
 
     /// The entry of `key` past its freshness, within `stale_if_error` (in-process layer only):

@@ -356,6 +356,28 @@ impl Upstreams {
 /// An answer to keep in the caches once it proves complete: the cache, its key, the answer.
 type ToKeep = (Arc<cache::Cache>, Arc<in_flight::Key>, Answer);
 
+/// Keeps `answer` under `key`, fresh for `fresh` from now, in the in-process cache and in the
+/// shared one when there is one.
+fn keep_in_layers(
+    cache: &cache::Cache,
+    shared: Option<&Arc<shared_cache::SharedCache>>,
+    namespace: &str,
+    key: Arc<in_flight::Key>,
+    answer: &Answer,
+    fresh: Duration,
+) {
+    let stored = std::time::SystemTime::now();
+    if let Some(shared) = shared {
+        shared.put(
+            namespace,
+            &key,
+            answer,
+            (stored, fresh, cache.stale_window()),
+        );
+    }
+    cache.keep(key, answer, stored, fresh);
+}
+
 /// An [`UpstreamRequest`] that owns its parts, for a request shared by coalesced askers.
 #[derive(Debug)]
 struct OwnedRequest {
@@ -435,21 +457,25 @@ impl Upstream {
             }
             // Through the caches and coalescing, a plugin's answer is handled as JSON text.
             Transport::Plugin(plugin) if self.cache.is_some() || self.in_flight.is_some() => {
-                let plugin = plugin.clone();
-                let owned = OwnedRequest::new(request);
-                let (namespace, operation) = (self.namespace.clone(), context.operation.clone());
-                let send = move |headers: HeaderMap, _body| async move {
-                    let response = plugin
-                        .send(
-                            &namespace,
-                            &owned.borrow(),
-                            header_list(&headers),
-                            &operation,
-                        )
-                        .await?;
-                    Ok(Answer::json(
-                        serde_json::to_vec(&response).expect("JSON values serialize"),
-                    ))
+                // Copied only when the request is sent (not on a cache hit).
+                let send = |headers: HeaderMap, _body| {
+                    let plugin = plugin.clone();
+                    let owned = OwnedRequest::new(request);
+                    let (namespace, operation) =
+                        (self.namespace.clone(), context.operation.clone());
+                    async move {
+                        let response = plugin
+                            .send(
+                                &namespace,
+                                &owned.borrow(),
+                                header_list(&headers),
+                                &operation,
+                            )
+                            .await?;
+                        Ok(Answer::json(
+                            serde_json::to_vec(&response).expect("JSON values serialize"),
+                        ))
+                    }
                 };
                 self.fetch(headers, request, context, send).await?
             }
@@ -486,12 +512,14 @@ impl Upstream {
             if let (true, Some(fresh)) = (ok && response.errors.is_empty(), fresh) {
                 response.fresh_for = Some(fresh);
                 if request.keep_whole {
-                    let stored = std::time::SystemTime::now();
-                    cache.keep(key.clone(), &answer, stored, fresh);
-                    if let Some(shared) = &self.shared {
-                        let times = (stored, fresh, cache.stale_window());
-                        shared.put(&self.namespace, &key, &answer, times);
-                    }
+                    keep_in_layers(
+                        &cache,
+                        self.shared.as_ref(),
+                        &self.namespace,
+                        key,
+                        &answer,
+                        fresh,
+                    );
                 }
             }
         }

@@ -76,9 +76,7 @@ pub async fn call(
         let plugin = plugins
             .resolver(name)
             .ok_or_else(|| anyhow::anyhow!("no resolver plugin named `{name}` is configured"))?;
-        let started = Instant::now();
-        plugin.prewarm(1).await?;
-        let instantiate_us = started.elapsed().as_micros();
+        let ((), instantiate_us) = timed(plugin.prewarm(1)).await?;
         let query = input
             .query
             .ok_or_else(|| anyhow::anyhow!("`--hook resolve` takes a `query`"))?;
@@ -87,28 +85,20 @@ pub async fn call(
             None | Some(Value::Null) => Default::default(),
             Some(_) => anyhow::bail!("`variables` must be an object"),
         };
-        let started = Instant::now();
-        let answer = crate::upstream::call_resolver(
-            plugin,
-            &query,
-            input.operation_name.as_deref(),
-            &variables,
-            headers,
-        )
-        .await?;
+        let operation = input.operation_name.as_deref();
+        let call = crate::upstream::call_resolver(plugin, &query, operation, &variables, headers);
+        let (answer, call_us) = timed(call).await?;
         return Ok(Called {
             answer,
             instantiate_us,
-            call_us: started.elapsed().as_micros(),
+            call_us,
             memory: plugin.memory(),
         });
     }
     let plugin = plugins
         .policy(name)
         .ok_or_else(|| anyhow::anyhow!("no policy plugin named `{name}` is configured"))?;
-    let started = Instant::now();
-    plugin.prewarm(1).await?;
-    let instantiate_us = started.elapsed().as_micros();
+    let ((), instantiate_us) = timed(plugin.prewarm(1)).await?;
     let started = Instant::now();
     let answer = match hook {
         Hook::Request => {
@@ -161,6 +151,15 @@ pub async fn call(
         call_us: started.elapsed().as_micros(),
         memory: plugin.memory(),
     })
+}
+
+/// `work`'s result and how long it took, in microseconds.
+async fn timed<T, E>(
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<(T, u128), E> {
+    let started = Instant::now();
+    let value = work.await?;
+    Ok((value, started.elapsed().as_micros()))
 }
 
 fn denial(d: crate::plugin::Denial) -> Value {

@@ -9,18 +9,7 @@ async fn build_errors(operations: &[(&str, &str)]) -> String {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = default_config(&countries.url(), "http://127.0.0.1:9/graphql");
-    let path = write_project(dir.path(), &config, operations);
-    let config = Config::load(&path).unwrap();
-    let err = joinery::project::build(&config, true)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        !config.operations.manifest.exists(),
-        "a failed build writes no manifest"
-    );
-    let prefix = format!("{}/", dir.path().display());
-    err.replace(&prefix, "")
+    crate::harness::build_errors(dir.path(), &config, operations).await
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use joinery_tests::Fault;
 use serde_json::{json, Value};
 
 use crate::batch_forms::{config as batch_config, WEATHER_BY_CODES};
-use crate::harness::{default_config, write_project, Gateway};
+use crate::harness::{build_errors, default_config, write_project, Gateway};
 
 /// The batch form of `getCityByName`, weather answers kept per key (`cache` is the table's
 /// body), the `authorization` header forwarded to weather.
@@ -226,13 +226,7 @@ async fn field_ttl_must_name_root_query_fields() {
         "{err}"
     );
 
-    let path = write_project(dir.path(), &config.replace("\"soon\"", "\"1h\""), &[]);
-    let config = Config::load(&path).unwrap();
-    let err = joinery::project::build(&config, true)
-        .await
-        .unwrap_err()
-        .to_string()
-        .replace(&format!("{}/", dir.path().display()), "");
+    let err = build_errors(dir.path(), &config.replace("\"soon\"", "\"1h\""), &[]).await;
     assert!(
         err.contains("joinery.toml:22:1: `cache.field_ttl` of upstream `countries` names `countrys`, which is not one of its root query fields"),
         "{err}"

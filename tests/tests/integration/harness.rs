@@ -65,6 +65,22 @@ headers = {{ "x-api-key" = "k-123" }}
     )
 }
 
+/// What `joinery build` reports for the project written in `dir` (config `joinery.toml`,
+/// `operations`), with paths relative to `dir`; the build must fail and write no manifest.
+pub async fn build_errors(dir: &Path, config: &str, operations: &[(&str, &str)]) -> String {
+    let path = write_project(dir, config, operations);
+    let config = joinery::config::Config::load(&path).unwrap();
+    let err = joinery::project::build(&config, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !config.operations.manifest.exists(),
+        "a failed build writes no manifest"
+    );
+    err.replace(&format!("{}/", dir.display()), "")
+}
+
 /// Writes a project into a temporary folder and returns its config path.
 pub fn write_project(dir: &Path, config: &str, operations: &[(&str, &str)]) -> PathBuf {
     std::fs::create_dir_all(dir.join("operations")).unwrap();

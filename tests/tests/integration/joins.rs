@@ -7,7 +7,7 @@ use joinery::config::Config;
 use joinery_tests::Fault;
 use serde_json::{json, Value};
 
-use crate::harness::{default_config, write_project, Gateway};
+use crate::harness::{build_errors, default_config, write_project, Gateway};
 
 /// The weather of each country's capital, for the countries whose codes are given. `_join`
 /// stands before the field it depends on, as graphql-codegen's sorting puts it.
@@ -307,13 +307,7 @@ async fn build_error(operation: &str) -> String {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = default_config(&countries.url(), "http://127.0.0.1:9/graphql");
-    let path = write_project(dir.path(), &config, &[("op.graphql", operation)]);
-    let config = Config::load(&path).unwrap();
-    let err = joinery::project::build(&config, true)
-        .await
-        .unwrap_err()
-        .to_string();
-    err.replace(&format!("{}/", dir.path().display()), "")
+    build_errors(dir.path(), &config, &[("op.graphql", operation)]).await
 }
 
 #[tokio::test]

@@ -82,6 +82,15 @@ pub enum PluginCommand {
         #[arg(long)]
         input: PathBuf,
     },
+    /// Make a component of a core module built for `wasm32-wasi` (preview 1), as C and Zig
+    /// compilers make them, with the bindings `joinery plugin new --lang c|zig` wrote.
+    Componentize {
+        /// The core module.
+        module: PathBuf,
+        /// Where to write the component.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -105,6 +114,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             made.build,
             made.dir.join(&made.component).display()
         );
+        return Ok(());
+    }
+    if let Command::Plugin {
+        command: PluginCommand::Componentize { module, out },
+    } = &cli.command
+    {
+        let bytes = std::fs::read(module)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", module.display()))?;
+        let component = crate::plugin_component::componentize(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", module.display()))?;
+        std::fs::write(out, component)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
         return Ok(());
     }
     let config = Config::load(&cli.config)?;
@@ -173,7 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Plugin {
-            command: PluginCommand::New { .. },
+            command: PluginCommand::New { .. } | PluginCommand::Componentize { .. },
         } => unreachable!("handled before the config is read"),
         Command::Plugin {
             command:

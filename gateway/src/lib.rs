@@ -15,6 +15,7 @@ pub mod operations;
 pub mod plan;
 pub mod plugin;
 pub mod plugin_call;
+pub mod plugin_component;
 pub mod plugin_new;
 pub mod project;
 pub mod schema;

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 pub enum Language {
     /// Rust, built with `cargo` for `wasm32-wasip2`.
     Rust,
-    /// JavaScript, built with componentize-js (policies only so far).
+    /// JavaScript, built with componentize-js.
     Js,
-    /// Python, built with componentize-py (resolvers only so far).
+    /// Python, built with componentize-py.
     Python,
+    /// C, built with clang and wasi-libc, made a component by `joinery plugin componentize`.
+    C,
 }
 
 /// The world a plugin implements.
@@ -23,8 +25,18 @@ pub enum World {
     Resolver,
 }
 
+impl World {
+    /// The world's name in the WIT package.
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            World::Policy => "policy-plugin",
+            World::Resolver => "resolver-plugin",
+        }
+    }
+}
+
 /// The gateway's WIT package, written beside every template.
-const WIT: [(&str, &str); 7] = [
+pub(crate) const WIT: [(&str, &str); 7] = [
     ("config.wit", include_str!("../../wit/config.wit")),
     ("log.wit", include_str!("../../wit/log.wit")),
     (
@@ -37,71 +49,58 @@ const WIT: [(&str, &str); 7] = [
     ("worlds.wit", include_str!("../../wit/worlds.wit")),
 ];
 
-/// The files of a template; `my-plugin` / `my_plugin` in them become the plugin's name.
-fn template(
-    language: Language,
-    world: World,
-) -> anyhow::Result<&'static [(&'static str, &'static str)]> {
-    Ok(match (language, world) {
-        (Language::Rust, World::Policy) => &[
-            (
-                "Cargo.toml",
-                include_str!("../../plugins/templates/rust-policy/Cargo.toml"),
-            ),
-            (
-                "src/lib.rs",
-                include_str!("../../plugins/templates/rust-policy/src/lib.rs"),
-            ),
-        ],
-        (Language::Rust, World::Resolver) => &[
-            (
-                "Cargo.toml",
-                include_str!("../../plugins/templates/rust-resolver/Cargo.toml"),
-            ),
-            (
-                "src/lib.rs",
-                include_str!("../../plugins/templates/rust-resolver/src/lib.rs"),
-            ),
-        ],
-        (Language::Js, World::Policy) => &[
-            (
-                "package.json",
-                include_str!("../../plugins/templates/js-policy/package.json"),
-            ),
-            (
-                "package-lock.json",
-                include_str!("../../plugins/templates/js-policy/package-lock.json"),
-            ),
-            (
-                "build.mjs",
-                include_str!("../../plugins/templates/js-policy/build.mjs"),
-            ),
-            (
-                "src/policy.js",
-                include_str!("../../plugins/templates/js-policy/src/policy.js"),
-            ),
-        ],
-        (Language::Js, World::Resolver) => anyhow::bail!(
-            "there is no JavaScript resolver template yet: try `--lang python` or `--lang rust`"
+/// A template file: where it goes in the project, and its text.
+type File = (&'static str, &'static str);
+
+/// Includes files of `plugins/templates/<folder>/` under their paths there.
+macro_rules! files {
+    ($folder:literal: $($path:literal),+) => {
+        &[$(($path, include_str!(concat!("../../plugins/templates/", $folder, "/", $path)))),+]
+    };
+}
+
+/// The files of a template. A language's build files serve both worlds (they are kept in
+/// one world's folder and name its world; `create` names the other one where it is made);
+/// `my-plugin` / `my_plugin` in them become the plugin's name.
+fn template(language: Language, world: World) -> (&'static [File], &'static [File]) {
+    match (language, world) {
+        (Language::Rust, World::Policy) => (files!("rust-policy": "Cargo.toml", "src/lib.rs"), &[]),
+        (Language::Rust, World::Resolver) => {
+            (files!("rust-resolver": "Cargo.toml", "src/lib.rs"), &[])
+        }
+        (Language::Js, world) => (
+            files!("js-policy": "package.json", "package-lock.json", "build.mjs"),
+            match world {
+                World::Policy => files!("js-policy": "src/plugin.js"),
+                World::Resolver => files!("js-resolver": "src/plugin.js"),
+            },
         ),
-        (Language::Python, World::Resolver) => &[
-            (
-                "requirements.txt",
-                include_str!("../../plugins/templates/py-resolver/requirements.txt"),
-            ),
-            (
-                "build.py",
-                include_str!("../../plugins/templates/py-resolver/build.py"),
-            ),
-            (
-                "src/app.py",
-                include_str!("../../plugins/templates/py-resolver/src/app.py"),
-            ),
-        ],
-        (Language::Python, World::Policy) => anyhow::bail!(
-            "there is no Python policy template yet: try `--lang js` or `--lang rust`"
+        (Language::Python, world) => (
+            files!("py-resolver": "requirements.txt", "build.py"),
+            match world {
+                World::Policy => files!("py-policy": "src/app.py"),
+                World::Resolver => files!("py-resolver": "src/app.py"),
+            },
         ),
-    })
+        (Language::C, world) => (
+            files!("c-policy": "Makefile"),
+            match world {
+                World::Policy => files!("c-policy": "src/plugin.c"),
+                World::Resolver => files!("c-resolver": "src/plugin.c"),
+            },
+        ),
+    }
+}
+
+/// `text` made for `world`: the other world's name, as build files name it, replaced.
+fn for_world(text: &str, world: World) -> String {
+    let other = match world {
+        World::Policy => World::Resolver,
+        World::Resolver => World::Policy,
+    };
+    let (name, other) = (world.wit_name(), other.wit_name());
+    text.replace(other, name)
+        .replace(&other.replace('-', "_"), &name.replace('-', "_"))
 }
 
 /// What was made: the project's folder, how to build it and where the component lands.
@@ -131,22 +130,32 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         anyhow::bail!("{} exists and is not empty", dir.display());
     }
     let snake = name.replace('-', "_");
-    let files = template(language, world)?
+    let (build_files, sources) = template(language, world);
+    let mut files: Vec<(PathBuf, Vec<u8>)> = build_files
         .iter()
+        .chain(sources)
         .map(|(path, text)| {
-            let text = text.replace("my-plugin", name).replace("my_plugin", &snake);
-            (PathBuf::from(path), text)
+            let text = for_world(text, world)
+                .replace("my-plugin", name)
+                .replace("my_plugin", &snake);
+            (PathBuf::from(path), text.into_bytes())
         })
         .chain(
             WIT.iter()
-                .map(|(file, text)| (Path::new("wit").join(file), text.to_string())),
-        );
-    for (path, text) in files {
+                .map(|(file, text)| (Path::new("wit").join(file), text.as_bytes().to_vec())),
+        )
+        .collect();
+    if language == Language::C {
+        for (file, bytes) in crate::plugin_component::c_bindings(world)? {
+            files.push((Path::new("bindings").join(file), bytes));
+        }
+    }
+    for (path, bytes) in files {
         let path = dir.join(path);
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder)?;
         }
-        std::fs::write(&path, text)
+        std::fs::write(&path, bytes)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     Ok(match language {
@@ -163,6 +172,11 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         Language::Python => Made {
             dir,
             build: "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python build.py",
+            component: format!("{name}.wasm"),
+        },
+        Language::C => Made {
+            dir,
+            build: "make",
             component: format!("{name}.wasm"),
         },
     })

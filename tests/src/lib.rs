@@ -1,6 +1,7 @@
 //! Example upstream GraphQL APIs, the example runner, integration tests and benchmarks for
 //! Joinery.
 
+pub mod apt;
 pub mod gateway;
 pub mod plugins;
 pub mod redis;

@@ -15,39 +15,10 @@ pub struct RedisServer {
     _dir: tempfile::TempDir,
 }
 
-/// Installs `redis-server` with apt when it is not on the PATH (the project's test set-up, as
-/// for its other tools); panics with what to do when that is not possible.
+/// Installs `redis-server` (once per test process) when it is missing.
 fn ensure_installed() {
     static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let present = || {
-            Command::new("redis-server")
-                .arg("--version")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if present() {
-            return;
-        }
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let install = ["install", "-y", "--no-install-recommends", "redis-server"];
-        if !apt(&install) {
-            apt(&["update"]);
-            apt(&install);
-        }
-        assert!(
-            present(),
-            "the cache tests need redis-server: `apt-get install redis-server` (as root) failed"
-        );
-    });
+    INSTALL.call_once(|| crate::apt::ensure(&["redis-server"], "the cache tests"));
 }
 
 impl RedisServer {

@@ -13,7 +13,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = process.argv[2] ?? join(here, 'my-plugin.wasm');
 
 const { component } = await componentize({
-  sourcePath: join(here, 'src/policy.js'),
+  sourcePath: join(here, 'src/plugin.js'),
   witPath: join(here, 'wit'),
   worldName: 'policy-plugin',
   disableFeatures: ['http', 'fetch-event'],

@@ -14,6 +14,9 @@ pub enum Language {
     Python,
     /// C, built with clang and wasi-libc, made a component by `joinery plugin componentize`.
     C,
+    /// Zig, on the C bindings, made a component by `joinery plugin componentize` (policies
+    /// only so far).
+    Zig,
 }
 
 /// The world a plugin implements.
@@ -62,8 +65,11 @@ macro_rules! files {
 /// The files of a template. A language's build files serve both worlds (they are kept in
 /// one world's folder and name its world; `create` names the other one where it is made);
 /// `my-plugin` / `my_plugin` in them become the plugin's name.
-fn template(language: Language, world: World) -> (&'static [File], &'static [File]) {
-    match (language, world) {
+fn template(
+    language: Language,
+    world: World,
+) -> anyhow::Result<(&'static [File], &'static [File])> {
+    Ok(match (language, world) {
         (Language::Rust, World::Policy) => (files!("rust-policy": "Cargo.toml", "src/lib.rs"), &[]),
         (Language::Rust, World::Resolver) => {
             (files!("rust-resolver": "Cargo.toml", "src/lib.rs"), &[])
@@ -89,7 +95,14 @@ fn template(language: Language, world: World) -> (&'static [File], &'static [Fil
                 World::Resolver => files!("c-resolver": "src/plugin.c"),
             },
         ),
-    }
+        (Language::Zig, World::Policy) => (
+            files!("zig-policy": "Makefile"),
+            files!("zig-policy": "src/plugin.zig"),
+        ),
+        (Language::Zig, World::Resolver) => anyhow::bail!(
+            "there is no Zig resolver template yet: `--lang c --world resolver` makes one on the same bindings"
+        ),
+    })
 }
 
 /// `text` made for `world`: the other world's name, as build files name it, replaced.
@@ -130,7 +143,7 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         anyhow::bail!("{} exists and is not empty", dir.display());
     }
     let snake = name.replace('-', "_");
-    let (build_files, sources) = template(language, world);
+    let (build_files, sources) = template(language, world)?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = build_files
         .iter()
         .chain(sources)
@@ -145,7 +158,7 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
                 .map(|(file, text)| (Path::new("wit").join(file), text.as_bytes().to_vec())),
         )
         .collect();
-    if language == Language::C {
+    if matches!(language, Language::C | Language::Zig) {
         for (file, bytes) in crate::plugin_component::c_bindings(world)? {
             files.push((Path::new("bindings").join(file), bytes));
         }
@@ -174,7 +187,7 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
             build: "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python build.py",
             component: format!("{name}.wasm"),
         },
-        Language::C => Made {
+        Language::C | Language::Zig => Made {
             dir,
             build: "make",
             component: format!("{name}.wasm"),

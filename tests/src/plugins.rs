@@ -248,6 +248,53 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
     ))
 }
 
+/// A Python virtual environment at `venv` with `pip install <install>` done (again when
+/// `key` changed since the last time); returns its `python`.
+fn venv_with(venv: &Path, install: &[&std::ffi::OsStr], key: &str) -> Result<PathBuf, String> {
+    let python = venv.join("bin/python");
+    let marker = venv.join(".joinery-tools");
+    if std::fs::read_to_string(&marker).is_ok_and(|s| s.trim() == key) {
+        return Ok(python);
+    }
+    if !python.exists() {
+        let mut created = Err(String::new());
+        for system_python in ["python3", "python"] {
+            let mut command = Command::new(system_python);
+            command.args(["-m", "venv"]).arg(venv);
+            created = run(
+                command,
+                &format!("creating the virtual environment {}", venv.display()),
+            );
+            if created.is_ok() {
+                break;
+            }
+        }
+        created?;
+    }
+    let mut pip = Command::new(&python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+    ])
+    .args(install)
+    .env_remove("PIP_USER");
+    run(pip, &format!("`pip install` into {}", venv.display()))?;
+    write_atomically(&marker, key.as_bytes())?;
+    Ok(python)
+}
+
+/// A tool from PyPI, pinned by `requirement` (e.g. `ziglang==0.17.1`), installed once into
+/// `plugins/target/tools/<name>/venv`; returns that environment's `python`.
+pub fn python_tool(name: &str, requirement: &str) -> PathBuf {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let venv = plugins_dir().join("target/tools").join(name).join("venv");
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    venv_with(&venv, &[requirement.as_ref()], requirement).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn build_guest(language: Language, dir_name: &str) -> Result<PathBuf, String> {
     let src = plugins_dir().join(dir_name);
     if !src.is_dir() {
@@ -296,42 +343,12 @@ fn build_guest(language: Language, dir_name: &str) -> Result<PathBuf, String> {
         }
         Language::Python => {
             let venv = out_dir.join("venv");
-            let python = venv.join("bin/python");
-            let marker = venv.join(".joinery-tools");
-            if !std::fs::read_to_string(&marker).is_ok_and(|s| s.trim() == tools_key) {
-                if !python.exists() {
-                    let mut created = Err(String::new());
-                    for system_python in ["python3", "python"] {
-                        let mut command = Command::new(system_python);
-                        command.args(["-m", "venv"]).arg(&venv);
-                        created = run(
-                            command,
-                            &format!("creating the virtual environment {}", venv.display()),
-                        );
-                        if created.is_ok() {
-                            break;
-                        }
-                    }
-                    created?;
-                }
-                let mut pip = Command::new(&python);
-                pip.args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--quiet",
-                    "-r",
-                ])
-                .arg(src.join("requirements.txt"))
-                .env_remove("PIP_USER")
-                .current_dir(&src);
-                run(
-                    pip,
-                    &format!("`pip install -r requirements.txt` for {}", src.display()),
-                )?;
-                write_atomically(&marker, tools_key.as_bytes())?;
-            }
+            let requirements = src.join("requirements.txt");
+            let python = venv_with(
+                &venv,
+                &["-r".as_ref(), requirements.as_os_str()],
+                &tools_key,
+            )?;
             let mut build = Command::new(&python);
             build
                 .arg("build.py")

@@ -11,6 +11,9 @@ use serde_json::json;
 
 use crate::harness::repo_root;
 
+/// The Zig the Zig template is written for, from PyPI.
+const ZIG: &str = "ziglang==0.17.1";
+
 /// Runs `command`, failing the test with its output when it fails.
 fn run(what: &str, command: &mut Command) {
     let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -74,31 +77,38 @@ fn build(language: Language, made: &Made) -> PathBuf {
             );
             made.dir.join(&made.component)
         }
-        Language::C => {
-            joinery_tests::apt::ensure(
-                &["clang", "lld", "wasi-libc", "libclang-rt-14-dev-wasm32"],
-                "the C plugin templates",
-            );
+        Language::C | Language::Zig => {
+            let mut make = Command::new("make");
+            make.current_dir(&made.dir)
+                .env("JOINERY", env!("CARGO_BIN_EXE_joinery_cli"));
+            if language == Language::C {
+                joinery_tests::apt::ensure(
+                    &["clang", "lld", "wasi-libc", "libclang-rt-14-dev-wasm32"],
+                    "the C plugin templates",
+                );
+            } else {
+                // Zig from PyPI, as the Makefile says.
+                let python = joinery_tests::plugins::python_tool("zig", ZIG);
+                make.env("ZIG", format!("{} -m ziglang", python.display()));
+            }
             assert_eq!(made.build, "make");
-            run(
-                &what,
-                Command::new("make")
-                    .current_dir(&made.dir)
-                    .env("JOINERY", env!("CARGO_BIN_EXE_joinery_cli")),
-            );
+            run(&what, &mut make);
             made.dir.join(&made.component)
         }
     }
 }
 
-/// Makes, builds and loads both templates of `language`, then calls every hook: the policy
-/// wants an `authorization` header and adds one upstream header; the resolver greets.
-async fn check_templates(language: Language, tag: &str) {
+/// Makes, builds and loads the templates of `language` (both worlds, or the policy only), then
+/// calls every hook: the policy wants an `authorization` header and adds one upstream header;
+/// the resolver greets.
+async fn check_templates(language: Language, tag: &str, resolver_too: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = String::from("[upstreams.countries]\nurl = \"http://127.0.0.1:9/graphql\"\n");
     let policy = format!("{tag}-policy");
     let resolver = format!("{tag}-resolver");
-    for (name, world) in [(&policy, World::Policy), (&resolver, World::Resolver)] {
+    let worlds = [(&policy, World::Policy), (&resolver, World::Resolver)];
+    for (name, world) in &worlds[..if resolver_too { 2 } else { 1 }] {
+        let (name, world) = (*name, *world);
         let made = create(dir.path(), name, language, world).unwrap();
         let component = build(language, &made);
         config.push_str(&format!(
@@ -140,6 +150,9 @@ async fn check_templates(language: Language, tag: &str) {
         .await
         .unwrap();
     assert_eq!(response.answer, json!("keep"));
+    if !resolver_too {
+        return;
+    }
 
     // Arguments with defaults, aliases, and a name that must stay intact through JSON.
     let hello = call(
@@ -158,22 +171,33 @@ async fn check_templates(language: Language, tag: &str) {
 
 #[tokio::test]
 async fn rust_templates_build_load_and_answer() {
-    check_templates(Language::Rust, "rust").await;
+    check_templates(Language::Rust, "rust", true).await;
 }
 
 #[tokio::test]
 async fn javascript_templates_build_load_and_answer() {
-    check_templates(Language::Js, "js").await;
+    check_templates(Language::Js, "js", true).await;
 }
 
 #[tokio::test]
 async fn python_templates_build_load_and_answer() {
-    check_templates(Language::Python, "py").await;
+    check_templates(Language::Python, "py", true).await;
 }
 
 #[tokio::test]
 async fn c_templates_build_load_and_answer() {
-    check_templates(Language::C, "c").await;
+    check_templates(Language::C, "c", true).await;
+}
+
+#[tokio::test]
+async fn zig_policy_template_builds_loads_and_answers() {
+    check_templates(Language::Zig, "zig", false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = create(dir.path(), "zig-resolver", Language::Zig, World::Resolver).unwrap_err();
+    assert_eq!(
+        resolver.to_string(),
+        "there is no Zig resolver template yet: `--lang c --world resolver` makes one on the same bindings"
+    );
 }
 
 /// A project is made only where nothing is, and only under a plugin name.

@@ -82,6 +82,15 @@ pub enum PluginCommand {
         #[arg(long)]
         input: PathBuf,
     },
+    /// Check a plugin's hooks against cases: JSON files, each a list of `{name, hook, input,
+    /// expect}` (`input` and `expect` as `joinery plugin call` takes and prints them).
+    Test {
+        /// The plugin's name (its `[plugins.<name>]` table).
+        plugin: String,
+        /// The case files.
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+    },
     /// Make a component of a core module built for `wasm32-wasi` (preview 1), as C and Zig
     /// compilers make them, with the bindings `joinery plugin new --lang c|zig` wrote.
     Componentize {
@@ -108,10 +117,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         let made = crate::plugin_new::create(dir, name, *lang, *world)?;
         println!(
-            "made {}\nbuild it:  cd {} && {}\nthen add to joinery.toml:\n  [plugins.{name}]\n  path = \"{}\"",
+            "made {}\nbuild it:  cd {} && {}\ntest it:   joinery plugin test {name} {}\nthen add to the gateway's joinery.toml:\n  [plugins.{name}]\n  path = \"{}\"",
             made.dir.display(),
             made.dir.display(),
             made.build,
+            crate::plugin_new::CASES,
             made.dir.join(&made.component).display()
         );
         return Ok(());
@@ -128,7 +138,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
         return Ok(());
     }
-    let config = Config::load(&cli.config)?;
+    let config = if matches!(cli.command, Command::Plugin { .. }) {
+        Config::load_for_plugins(&cli.config)?
+    } else {
+        Config::load(&cli.config)?
+    };
     crate::telemetry::init(&config.log);
     match cli.command {
         Command::Build | Command::Check => {
@@ -221,6 +235,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 mib(called.memory.0),
                 mib(called.memory.1)
             );
+        }
+        Command::Plugin {
+            command: PluginCommand::Test { plugin, cases },
+        } => {
+            let plugins = project::load_plugins(&config)?;
+            let (mut passed, mut failed) = (0, 0);
+            for file in &cases {
+                for outcome in crate::plugin_test::run(&plugins, &plugin, file).await? {
+                    match outcome.failure {
+                        None => {
+                            passed += 1;
+                            println!("ok    {} ({} µs)", outcome.name, outcome.took.as_micros());
+                        }
+                        Some(why) => {
+                            failed += 1;
+                            println!("FAIL  {}\n      {why}", outcome.name);
+                        }
+                    }
+                }
+            }
+            println!("{passed} passed, {failed} failed");
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} cases failed", passed + failed);
+            }
         }
     }
     Ok(())

@@ -448,12 +448,31 @@ impl Config {
         Self::parse(path, &text, &|name| std::env::var(name).ok())
     }
 
+    /// Like [`Config::load`], for commands that work with plugins only (`joinery plugin call`
+    /// and `test`): a plugin project's `joinery.toml` needs no upstreams.
+    pub fn load_for_plugins(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_checked(path, &text, &|name| std::env::var(name).ok(), false)
+    }
+
     /// Parses and validates config `text` that was read from `path`; `env` looks up
     /// `${NAME}` references in header values.
     pub fn parse(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::parse_checked(path, text, env, true)
+    }
+
+    fn parse_checked(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        needs_upstreams: bool,
     ) -> Result<Self, ConfigError> {
         let mut diags = Diagnostics::default();
         let raw: RawConfig = match toml::from_str(text) {
@@ -864,7 +883,7 @@ impl Config {
                 ),
             );
         }
-        if upstreams.is_empty() {
+        if needs_upstreams && upstreams.is_empty() {
             diags.push(
                 path,
                 text,

@@ -17,6 +17,7 @@ pub mod plugin;
 pub mod plugin_call;
 pub mod plugin_component;
 pub mod plugin_new;
+pub mod plugin_test;
 pub mod project;
 pub mod schema;
 pub mod server;

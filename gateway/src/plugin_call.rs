@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::plugin::{Decision, Plugins, ResponseDecision, UpstreamDecision};
 
 /// The hook to call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Hook {
     /// A policy's `on-request`: input `{operation_name, operation_hash, headers, variables}`.
     Request,

@@ -116,6 +116,9 @@ fn for_world(text: &str, world: World) -> String {
         .replace(&other.replace('-', "_"), &name.replace('-', "_"))
 }
 
+/// Where a project keeps the cases `joinery plugin test` runs.
+pub const CASES: &str = "tests/cases.json";
+
 /// What was made: the project's folder, how to build it and where the component lands.
 #[derive(Debug)]
 pub struct Made {
@@ -153,6 +156,15 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
                 .replace("my_plugin", &snake);
             (PathBuf::from(path), text.into_bytes())
         })
+        .chain(std::iter::once((
+            PathBuf::from(CASES),
+            match world {
+                World::Policy => include_str!("../../plugins/templates/cases/policy.json"),
+                World::Resolver => include_str!("../../plugins/templates/cases/resolver.json"),
+            }
+            .replace("my-plugin", name)
+            .into_bytes(),
+        )))
         .chain(
             WIT.iter()
                 .map(|(file, text)| (Path::new("wit").join(file), text.as_bytes().to_vec())),
@@ -163,6 +175,27 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
             files.push((Path::new("bindings").join(file), bytes));
         }
     }
+    let (build, component) = match language {
+        Language::Rust => (
+            "cargo build --release --target wasm32-wasip2",
+            format!("target/wasm32-wasip2/release/{snake}.wasm"),
+        ),
+        Language::Js => ("npm ci && node build.mjs", format!("{name}.wasm")),
+        Language::Python => (
+            "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python build.py",
+            format!("{name}.wasm"),
+        ),
+        Language::C | Language::Zig => ("make", format!("{name}.wasm")),
+    };
+    files.push((
+        PathBuf::from("joinery.toml"),
+        format!(
+            "# The plugin as `joinery plugin call` and `joinery plugin test` run it here (run them in\n\
+             # this folder); a gateway's joinery.toml takes the same table, with its grants.\n\
+             [plugins.{name}]\npath = \"{component}\"\n"
+        )
+        .into_bytes(),
+    ));
     for (path, bytes) in files {
         let path = dir.join(path);
         if let Some(folder) = path.parent() {
@@ -171,26 +204,9 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         std::fs::write(&path, bytes)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    Ok(match language {
-        Language::Rust => Made {
-            dir,
-            build: "cargo build --release --target wasm32-wasip2",
-            component: format!("target/wasm32-wasip2/release/{snake}.wasm"),
-        },
-        Language::Js => Made {
-            dir,
-            build: "npm ci && node build.mjs",
-            component: format!("{name}.wasm"),
-        },
-        Language::Python => Made {
-            dir,
-            build: "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python build.py",
-            component: format!("{name}.wasm"),
-        },
-        Language::C | Language::Zig => Made {
-            dir,
-            build: "make",
-            component: format!("{name}.wasm"),
-        },
+    Ok(Made {
+        dir,
+        build,
+        component,
     })
 }

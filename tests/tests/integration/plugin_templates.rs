@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use joinery::plugin_call::{call, Hook};
-use joinery::plugin_new::{create, Language, Made, World};
-use serde_json::json;
+use joinery::plugin_new::{create, Language, Made, World, CASES};
 
 use crate::harness::repo_root;
 
@@ -98,75 +96,38 @@ fn build(language: Language, made: &Made) -> PathBuf {
     }
 }
 
-/// Makes, builds and loads the templates of `language` (both worlds, or the policy only), then
-/// calls every hook: the policy wants an `authorization` header and adds one upstream header;
-/// the resolver greets.
+/// Makes and builds the templates of `language` (both worlds, or the policy only), then runs
+/// each project's own cases (`tests/cases.json`) with its own `joinery.toml`, as the printed
+/// `joinery plugin test` does: the policy wants an `authorization` header and adds one upstream
+/// header; the resolver greets.
 async fn check_templates(language: Language, tag: &str, resolver_too: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = String::from("[upstreams.countries]\nurl = \"http://127.0.0.1:9/graphql\"\n");
-    let policy = format!("{tag}-policy");
-    let resolver = format!("{tag}-resolver");
-    let worlds = [(&policy, World::Policy), (&resolver, World::Resolver)];
-    for (name, world) in &worlds[..if resolver_too { 2 } else { 1 }] {
-        let (name, world) = (*name, *world);
-        let made = create(dir.path(), name, language, world).unwrap();
-        let component = build(language, &made);
-        config.push_str(&format!(
-            "[plugins.{name}]\npath = \"{}\"\n",
-            component.display()
-        ));
+    let worlds = [(World::Policy, 4), (World::Resolver, 2)];
+    for (world, cases) in &worlds[..if resolver_too { 2 } else { 1 }] {
+        let name = format!("{tag}-{world:?}").to_lowercase();
+        let made = create(dir.path(), &name, language, *world).unwrap();
+        let built = build(language, &made);
+        let component = made.dir.join(&made.component);
+        if built != component {
+            std::fs::create_dir_all(component.parent().unwrap()).unwrap();
+            std::fs::copy(&built, &component).unwrap();
+        }
+        let config =
+            joinery::config::Config::load_for_plugins(&made.dir.join("joinery.toml")).unwrap();
+        let plugins = joinery::project::load_plugins(&config).unwrap();
+        let outcomes = joinery::plugin_test::run(&plugins, &name, &made.dir.join(CASES))
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), *cases, "{name}");
+        for outcome in outcomes {
+            assert!(
+                outcome.failure.is_none(),
+                "{name}: {}: {}",
+                outcome.name,
+                outcome.failure.unwrap()
+            );
+        }
     }
-    let file = dir.path().join("joinery.toml");
-    std::fs::write(&file, config).unwrap();
-    let config = joinery::config::Config::load(&file).unwrap();
-    let plugins = joinery::project::load_plugins(&config).unwrap();
-
-    let denied = call(&plugins, &policy, Hook::Request, "{}").await.unwrap();
-    assert_eq!(
-        denied.answer,
-        json!({ "deny": { "status": 401, "code": "UNAUTHENTICATED",
-                          "message": "this API needs an authorization header" } })
-    );
-    let allowed = call(
-        &plugins,
-        &policy,
-        Hook::Request,
-        r#"{"headers": {"authorization": "Bearer x"}}"#,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        allowed.answer,
-        json!({ "allow": { "variables": {}, "upstream_headers": { "x-checked-by": policy } } })
-    );
-    let upstream = call(&plugins, &policy, Hook::UpstreamRequest, "{}")
-        .await
-        .unwrap();
-    assert_eq!(
-        upstream.answer,
-        json!({ "proceed": { "set_headers": {}, "remove_headers": [] } })
-    );
-    let response = call(&plugins, &policy, Hook::UpstreamResponse, "{}")
-        .await
-        .unwrap();
-    assert_eq!(response.answer, json!("keep"));
-    if !resolver_too {
-        return;
-    }
-
-    // Arguments with defaults, aliases, and a name that must stay intact through JSON.
-    let hello = call(
-        &plugins,
-        &resolver,
-        Hook::Resolve,
-        r#"{"query": "{ hello(name: \"Ada \\\"Ç\\\"\") again: hello }"}"#,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        hello.answer,
-        json!({ "data": { "hello": "Hello, Ada \"Ç\"!", "again": "Hello, world!" } })
-    );
 }
 
 #[tokio::test]
@@ -229,4 +190,60 @@ fn the_guide_shows_the_templates() {
         guide.contains(&format!("```rust\n{template}```")),
         "plugins/README.md shows another policy example than the template"
     );
+}
+
+/// `joinery plugin test`, as the printed command runs it in a made project (a C one: the
+/// quickest to build): the template's cases pass, a wrong expectation is shown with the
+/// answer, a malformed case file is refused at its line and column, and the exit status says
+/// which.
+#[test]
+fn plugin_test_reports_each_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = create(dir.path(), "kit", Language::C, World::Policy).unwrap();
+    build(Language::C, &made);
+    let joinery = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_joinery_cli"))
+            .args(args)
+            .current_dir(&made.dir)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = joinery(&["plugin", "test", "kit", CASES]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("ok    a request without an authorization header is refused ("),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("4 passed, 0 failed\n"), "{stdout}");
+
+    std::fs::write(
+        made.dir.join("tests/wrong.json"),
+        r#"[{"name": "wrongly expected", "hook": "upstream-response", "expect": {"replace": "{}"}}]"#,
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = joinery(&["plugin", "test", "kit", CASES, "tests/wrong.json"]);
+    assert!(!ok);
+    assert!(
+        stdout.contains(
+            "FAIL  wrongly expected\n      expected {\"replace\":\"{}\"}\n     got \"keep\"\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("4 passed, 1 failed\n"), "{stdout}");
+    assert!(stderr.ends_with("error: 1 of 5 cases failed\n"), "{stderr}");
+
+    std::fs::write(
+        made.dir.join("tests/broken.json"),
+        "[\n  {\"name\": \"x\", \"hook\": \"on-request\", \"expect\": 1}\n]",
+    )
+    .unwrap();
+    let (ok, _, stderr) = joinery(&["plugin", "test", "kit", "tests/broken.json"]);
+    assert!(!ok);
+    assert!(stderr.contains("tests/broken.json:2:"), "{stderr}");
+    assert!(stderr.contains("unknown variant `on-request`"), "{stderr}");
 }

@@ -161,9 +161,7 @@ impl Plugins {
                     continue;
                 }
                 Err(e) => {
-                    errors.push(err(format!(
-                        "not a loadable WebAssembly component ({e:#}); build it for wasm32-wasip2 as a component (see plugins/README.md)"
-                    )));
+                    errors.push(err(not_loadable(&bytes, &e)));
                     continue;
                 }
             };
@@ -348,6 +346,32 @@ fn explain_mismatch(
         );
     }
     format!("it cannot be linked: {error:#}; plugins may import only the joinery:plugin interfaces and the WASI interfaces of wasm32-wasip2")
+}
+
+/// Why `bytes` do not load as a component, by cause, with what to change.
+fn not_loadable(bytes: &[u8], error: &wasmtime::Error) -> String {
+    use wasmparser::{Parser, Validator, WasmFeatures};
+    if Parser::is_core_wasm(bytes) {
+        return "it is a core WebAssembly module, not a component: build it for wasm32-wasip2, or make a component of a wasm32-wasi (preview 1) module with `joinery plugin componentize` (C, Zig: see plugins/README.md)".into();
+    }
+    let asynchronous = WasmFeatures::CM_ASYNC
+        | WasmFeatures::CM_ASYNC_STACKFUL
+        | WasmFeatures::CM_MORE_ASYNC_BUILTINS
+        | WasmFeatures::CM_THREADING;
+    let valid = |features| {
+        Validator::new_with_features(features)
+            .validate_all(bytes)
+            .is_ok()
+    };
+    if Parser::is_component(bytes)
+        && valid(WasmFeatures::all())
+        && !valid(WasmFeatures::all() - asynchronous)
+    {
+        return "it uses the component model's async features, which this gateway does not enable: build it without them (a QuickJS component: `jco componentize --backend qjs --backend-qjs-disable-async`)".into();
+    }
+    format!(
+        "not a loadable WebAssembly component ({error:#}); build it for wasm32-wasip2 as a component (see plugins/README.md)"
+    )
 }
 
 #[cfg(test)]

@@ -178,18 +178,61 @@ fn templates_are_made_only_where_nothing_is() {
     );
 }
 
-/// The guide's Rust example is the policy template.
+/// Every code block of the plugin guide is checked, by the marker on the line before it:
+/// `<!-- from: PATH -->` — copied from that file of the repository (a template or a plugin
+/// the suite builds, the WIT, a test's operation), verbatim; `<!-- config -->` — parses as a `joinery.toml`;
+/// `<!-- shell -->` — commands and what they print, not code. A block without a marker fails.
 #[test]
-fn the_guide_shows_the_templates() {
+fn every_block_of_the_plugin_guide_is_checked() {
     let root = repo_root();
     let guide = std::fs::read_to_string(root.join("plugins/README.md")).unwrap();
-    let template =
-        std::fs::read_to_string(Path::new(&root).join("plugins/templates/rust-policy/src/lib.rs"))
-            .unwrap();
-    assert!(
-        guide.contains(&format!("```rust\n{template}```")),
-        "plugins/README.md shows another policy example than the template"
-    );
+    let mut lines = guide.lines().enumerate();
+    let mut marker: Option<&str> = None;
+    let mut checked = 0;
+    while let Some((index, line)) = lines.next() {
+        if let Some(found) = line
+            .strip_prefix("<!-- ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        {
+            marker = Some(found);
+            continue;
+        }
+        let Some(language) = line.strip_prefix("```") else {
+            marker = None;
+            continue;
+        };
+        let mut block = String::new();
+        for (_, line) in lines.by_ref() {
+            if line == "```" {
+                break;
+            }
+            block.push_str(line);
+            block.push('\n');
+        }
+        let at = format!("plugins/README.md:{}: a ```{language} block", index + 1);
+        match marker.take() {
+            Some(source) if source.starts_with("from: ") => {
+                let path = root.join(&source["from: ".len()..]);
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{at} names {}: {e}", path.display()));
+                assert!(
+                    text.contains(block.trim_end_matches('\n')),
+                    "{at} is not a copy of lines of {}",
+                    path.display()
+                );
+            }
+            Some("config") => {
+                joinery::config::Config::parse(Path::new("joinery.toml"), &block, &|_| None)
+                    .unwrap_or_else(|e| panic!("{at} is not a valid joinery.toml: {e}"));
+            }
+            Some("shell") => {}
+            other => panic!(
+                "{at} has no marker (`<!-- from: PATH -->`, `<!-- config -->` or `<!-- shell -->`) on the line before it, but {other:?}"
+            ),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} blocks were found");
 }
 
 /// `joinery plugin test`, as the printed command runs it in a made project (a C one: the

@@ -408,9 +408,16 @@ fn plugins_that_cannot_load_are_refused_with_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm not really").unwrap();
+    // What a C compiler makes: a core module (the smallest there is).
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let cases = [
         (dir.path().join("missing.wasm"), "cannot read the component"),
         (garbage, "not a loadable WebAssembly component"),
+        (
+            core,
+            "it is a core WebAssembly module, not a component: build it for wasm32-wasip2, or make a component of a wasm32-wasi (preview 1) module with `joinery plugin componentize`",
+        ),
         (
             rust_plugin("not-a-policy"),
             "does not export `joinery:plugin/policy@0.1.0` (its exports: wasi:cli/run@",

@@ -14,8 +14,7 @@ pub enum Language {
     Python,
     /// C, built with clang and wasi-libc, made a component by `joinery plugin componentize`.
     C,
-    /// Zig, on the C bindings, made a component by `joinery plugin componentize` (policies
-    /// only so far).
+    /// Zig, on the C bindings, made a component by `joinery plugin componentize`.
     Zig,
 }
 
@@ -65,11 +64,8 @@ macro_rules! files {
 /// The files of a template. A language's build files serve both worlds (they are kept in
 /// one world's folder and name its world; `create` names the other one where it is made);
 /// `my-plugin` / `my_plugin` in them become the plugin's name.
-fn template(
-    language: Language,
-    world: World,
-) -> anyhow::Result<(&'static [File], &'static [File])> {
-    Ok(match (language, world) {
+fn template(language: Language, world: World) -> (&'static [File], &'static [File]) {
+    match (language, world) {
         (Language::Rust, World::Policy) => (files!("rust-policy": "Cargo.toml", "src/lib.rs"), &[]),
         (Language::Rust, World::Resolver) => {
             (files!("rust-resolver": "Cargo.toml", "src/lib.rs"), &[])
@@ -95,14 +91,14 @@ fn template(
                 World::Resolver => files!("c-resolver": "src/plugin.c"),
             },
         ),
-        (Language::Zig, World::Policy) => (
+        (Language::Zig, world) => (
             files!("zig-policy": "Makefile"),
-            files!("zig-policy": "src/plugin.zig"),
+            match world {
+                World::Policy => files!("zig-policy": "src/plugin.zig"),
+                World::Resolver => files!("zig-resolver": "src/plugin.zig"),
+            },
         ),
-        (Language::Zig, World::Resolver) => anyhow::bail!(
-            "there is no Zig resolver template yet: `--lang c --world resolver` makes one on the same bindings"
-        ),
-    })
+    }
 }
 
 /// `text` made for `world`: the other world's name, as build files name it, replaced.
@@ -146,7 +142,7 @@ pub fn create(parent: &Path, name: &str, language: Language, world: World) -> an
         anyhow::bail!("{} exists and is not empty", dir.display());
     }
     let snake = name.replace('-', "_");
-    let (build_files, sources) = template(language, world)?;
+    let (build_files, sources) = template(language, world);
     let mut files: Vec<(PathBuf, Vec<u8>)> = build_files
         .iter()
         .chain(sources)

@@ -183,6 +183,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let gateway = project::gateway(&config).await?;
+            if let Some(address) = config.metrics.listen {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {address} for metrics: {e}"))?;
+                tokio::spawn(crate::server::serve_metrics(
+                    gateway.metrics.clone(),
+                    listener,
+                ));
+            }
             let listener = tokio::net::TcpListener::bind(config.server.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;

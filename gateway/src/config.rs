@@ -33,6 +33,16 @@ pub struct Config {
     pub policies: Vec<String>,
     /// `[cache]`: what the upstream caches share.
     pub cache: SharedCacheConfig,
+    /// `[metrics]`: where Prometheus metrics are served.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: Prometheus metrics, served at `/metrics` on an address of their own (none by
+/// default: what the gateway counts is for its operators, not its clients).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Address to serve `/metrics` on, e.g. `127.0.0.1:9464`. Default none (not served).
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[cache]`: a Redis server the answer caches of every replica share (a second layer behind
@@ -304,6 +314,14 @@ struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     cache: RawSharedCache,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -497,6 +515,21 @@ impl Config {
                     ),
                 );
                 SocketAddr::from(([127, 0, 0, 1], 4000))
+            }),
+        };
+        let metrics = MetricsConfig {
+            listen: raw.metrics.listen.as_ref().and_then(|s| {
+                let parsed = s.get_ref().parse().ok();
+                if parsed.is_none() {
+                    at(
+                        s.span(),
+                        format!(
+                            "`listen` must be an IP address and port such as \"127.0.0.1:9464\", not {:?}",
+                            s.get_ref()
+                        ),
+                    );
+                }
+                parsed
             }),
         };
         let max_request_bytes = match &raw.server.max_request_bytes {
@@ -943,6 +976,7 @@ impl Config {
             plugins,
             policies,
             cache,
+            metrics,
         })
     }
 }
@@ -1465,6 +1499,21 @@ mod tests {
         assert_eq!(
             c.upstreams["a"].headers,
             vec![("authorization".to_string(), "Bearer s3cret".to_string())]
+        );
+    }
+
+    #[test]
+    fn metrics_are_served_only_where_the_config_says() {
+        let none = parse("[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n").unwrap();
+        assert_eq!(none.metrics.listen, None);
+        let set = parse("[metrics]\nlisten = \"127.0.0.1:9464\"\n[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n").unwrap();
+        assert_eq!(set.metrics.listen, Some(([127, 0, 0, 1], 9464).into()));
+        let err =
+            parse("[metrics]\nlisten = \"9464\"\n[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n")
+                .unwrap_err();
+        assert!(
+            err.starts_with("joinery.toml:2:10: `listen` must be an IP address and port such as \"127.0.0.1:9464\", not \"9464\""),
+            "{err}"
         );
     }
 

@@ -96,6 +96,7 @@ impl Fixture {
                 max_join_fanout: config.server.max_join_fanout,
             },
             fanout_overrides: Default::default(),
+            metrics: Default::default(),
         };
         Ok(Fixture {
             gateway,

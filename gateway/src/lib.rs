@@ -11,6 +11,7 @@ pub mod error_code;
 pub mod execute;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod metrics;
 pub mod operations;
 pub mod plan;
 pub mod plugin;

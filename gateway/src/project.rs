@@ -188,10 +188,14 @@ pub async fn gateway_with(config: &Config, plugins: &Plugins) -> anyhow::Result<
     // One warm instance each: a plugin that cannot start is found before serving.
     plugins.prewarm(1).await?;
     let schemas = plugin_schemas(config, plugins, &manifest).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    plugins.observe(&metrics);
     Ok(Arc::new(Gateway {
         registry,
         upstreams: Upstreams::new(config.upstreams.values(), plugins, &schemas)
-            .with_shared_cache(&config.cache),
+            .with_shared_cache(&config.cache)
+            .with_metrics(&metrics),
+        metrics,
         policies: config
             .policies
             .iter()

@@ -163,9 +163,11 @@ fn http(addr: &str, request: &str) -> String {
 }
 
 #[test]
-fn serve_logs_json_with_request_ids_and_stops_on_sigterm() {
+fn serve_logs_json_with_request_ids_serves_metrics_and_stops_on_sigterm() {
     use std::io::BufRead;
-    let config = format!("[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n{CONFIG}");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n{CONFIG}"
+    );
     let dir = project(
         &config,
         &[(
@@ -190,17 +192,36 @@ fn serve_logs_json_with_request_ids_and_stops_on_sigterm() {
         }
     });
     let mut lines = Vec::new();
-    let addr = loop {
+    let (mut addr, mut metrics) = (None, None);
+    while addr.is_none() || metrics.is_none() {
         let line = rx
             .recv_timeout(std::time::Duration::from_secs(20))
             .expect("the server starts");
         let json: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         lines.push(json.clone());
-        if let Some(a) = json["address"].as_str() {
-            break a.to_string();
+        let address = json["address"].as_str().map(str::to_string);
+        if json["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("metrics")
+        {
+            metrics = address;
+        } else if address.is_some() {
+            addr = address;
         }
-    };
+    }
+    let (addr, metrics) = (addr.unwrap(), metrics.unwrap());
+    let scraped = http(
+        &metrics,
+        "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(
+        scraped.contains("\njoinery_requests_in_flight 0\n"),
+        "{scraped}"
+    );
+    assert!(scraped.ends_with("# EOF\n"), "{scraped}");
     let health = http(
         &addr,
         "GET /health HTTP/1.1\r\nhost: x\r\nx-request-id: req-42\r\nconnection: close\r\n\r\n",

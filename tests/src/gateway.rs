@@ -14,6 +14,9 @@ pub struct RunningGateway {
     pub url: String,
     /// The manifest the build wrote.
     pub manifest: Manifest,
+    /// `http://127.0.0.1:PORT/metrics`, served as `[metrics] listen` serves it.
+    pub metrics_url: String,
+    metrics: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -27,6 +30,12 @@ impl RunningGateway {
         let gateway = joinery::project::gateway_with(&config, &plugins).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/graphql", listener.local_addr()?);
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let metrics_url = format!("http://{}/metrics", metrics_listener.local_addr()?);
+        let metrics = tokio::spawn(joinery::server::serve_metrics(
+            gateway.metrics.clone(),
+            metrics_listener,
+        ));
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = rx.await;
@@ -40,6 +49,8 @@ impl RunningGateway {
         Ok(RunningGateway {
             url,
             manifest: built.manifest,
+            metrics_url,
+            metrics,
             shutdown: Some(tx),
             server: Some(server),
         })
@@ -58,6 +69,7 @@ impl RunningGateway {
 
     /// Stops accepting, lets requests in flight finish, and waits for the server to end.
     pub async fn shutdown(&mut self) {
+        self.metrics.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

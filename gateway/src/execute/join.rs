@@ -90,6 +90,7 @@ pub(super) async fn run(
             if instances.is_empty() {
                 continue;
             }
+            upstreams.count_join(instances.len());
             let join_key = Text::from(join.key.as_str());
             for inst in instances.iter() {
                 if let Some(obj) = object_at(data, &inst.path) {

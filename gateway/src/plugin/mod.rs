@@ -222,6 +222,16 @@ impl Plugins {
         self.policies.get(name)
     }
 
+    /// Counts every plugin's calls in `metrics` from now on.
+    pub fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
+        for p in self.policies.values() {
+            p.observe(metrics);
+        }
+        for r in self.resolvers.values() {
+            r.observe(metrics);
+        }
+    }
+
     /// Prewarms `n` instances of every plugin (see [`PolicyPlugin::prewarm`]).
     pub async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
         for p in self.policies.values() {

@@ -137,6 +137,11 @@ impl PolicyPlugin {
         self.pool.prewarm(n).await
     }
 
+    /// Counts the plugin's calls in `metrics`.
+    pub fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
+        self.pool.observe(metrics);
+    }
+
     /// Calls the request hook.
     pub async fn on_request(
         &self,

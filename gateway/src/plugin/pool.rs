@@ -50,6 +50,8 @@ pub(crate) struct Pool<W: World> {
     idle: Mutex<Vec<Instance<W>>>,
     /// The largest memory any instance grew to (for `joinery plugin call`).
     peak_memory: std::sync::atomic::AtomicUsize,
+    /// Where calls are counted, once a gateway serves the plugin.
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 /// Raised by the epoch callback when a call's time is up.
@@ -88,6 +90,7 @@ impl<W: World> Pool<W> {
             grants,
             idle: Mutex::new(Vec::new()),
             peak_memory: Default::default(),
+            metrics: Default::default(),
         })
     }
 
@@ -117,9 +120,14 @@ impl<W: World> Pool<W> {
     pub(crate) async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
         for _ in 0..n {
             let instance = self.fresh().await?;
-            self.checkin(instance, Ok(Ok(())), Instant::now())?;
+            self.keep(instance);
         }
         Ok(())
+    }
+
+    /// Counts this plugin's calls in `metrics` from now on.
+    pub(crate) fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics.clone());
     }
 
     async fn fresh(&self) -> Result<Instance<W>, PluginError> {
@@ -148,16 +156,30 @@ impl<W: World> Pool<W> {
         result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
         started: Instant,
     ) -> Result<R, PluginError> {
-        let value = self.classify(result, started)?;
+        let value = self.classify(result, started);
+        if let Some(metrics) = self.metrics.get() {
+            let result = match &value {
+                Ok(_) => "ok",
+                Err(PluginError::Timeout(..)) => "timeout",
+                Err(_) => "failed",
+            };
+            metrics.plugin(&self.name, result, started.elapsed());
+        }
+        let value = value?;
         self.peak_memory.fetch_max(
             instance.store.data().peak_memory,
             std::sync::atomic::Ordering::Relaxed,
         );
+        self.keep(instance);
+        Ok(value)
+    }
+
+    /// Keeps a healthy instance warm, up to the pool's size.
+    fn keep(&self, instance: Instance<W>) {
         let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
         if idle.len() < MAX_IDLE {
             idle.push(instance);
         }
-        Ok(value)
     }
 
     /// The headers of `headers` the plugin is shown (`visible_headers`).

@@ -122,6 +122,11 @@ impl ResolverPlugin {
         self.pool.prewarm(n).await
     }
 
+    /// Counts the plugin's calls in `metrics`.
+    pub fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
+        self.pool.observe(metrics);
+    }
+
     /// The plugin's SDL, as it gives it.
     pub async fn schema(&self) -> Result<String, PluginError> {
         let mut instance = self.pool.checkout().await?;

@@ -28,6 +28,7 @@ use tracing::Instrument;
 use crate::config::ConnectionLimits;
 use crate::error_code::ErrorCode;
 use crate::execute;
+use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::plugin::{Decision, PolicyPlugin};
 use crate::upstream::{RequestContext, Upstreams};
@@ -52,6 +53,8 @@ pub struct Gateway {
     pub fanout_overrides: std::collections::HashMap<String, usize>,
     /// Policy plugins whose request hook runs on every request, in order.
     pub policies: Vec<Arc<PolicyPlugin>>,
+    /// What the gateway counts (served by [`serve_metrics`] where configured).
+    pub metrics: Arc<Metrics>,
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -69,7 +72,7 @@ impl Gateway {
                     MediaType::Json,
                     &serde_json::json!({ "status": "ok", "documents": self.registry.len() }),
                 ),
-                "/graphql" => self.graphql(req).await,
+                "/graphql" => self.graphql(req, started).await,
                 _ => response::json_response(
                     StatusCode::NOT_FOUND,
                     MediaType::Json,
@@ -91,24 +94,45 @@ impl Gateway {
         response
     }
 
-    async fn graphql(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let media = match MediaType::negotiate(req.headers()) {
-            Ok(m) => m,
-            Err(e) => return e.into_response(MediaType::Json),
-        };
-        match self.graphql_inner(req).await {
-            Ok(executed) => response::graphql_response(media, &executed),
+    async fn graphql(&self, req: Request<Incoming>, started: Instant) -> Response<Full<Bytes>> {
+        let _in_flight = self.metrics.in_flight();
+        let mut operation = None;
+        let (response, code) = match MediaType::negotiate(req.headers()) {
             Err(e) => {
-                // Debug-formatted: messages may quote client text, which must not forge log lines.
-                tracing::info!(code = e.code.as_str(), message = ?e.message, "request refused");
-                e.into_response(media)
+                let code = e.code.as_str();
+                (e.into_response(MediaType::Json), code)
             }
-        }
+            Ok(media) => match self.graphql_inner(req, &mut operation).await {
+                Ok(executed) => {
+                    let code = if executed.errors.is_empty() {
+                        "ok"
+                    } else {
+                        "errors"
+                    };
+                    (response::graphql_response(media, &executed), code)
+                }
+                Err(e) => {
+                    // Debug-formatted: messages may quote client text, which must not forge
+                    // log lines.
+                    tracing::info!(code = e.code.as_str(), message = ?e.message, "request refused");
+                    let code = e.code.as_str();
+                    (e.into_response(media), code)
+                }
+            },
+        };
+        self.metrics.request(
+            operation.as_deref().unwrap_or(crate::metrics::NO_OPERATION),
+            response.status().as_u16(),
+            code,
+            started.elapsed(),
+        );
+        response
     }
 
     async fn graphql_inner(
         &self,
         req: Request<Incoming>,
+        operation: &mut Option<String>,
     ) -> Result<execute::Response, RequestError> {
         let (parts, body) = req.into_parts();
         let request = match parts.method {
@@ -185,7 +209,8 @@ impl Gateway {
                 .with_status(StatusCode::METHOD_NOT_ALLOWED))
             }
         };
-        self.run(&parts.method, parts.headers, request).await
+        self.run_named(&parts.method, parts.headers, request, operation)
+            .await
     }
 
     /// Runs a parsed GraphQL request: finds its persisted operation, runs the policy plugins,
@@ -196,7 +221,19 @@ impl Gateway {
         headers: hyper::HeaderMap,
         request: GraphQLRequest,
     ) -> Result<execute::Response, RequestError> {
+        self.run_named(method, headers, request, &mut None).await
+    }
+
+    /// [`Gateway::run`], giving the name of the operation found (for metrics).
+    async fn run_named(
+        &self,
+        method: &Method,
+        headers: hyper::HeaderMap,
+        request: GraphQLRequest,
+        operation: &mut Option<String>,
+    ) -> Result<execute::Response, RequestError> {
         let (hash, plan) = self.plan_for(&request)?;
+        *operation = Some(plan.name.clone().unwrap_or_default());
         if method == Method::GET && plan.kind == OperationType::Mutation {
             return Err(RequestError::new(
                 ErrorCode::MethodNotAllowed,
@@ -429,6 +466,50 @@ fn request_id(req: &Request<Incoming>) -> String {
     let mut h = SEED.get_or_init(Default::default).build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     format!("{:016x}", h.finish())
+}
+
+/// Serves `metrics` at `/metrics` on `listener` (Prometheus' text format; `[metrics] listen`),
+/// one small HTTP/1 connection per scrape, until the task is dropped.
+pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "metrics are served at http://{local}/metrics");
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "the metrics listener cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let response = if req.uri().path() == "/metrics" && req.method() == Method::GET {
+                Response::builder()
+                    .header(
+                        CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )
+                    .body(Full::new(Bytes::from(metrics.encode())))
+            } else {
+                Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(Full::new(Bytes::from_static(
+                        b"metrics are served at /metrics\n",
+                    )))
+            };
+            async move { Ok::<_, Infallible>(response.expect("static parts are valid")) }
+        });
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a metrics connection ended with an error");
+            }
+        });
+    }
 }
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets requests in flight

@@ -25,6 +25,7 @@ pub struct ItemCache {
     cache: Arc<Cache>,
     shared: Option<Arc<SharedCache>>,
     headers: HeaderMap,
+    counted: super::Counted,
 }
 
 /// The key of one item: the headers, and the call's identity with the item's key.
@@ -44,6 +45,7 @@ impl Upstream {
             cache: self.cache.clone()?,
             shared: self.shared.clone(),
             headers: self.request_headers(context),
+            counted: self.counted(),
         })
     }
 }
@@ -95,6 +97,9 @@ impl ItemCache {
         if let Some(stored) = oldest {
             context.note_cached(namespace, stored, false);
         }
+        let hits = found.iter().filter(|f| f.is_some()).count();
+        self.counted.cache("hit", hits);
+        self.counted.cache("miss", found.len() - hits);
         found
     }
 
@@ -123,6 +128,7 @@ impl ItemCache {
     pub fn stale(&self, key: &ItemKey, context: &RequestContext) -> Option<Bytes> {
         let (answer, stored) = self.cache.stale(&key.0)?;
         context.note_cached(&self.namespace, stored, true);
+        self.counted.cache("stale", 1);
         Some(answer.body)
     }
 }

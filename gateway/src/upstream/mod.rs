@@ -10,7 +10,7 @@ mod resolver;
 mod shared_cache;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -19,6 +19,7 @@ use serde::de::DeserializeSeed;
 
 use crate::config::{RetryConfig, Transport as TransportConfig, UpstreamConfig};
 use crate::error_code::ErrorCode;
+use crate::metrics::Metrics;
 use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
 use data::{Object, ResponseSeed};
 use in_flight::InFlight;
@@ -110,6 +111,7 @@ impl UpstreamRequest<'_> {
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     clients: IndexMap<String, Upstream>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// One upstream GraphQL API: its headers, its policies and how it is reached.
@@ -126,6 +128,8 @@ pub struct Upstream {
     cache: Option<Arc<cache::Cache>>,
     /// The cache all replicas share (`[cache] redis`), behind `cache`.
     shared: Option<Arc<shared_cache::SharedCache>>,
+    /// Where requests and cache lookups are counted, when a gateway serves metrics.
+    metrics: Option<Arc<Metrics>>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +177,59 @@ pub struct UpstreamResponse {
     /// the upstream (not a cache) and it is complete.
     #[serde(skip)]
     pub fresh_for: Option<Duration>,
+}
+
+/// One upstream's metrics, movable into the futures that send its requests.
+#[derive(Debug, Clone)]
+pub(crate) struct Counted {
+    metrics: Option<Arc<Metrics>>,
+    namespace: String,
+}
+
+impl Counted {
+    /// Records a request sent at `started`: `ok`, the error code, or `http_<status>` for an
+    /// answer that is not a success.
+    fn record<T: Status>(&self, answer: Result<&T, &FetchError>, started: Instant) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let status;
+        let result = match answer {
+            Ok(a) => match a.status() {
+                None => "ok",
+                Some(code) => {
+                    status = format!("http_{code}");
+                    &status
+                }
+            },
+            Err(e) => e.code().as_str(),
+        };
+        metrics.upstream(&self.namespace, result, started.elapsed());
+    }
+
+    /// Records `n` cache lookups that ended as `result`.
+    pub(crate) fn cache(&self, result: &str, n: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.cache(&self.namespace, result, n);
+        }
+    }
+}
+
+/// What an answer's HTTP status says: `None` for a success.
+trait Status {
+    fn status(&self) -> Option<u16>;
+}
+
+impl Status for Answer {
+    fn status(&self) -> Option<u16> {
+        (!self.status.is_success()).then(|| self.status.as_u16())
+    }
+}
+
+impl Status for () {
+    fn status(&self) -> Option<u16> {
+        None
+    }
 }
 
 /// Why an upstream request produced no GraphQL response.
@@ -305,11 +362,15 @@ impl Upstreams {
                         .clone()
                         .map(|config| Arc::new(cache::Cache::new(config))),
                     shared: None,
+                    metrics: None,
                 };
                 (c.namespace.clone(), upstream)
             })
             .collect();
-        Upstreams { clients }
+        Upstreams {
+            clients,
+            metrics: None,
+        }
     }
 
     /// [`Upstreams::new`] for configurations whose upstreams are all answered by `answerer`
@@ -332,6 +393,22 @@ impl Upstreams {
             upstream.transport = Transport::InProcess(answerer.clone());
         }
         upstreams
+    }
+
+    /// Counts every upstream's requests and cache lookups in `metrics`.
+    pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> Self {
+        for upstream in self.clients.values_mut() {
+            upstream.metrics = Some(metrics.clone());
+        }
+        self.metrics = Some(metrics.clone());
+        self
+    }
+
+    /// Records a `_join` over `items` items.
+    pub(crate) fn count_join(&self, items: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.join(items);
+        }
     }
 
     /// Shares the answer caches of upstreams that have one through the Redis server of
@@ -444,6 +521,19 @@ impl Upstream {
         request: &UpstreamRequest<'_>,
         context: &RequestContext,
     ) -> Result<UpstreamResponse, FetchError> {
+        let result = self.exchange(request, context).await;
+        if let (Err(e), Some(metrics)) = (&result, &self.metrics) {
+            metrics.upstream_error(&self.namespace, e.code().as_str());
+        }
+        result
+    }
+
+    /// [`Upstream::send`], uncounted.
+    async fn exchange(
+        &self,
+        request: &UpstreamRequest<'_>,
+        context: &RequestContext,
+    ) -> Result<UpstreamResponse, FetchError> {
         let mut headers = self.request_headers(context);
         for policy in &self.policies {
             self.apply_policy(policy, &context.operation, &mut headers)
@@ -452,7 +542,13 @@ impl Upstream {
         let (mut answer, cached) = match &self.transport {
             Transport::Http(http) => {
                 let (http, query) = (http.clone(), request.query);
-                let send = move |headers, body| http.send(headers, body, query);
+                let counted = self.counted();
+                let send = move |headers, body| async move {
+                    let started = Instant::now();
+                    let answer = http.send(headers, body, query).await;
+                    counted.record(answer.as_ref(), started);
+                    answer
+                };
                 self.fetch(headers, request, context, send).await?
             }
             // Through the caches and coalescing, a plugin's answer is handled as JSON text.
@@ -463,23 +559,30 @@ impl Upstream {
                     let owned = OwnedRequest::new(request);
                     let (namespace, operation) =
                         (self.namespace.clone(), context.operation.clone());
+                    let counted = self.counted();
                     async move {
-                        let response = plugin
+                        let started = Instant::now();
+                        let answer = plugin
                             .send(
                                 &namespace,
                                 &owned.borrow(),
                                 header_list(&headers),
                                 &operation,
                             )
-                            .await?;
-                        Ok(Answer::json(
-                            serde_json::to_vec(&response).expect("JSON values serialize"),
-                        ))
+                            .await
+                            .map(|response| {
+                                Answer::json(
+                                    serde_json::to_vec(&response).expect("JSON values serialize"),
+                                )
+                            });
+                        counted.record(answer.as_ref(), started);
+                        answer
                     }
                 };
                 self.fetch(headers, request, context, send).await?
             }
             Transport::Plugin(plugin) => {
+                let started = Instant::now();
                 let response = plugin
                     .send(
                         &self.namespace,
@@ -487,7 +590,10 @@ impl Upstream {
                         header_list(&headers),
                         &context.operation,
                     )
-                    .await?;
+                    .await;
+                self.counted()
+                    .record(response.as_ref().map(|_| &()), started);
+                let response = response?;
                 if self.policies.is_empty() {
                     return Ok(response);
                 }
@@ -524,6 +630,14 @@ impl Upstream {
             }
         }
         Ok(response)
+    }
+
+    /// What this upstream's requests and cache lookups are counted in.
+    pub(crate) fn counted(&self) -> Counted {
+        Counted {
+            metrics: self.metrics.clone(),
+            namespace: self.namespace.clone(),
+        }
     }
 
     /// The headers every request to this upstream sends before its policy plugins run: the
@@ -565,8 +679,10 @@ impl Upstream {
         };
         let key = Arc::new(in_flight::Key::new(&headers, &body));
         let whole = request.keep_whole;
+        let counted = self.counted();
         if let Some((answer, stored)) = cache.get(&key).filter(|_| whole) {
             context.note_cached(&self.namespace, stored, false);
+            counted.cache("hit", 1);
             return Ok((answer, None));
         }
         let mut shared_stale = None;
@@ -576,11 +692,15 @@ impl Upstream {
                     Some(fresh) => {
                         cache.keep(key.clone(), &found.answer, found.stored, fresh);
                         context.note_cached(&self.namespace, found.stored, false);
+                        counted.cache("hit", 1);
                         return Ok((found.answer, None));
                     }
                     None => shared_stale = Some((found.answer, found.stored)),
                 }
             }
+        }
+        if whole {
+            counted.cache("miss", 1);
         }
         let result = match &self.in_flight {
             Some(in_flight) => in_flight.join_keyed(key.clone(), headers, body, send).await,
@@ -594,6 +714,7 @@ impl Upstream {
             if let Some((answer, stored)) = cache.stale(&key).or(shared_stale) {
                 tracing::warn!(upstream = %self.namespace, "upstream failed; serving a stale cached answer");
                 context.note_cached(&self.namespace, stored, true);
+                counted.cache("stale", 1);
                 return Ok((answer, None));
             }
         }

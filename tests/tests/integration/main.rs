@@ -15,6 +15,7 @@ mod fuzz_corpus;
 mod guest_languages;
 mod harness;
 mod joins;
+mod metrics;
 mod plugin_templates;
 mod plugins;
 mod requests;

@@ -1,6 +1,7 @@
 //! The `joinery` command line.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -32,8 +33,13 @@ pub enum Command {
     Build,
     /// Like `build`, without writing anything, and loads and checks every configured plugin.
     Check,
-    /// Serve the operations registered in the manifest.
-    Serve,
+    /// Serve the operations registered in the manifest; on SIGHUP, load the project again
+    /// (config, plugins, manifest) and swap it in if it loads.
+    Serve {
+        /// Also reload when the config, the manifest or a plugin file changes.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Print the composed schema (SDL).
     Schema,
     /// Print the plan of a registered operation.
@@ -181,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Serve => {
+        Command::Serve { watch } => {
             let gateway = project::gateway(&config).await?;
             if let Some(address) = config.metrics.listen {
                 let listener = tokio::net::TcpListener::bind(address)
@@ -195,13 +201,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.server.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
-            crate::server::serve(
-                gateway,
-                listener,
-                shutdown_signal(),
-                config.server.shutdown_grace,
-            )
-            .await?;
+            let grace = config.server.shutdown_grace;
+            let current = Arc::new(crate::server::Current::new(gateway));
+            let reloader = crate::reload::Reloader::new(&cli.config, config, current.clone());
+            tokio::spawn(reloader.run(watch));
+            crate::server::serve_current(current, listener, shutdown_signal(), grace).await?;
         }
         Command::Schema => print!("{}", project::supergraph(&config).await?.sdl()),
         Command::Plan { operation, json } => {

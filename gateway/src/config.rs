@@ -140,7 +140,7 @@ pub struct OperationsConfig {
 }
 
 /// `[log]`: how the gateway logs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// `human` (default) or `json`.
     pub format: LogFormat,

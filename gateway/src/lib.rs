@@ -20,6 +20,7 @@ pub mod plugin_component;
 pub mod plugin_new;
 pub mod plugin_test;
 pub mod project;
+pub mod reload;
 pub mod schema;
 pub mod server;
 pub mod telemetry;

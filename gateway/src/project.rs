@@ -183,12 +183,20 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
 
 /// [`gateway`] with plugins already loaded.
 pub async fn gateway_with(config: &Config, plugins: &Plugins) -> anyhow::Result<Arc<Gateway>> {
+    gateway_observed(config, plugins, Arc::default()).await
+}
+
+/// [`gateway_with`], counting in `metrics` (kept across reloads).
+pub async fn gateway_observed(
+    config: &Config,
+    plugins: &Plugins,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<Arc<Gateway>> {
     let manifest = Manifest::read(&config.operations.manifest)?;
     let registry = Registry::from_manifest(&manifest, config)?;
     // One warm instance each: a plugin that cannot start is found before serving.
     plugins.prewarm(1).await?;
     let schemas = plugin_schemas(config, plugins, &manifest).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::default());
     plugins.observe(&metrics);
     Ok(Arc::new(Gateway {
         registry,

@@ -512,6 +512,10 @@ pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) -> std:
     }
 }
 
+/// The gateway requests are served from now: a reload swaps it whole, and each request keeps
+/// the one it started with until it is answered.
+pub type Current = arc_swap::ArcSwap<Gateway>;
+
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets requests in flight
 /// finish for up to `grace`.
 pub async fn serve(
@@ -520,7 +524,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let limits = gateway.connections;
+    serve_current(Arc::new(Current::new(gateway)), listener, shutdown, grace).await
+}
+
+/// [`serve`], answering each request from the gateway `current` holds when it arrives.
+/// Connection limits are the first gateway's (a reload does not change them).
+pub async fn serve_current(
+    current: Arc<Current>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let limits = current.load().connections;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // A client that trickles its headers must not hold a connection forever.
     builder
@@ -536,7 +551,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let local: SocketAddr = listener.local_addr()?;
-    tracing::info!(address = %local, documents = gateway.registry.len(), "joinery is serving GraphQL at http://{local}/graphql");
+    tracing::info!(address = %local, documents = current.load().registry.len(), "joinery is serving GraphQL at http://{local}/graphql");
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     // Set at shutdown: connections with no request in flight close at once, whatever their
     // protocol (an idle HTTP/2 client need not answer GOAWAY before the grace runs out).
@@ -565,9 +580,9 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let activity = Arc::new(connection::Activity::default());
                 let service = {
-                    let (gateway, activity) = (gateway.clone(), activity.clone());
+                    let (current, activity) = (current.clone(), activity.clone());
                     hyper::service::service_fn(move |req| {
-                        let (gateway, activity) = (gateway.clone(), activity.clone());
+                        let (gateway, activity) = (current.load_full(), activity.clone());
                         async move {
                             let _busy = activity.start();
                             Ok::<_, Infallible>(gateway.handle(req).await)

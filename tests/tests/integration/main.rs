@@ -18,6 +18,7 @@ mod joins;
 mod metrics;
 mod plugin_templates;
 mod plugins;
+mod reload;
 mod requests;
 mod resilience;
 mod resolvers;

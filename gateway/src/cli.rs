@@ -40,6 +40,10 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Build, serve, and on every change of the config, an operation, a schema file or a
+    /// plugin, build again and serve the new build; a failed build prints its errors and the
+    /// last good one keeps serving.
+    Dev,
     /// Print the composed schema (SDL).
     Schema,
     /// Print the plan of a registered operation.
@@ -144,6 +148,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
         return Ok(());
     }
+    if let Command::Dev = cli.command {
+        // Readable logs whatever `[log]` says: the config may not even load yet.
+        crate::telemetry::init(&crate::config::LogConfig {
+            format: crate::config::LogFormat::Human,
+            level: "info".into(),
+        });
+        return crate::dev::run(&cli.config, shutdown_signal(), |_, manifest, address| {
+            eprintln!(
+                "serving {} operation document(s) at http://{address}/graphql",
+                manifest.documents.len(),
+            );
+        })
+        .await;
+    }
     let config = if matches!(cli.command, Command::Plugin { .. }) {
         Config::load_for_plugins(&cli.config)?
     } else {
@@ -220,7 +238,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{plan}");
             }
         }
-        Command::Plugin {
+        Command::Dev
+        | Command::Plugin {
             command: PluginCommand::New { .. } | PluginCommand::Componentize { .. },
         } => unreachable!("handled before the config is read"),
         Command::Plugin {

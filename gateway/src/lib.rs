@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod diagnostic;
 pub mod error_code;
 pub mod execute;

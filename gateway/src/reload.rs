@@ -50,18 +50,29 @@ impl Reloader {
         };
         let mut seen = self.fingerprint();
         let mut tick = tokio::time::interval(WATCH_EVERY);
+        let mut stale = false;
         loop {
-            let why = tokio::select! {
-                Some(()) = async { hangup.as_mut()?.recv().await } => "SIGHUP",
-                _ = tick.tick(), if watch => {
-                    if self.fingerprint() == seen {
-                        continue;
+            let why = if stale {
+                "a file changed"
+            } else {
+                tokio::select! {
+                    Some(()) = async { hangup.as_mut()?.recv().await } => "SIGHUP",
+                    _ = tick.tick(), if watch => {
+                        if self.fingerprint() == seen {
+                            continue;
+                        }
+                        "a file changed"
                     }
-                    "a file changed"
                 }
             };
+            let started = SystemTime::now();
             self.reload(why).await;
             seen = self.fingerprint();
+            // A file written while the reload read the project is newer than it: again.
+            stale = watch
+                && seen
+                    .iter()
+                    .any(|stamp| stamp.is_some_and(|(modified, _)| modified >= started));
         }
     }
 

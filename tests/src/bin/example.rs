@@ -1,5 +1,6 @@
 //! Runs the example project: starts the bundled countries and weather APIs on
-//! 127.0.0.1:4001 and :4002, builds `joinery.toml`'s operations, and serves them on :4000.
+//! 127.0.0.1:4001 and :4002, builds `joinery.toml`'s operations, and serves them on :4000 as
+//! `joinery dev` does (rebuilt and served again on every change).
 
 use std::path::PathBuf;
 
@@ -27,38 +28,39 @@ async fn main() -> anyhow::Result<()> {
         weather.url()
     );
 
-    let built = joinery::project::build(&config, true).await?;
-    eprintln!(
-        "registered {} persisted document(s) in {}",
-        built.manifest.documents.len(),
-        config.operations.manifest.display()
-    );
-    let gateway = joinery::project::gateway(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-
-    println!("\nJoinery is serving the example project. Try:\n");
-    for doc in &built.manifest.documents {
-        let name = doc.operations[0].name.as_deref().unwrap_or("<anonymous>");
-        let text = std::fs::read_to_string(root.join(&doc.origin)).unwrap_or_default();
-        let variables = match joinery_tests::example_variables(&text) {
-            Some(Ok(v)) => v,
-            _ => serde_json::json!({}),
-        };
-        let body = serde_json::json!({ "documentId": format!("sha256:{}", doc.hash), "variables": variables });
-        println!(
-            "  # {name}\n  curl -s http://{}/graphql -H 'content-type: application/json' -d '{body}'\n",
-            config.server.listen
+    // As `joinery dev`: built now and again whenever operations/, joinery.toml or a schema
+    // file changes; a failed build prints its errors and the last good one keeps serving.
+    let first = std::sync::atomic::AtomicBool::new(true);
+    joinery::dev::run(&config_path, joinery::cli::shutdown_signal(), |config, manifest, address| {
+        if !first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "rebuilt: {} persisted document(s) served",
+                manifest.documents.len()
+            );
+            return;
+        }
+        eprintln!(
+            "registered {} persisted document(s) in {}",
+            manifest.documents.len(),
+            config.operations.manifest.display()
         );
-    }
-    println!("Press Ctrl-C to stop.");
-    joinery::server::serve(
-        gateway,
-        listener,
-        joinery::cli::shutdown_signal(),
-        config.server.shutdown_grace,
-    )
+        println!("\nJoinery is serving the example project. Try:\n");
+        for doc in &manifest.documents {
+            let name = doc.operations[0].name.as_deref().unwrap_or("<anonymous>");
+            let text = std::fs::read_to_string(root.join(&doc.origin)).unwrap_or_default();
+            let variables = match joinery_tests::example_variables(&text) {
+                Some(Ok(v)) => v,
+                _ => serde_json::json!({}),
+            };
+            let body = serde_json::json!({ "documentId": format!("sha256:{}", doc.hash), "variables": variables });
+            println!(
+                "  # {name}\n  curl -s http://{address}/graphql -H 'content-type: application/json' -d '{body}'\n"
+            );
+        }
+        println!(
+            "Edit operations/ or joinery.toml and it rebuilds and serves the new build. Press Ctrl-C to stop."
+        );
+    })
     .await?;
     countries.stop().await;
     weather.stop().await;

@@ -108,9 +108,8 @@ impl Served {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .log
-                .recv_timeout(left)
+            // Blocking this worker must not starve the upstream builds introspect.
+            let line = tokio::task::block_in_place(|| self.log.recv_timeout(left))
                 .unwrap_or_else(|_| panic!("no `{message}` log line"));
             if line["message"] == message {
                 return line;
@@ -273,4 +272,102 @@ async fn serve_watch_reloads_when_the_manifest_changes() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["countries_country"]["code"], "DE");
+}
+
+/// `joinery dev`: serves the first build, prints a failed build's errors with their position
+/// while the last good build keeps serving, and serves the next good build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_rebuilds_on_change_and_keeps_the_last_good_build() {
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("joinery.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[upstreams.countries]\nurl = \"{}\"\n",
+            countries.url()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("operations")).unwrap();
+    std::fs::write(
+        dir.path().join("operations/country.graphql"),
+        "query Country($code: ID!) { countries_country(code: $code) { code } }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(JOINERY)
+        .arg("dev")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, log) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Blocking this worker must not starve the upstream the build introspects.
+            let line = tokio::task::block_in_place(|| log.recv_timeout(left))
+                .unwrap_or_else(|_| panic!("no line with `{text}` in:\n{}", seen.join("\n")));
+            if line.contains(text) {
+                return line;
+            }
+            seen.push(line);
+        }
+    };
+    let line = wait_for("serving 1 operation document(s) at http://");
+    let url = line.rsplit(' ').next().unwrap().to_string();
+    let client = reqwest::Client::new();
+    let manifest = || Manifest::read(&dir.path().join(".joinery/manifest.json")).unwrap();
+    let country = manifest().documents[0].hash.clone();
+
+    // A broken operation: its error, with its position; the last build keeps serving.
+    std::fs::write(
+        dir.path().join("operations/capital.graphql"),
+        "query Capital {\n  countries_country(code: \"FR\") { capitol }\n}\n",
+    )
+    .unwrap();
+    wait_for("build failed; still serving the last good build");
+    let error = wait_for("does not have a field `capitol`");
+    assert!(
+        error.starts_with("operations/capital.graphql:2:35: "),
+        "{error}"
+    );
+    let (status, body) = run(&client, &url, &country, json!({ "code": "JP" })).await;
+    assert_eq!(
+        (status, &body["data"]["countries_country"]["code"]),
+        (200, &json!("JP"))
+    );
+
+    // Fixed: built and served.
+    std::fs::write(
+        dir.path().join("operations/capital.graphql"),
+        "query Capital {\n  countries_country(code: \"FR\") { capital }\n}\n",
+    )
+    .unwrap();
+    wait_for("serving 2 operation document(s)");
+    let capital = manifest()
+        .documents
+        .iter()
+        .find(|d| d.origin.ends_with("capital.graphql"))
+        .unwrap()
+        .hash
+        .clone();
+    let (status, body) = run(&client, &url, &capital, json!({})).await;
+    assert_eq!(
+        (status, &body["data"]["countries_country"]["capital"]),
+        (200, &json!("Paris"))
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

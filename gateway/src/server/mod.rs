@@ -4,6 +4,7 @@ mod connection;
 mod registry;
 mod request;
 mod response;
+mod rest;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -72,7 +73,15 @@ impl Gateway {
                     MediaType::Json,
                     &serde_json::json!({ "status": "ok", "documents": self.registry.len() }),
                 ),
-                "/graphql" => self.graphql(req, started).await,
+                "/graphql" => {
+                    let _in_flight = self.metrics.in_flight();
+                    self.graphql(req, started).await
+                }
+                "/operations/openapi.json" => rest::openapi(self),
+                path if path.starts_with("/operations/") => {
+                    let _in_flight = self.metrics.in_flight();
+                    self.rest(req, started).await
+                }
                 _ => response::json_response(
                     StatusCode::NOT_FOUND,
                     MediaType::Json,
@@ -95,30 +104,44 @@ impl Gateway {
     }
 
     async fn graphql(&self, req: Request<Incoming>, started: Instant) -> Response<Full<Bytes>> {
-        let _in_flight = self.metrics.in_flight();
+        let media = MediaType::negotiate(req.headers());
         let mut operation = None;
-        let (response, code) = match MediaType::negotiate(req.headers()) {
-            Err(e) => {
+        let result = match media {
+            Ok(_) => self.graphql_inner(req, &mut operation).await,
+            Err(_) => Ok(execute::Response::default()),
+        };
+        self.respond(media, operation, result, started)
+    }
+
+    /// The HTTP response to a GraphQL request (or to an operation's REST endpoint), counted
+    /// in the metrics under the operation it ran, if one was found.
+    fn respond(
+        &self,
+        media: Result<MediaType, RequestError>,
+        operation: Option<String>,
+        result: Result<execute::Response, RequestError>,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let (response, code) = match (media, result) {
+            (Err(e), _) => {
                 let code = e.code.as_str();
                 (e.into_response(MediaType::Json), code)
             }
-            Ok(media) => match self.graphql_inner(req, &mut operation).await {
-                Ok(executed) => {
-                    let code = if executed.errors.is_empty() {
-                        "ok"
-                    } else {
-                        "errors"
-                    };
-                    (response::graphql_response(media, &executed), code)
-                }
-                Err(e) => {
-                    // Debug-formatted: messages may quote client text, which must not forge
-                    // log lines.
-                    tracing::info!(code = e.code.as_str(), message = ?e.message, "request refused");
-                    let code = e.code.as_str();
-                    (e.into_response(media), code)
-                }
-            },
+            (Ok(media), Ok(executed)) => {
+                let code = if executed.errors.is_empty() {
+                    "ok"
+                } else {
+                    "errors"
+                };
+                (response::graphql_response(media, &executed), code)
+            }
+            (Ok(media), Err(e)) => {
+                // Debug-formatted: messages may quote client text, which must not forge log
+                // lines.
+                tracing::info!(code = e.code.as_str(), message = ?e.message, "request refused");
+                let code = e.code.as_str();
+                (e.into_response(media), code)
+            }
         };
         self.metrics.request(
             operation.as_deref().unwrap_or(crate::metrics::NO_OPERATION),
@@ -137,70 +160,7 @@ impl Gateway {
         let (parts, body) = req.into_parts();
         let request = match parts.method {
             Method::GET => GraphQLRequest::from_query_string(parts.uri.query().unwrap_or(""))?,
-            Method::POST => {
-                // A missing type is refused too: a cross-site `fetch` can send a body without
-                // one (no preflight), and must not run operations with ambient credentials.
-                let content_type = parts
-                    .headers
-                    .get(CONTENT_TYPE)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()));
-                let essence = content_type
-                    .as_deref()
-                    .and_then(|t| t.split(';').next())
-                    .unwrap_or("")
-                    .trim();
-                if !essence.eq_ignore_ascii_case("application/json") {
-                    let given = match &content_type {
-                        Some(t) => format!("not {t:?}"),
-                        None => "and this request has no Content-Type".to_string(),
-                    };
-                    return Err(RequestError::new(
-                        ErrorCode::UnsupportedMediaType,
-                        format!("POST bodies must be application/json, {given}"),
-                    )
-                    .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-                }
-                let too_large = || {
-                    RequestError::new(
-                        ErrorCode::RequestTooLarge,
-                        format!("the request body exceeds {} bytes", self.max_request_bytes),
-                    )
-                    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-                };
-                // Refused before reading when the client announces too much.
-                let announced = parts
-                    .headers
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                if announced.is_some_and(|n| n > self.max_request_bytes as u64) {
-                    return Err(too_large());
-                }
-                let read = Limited::new(body, self.max_request_bytes).collect();
-                let bytes = tokio::time::timeout(self.connections.body_timeout, read)
-                    .await
-                    .map_err(|_| {
-                        RequestError::new(
-                            ErrorCode::RequestTimeout,
-                            format!(
-                                "the request body did not arrive within {:?} (server.body_timeout)",
-                                self.connections.body_timeout
-                            ),
-                        )
-                        .with_status(StatusCode::REQUEST_TIMEOUT)
-                    })?
-                    .map_err(|e| {
-                        if e.is::<http_body_util::LengthLimitError>() {
-                            too_large()
-                        } else {
-                            RequestError::bad_request(format!(
-                                "the request body could not be read: {e}"
-                            ))
-                        }
-                    })?
-                    .to_bytes();
-                GraphQLRequest::from_json(&bytes)?
-            }
+            Method::POST => GraphQLRequest::from_json(&self.json_body(&parts, body).await?)?,
             other => {
                 return Err(RequestError::new(
                     ErrorCode::MethodNotAllowed,
@@ -211,6 +171,75 @@ impl Gateway {
         };
         self.run_named(&parts.method, parts.headers, request, operation)
             .await
+    }
+
+    /// Reads a POST body that must be JSON (`application/json`), within the size and time
+    /// limits.
+    async fn json_body(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: Incoming,
+    ) -> Result<Bytes, RequestError> {
+        // A missing type is refused too: a cross-site `fetch` can send a body without
+        // one (no preflight), and must not run operations with ambient credentials.
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let essence = content_type
+            .as_deref()
+            .and_then(|t| t.split(';').next())
+            .unwrap_or("")
+            .trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            let given = match &content_type {
+                Some(t) => format!("not {t:?}"),
+                None => "and this request has no Content-Type".to_string(),
+            };
+            return Err(RequestError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("POST bodies must be application/json, {given}"),
+            )
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let too_large = || {
+            RequestError::new(
+                ErrorCode::RequestTooLarge,
+                format!("the request body exceeds {} bytes", self.max_request_bytes),
+            )
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        };
+        // Refused before reading when the client announces too much.
+        let announced = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > self.max_request_bytes as u64) {
+            return Err(too_large());
+        }
+        let read = Limited::new(body, self.max_request_bytes).collect();
+        let bytes = tokio::time::timeout(self.connections.body_timeout, read)
+            .await
+            .map_err(|_| {
+                RequestError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the request body did not arrive within {:?} (server.body_timeout)",
+                        self.connections.body_timeout
+                    ),
+                )
+                .with_status(StatusCode::REQUEST_TIMEOUT)
+            })?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    too_large()
+                } else {
+                    RequestError::bad_request(format!("the request body could not be read: {e}"))
+                }
+            })?
+            .to_bytes();
+        Ok(bytes)
     }
 
     /// Runs a parsed GraphQL request: finds its persisted operation, runs the policy plugins,

@@ -152,6 +152,27 @@ impl Registry {
         self.entries.is_empty()
     }
 
+    /// The operation named `name` in any document: its document's hash and its plan.
+    pub fn find_named(&self, name: &str) -> Option<(&str, &Arc<Plan>)> {
+        self.entries.values().find_map(|e| {
+            e.plans
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name))
+                .map(|(_, p)| (e.hash.as_str(), p))
+        })
+    }
+
+    /// Every named operation with its plan (an operation registered in several documents
+    /// once).
+    pub fn named_operations(&self) -> impl Iterator<Item = (&str, &Arc<Plan>)> {
+        let mut seen = std::collections::HashSet::new();
+        self.entries
+            .values()
+            .flat_map(|e| e.plans.iter())
+            .filter_map(|(n, p)| Some((n.as_deref()?, p)))
+            .filter(move |(n, _)| seen.insert(*n))
+    }
+
     /// The plan of the operation named `name` in any document.
     pub fn find_operation(&self, name: &str) -> Option<&Arc<Plan>> {
         self.entries

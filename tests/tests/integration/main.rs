@@ -22,6 +22,7 @@ mod reload;
 mod requests;
 mod resilience;
 mod resolvers;
+mod rest;
 mod shared_cache;
 mod untrusted_data;
 mod upstream_limits;

@@ -221,6 +221,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
             let grace = config.server.shutdown_grace;
             let current = Arc::new(crate::server::Current::new(gateway));
+            if let Some(address) = config.explorer.listen {
+                let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {address} for the explorer: {e}")
+                })?;
+                tokio::spawn(crate::server::serve_explorer(current.clone(), listener));
+            }
             let reloader = crate::reload::Reloader::new(&cli.config, config, current.clone());
             tokio::spawn(reloader.run(watch));
             crate::server::serve_current(current, listener, shutdown_signal(), grace).await?;

@@ -35,6 +35,16 @@ pub struct Config {
     pub cache: SharedCacheConfig,
     /// `[metrics]`: where Prometheus metrics are served.
     pub metrics: MetricsConfig,
+    /// `[explorer]`: where the operations explorer is served.
+    pub explorer: ExplorerConfig,
+}
+
+/// `[explorer]`: the operations explorer, a web page that lists the registered operations and
+/// runs them, on an address of its own (none by default: it is for developers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExplorerConfig {
+    /// Address to serve the explorer on, e.g. `127.0.0.1:4100`. Default none (not served).
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[metrics]`: Prometheus metrics, served at `/metrics` on an address of their own (none by
@@ -316,6 +326,8 @@ struct RawConfig {
     cache: RawSharedCache,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    explorer: RawMetrics,
 }
 
 #[derive(Deserialize, Default)]
@@ -517,20 +529,27 @@ impl Config {
                 SocketAddr::from(([127, 0, 0, 1], 4000))
             }),
         };
-        let metrics = MetricsConfig {
-            listen: raw.metrics.listen.as_ref().and_then(|s| {
+        // An optional address of its own: `[metrics]` and `[explorer]`.
+        let mut side_listen = |raw: &RawMetrics, example: &str| {
+            raw.listen.as_ref().and_then(|s| {
                 let parsed = s.get_ref().parse().ok();
                 if parsed.is_none() {
                     at(
                         s.span(),
                         format!(
-                            "`listen` must be an IP address and port such as \"127.0.0.1:9464\", not {:?}",
+                            "`listen` must be an IP address and port such as \"{example}\", not {:?}",
                             s.get_ref()
                         ),
                     );
                 }
                 parsed
-            }),
+            })
+        };
+        let metrics = MetricsConfig {
+            listen: side_listen(&raw.metrics, "127.0.0.1:9464"),
+        };
+        let explorer = ExplorerConfig {
+            listen: side_listen(&raw.explorer, "127.0.0.1:4100"),
         };
         let max_request_bytes = match &raw.server.max_request_bytes {
             None => 1 << 20,
@@ -977,6 +996,7 @@ impl Config {
             policies,
             cache,
             metrics,
+            explorer,
         })
     }
 }

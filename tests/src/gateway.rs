@@ -16,7 +16,10 @@ pub struct RunningGateway {
     pub manifest: Manifest,
     /// `http://127.0.0.1:PORT/metrics`, served as `[metrics] listen` serves it.
     pub metrics_url: String,
-    metrics: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// `http://127.0.0.1:PORT/`, the explorer, served as `[explorer] listen` serves it.
+    pub explorer_url: String,
+    /// The metrics and explorer servers.
+    sides: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -32,16 +35,25 @@ impl RunningGateway {
         let url = format!("http://{}/graphql", listener.local_addr()?);
         let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let metrics_url = format!("http://{}/metrics", metrics_listener.local_addr()?);
-        let metrics = tokio::spawn(joinery::server::serve_metrics(
-            gateway.metrics.clone(),
-            metrics_listener,
-        ));
+        let explorer_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let explorer_url = format!("http://{}/", explorer_listener.local_addr()?);
+        let current = std::sync::Arc::new(joinery::server::Current::new(gateway));
+        let sides = vec![
+            tokio::spawn(joinery::server::serve_metrics(
+                current.load().metrics.clone(),
+                metrics_listener,
+            )),
+            tokio::spawn(joinery::server::serve_explorer(
+                current.clone(),
+                explorer_listener,
+            )),
+        ];
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = rx.await;
         };
-        let server = tokio::spawn(joinery::server::serve(
-            gateway,
+        let server = tokio::spawn(joinery::server::serve_current(
+            current,
             listener,
             shutdown,
             Duration::from_secs(5),
@@ -50,7 +62,8 @@ impl RunningGateway {
             url,
             manifest: built.manifest,
             metrics_url,
-            metrics,
+            explorer_url,
+            sides,
             shutdown: Some(tx),
             server: Some(server),
         })
@@ -69,7 +82,9 @@ impl RunningGateway {
 
     /// Stops accepting, lets requests in flight finish, and waits for the server to end.
     pub async fn shutdown(&mut self) {
-        self.metrics.abort();
+        for side in &self.sides {
+            side.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

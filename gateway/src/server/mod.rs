@@ -1,6 +1,7 @@
 //! The HTTP server: GraphQL-over-HTTP on `/graphql`, `/health`, request ids, graceful shutdown.
 
 mod connection;
+mod explorer;
 mod registry;
 mod request;
 mod response;
@@ -33,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::plugin::{Decision, PolicyPlugin};
 use crate::upstream::{RequestContext, Upstreams};
+pub use explorer::serve_explorer;
 pub use registry::{Entry, Registry, RegistryError};
 pub use request::{DocumentRef, GraphQLRequest};
 pub use response::{MediaType, RequestError};

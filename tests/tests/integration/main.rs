@@ -11,6 +11,7 @@ mod coalescing;
 mod connections;
 mod example;
 mod execution;
+mod explorer;
 mod fuzz_corpus;
 mod guest_languages;
 mod harness;

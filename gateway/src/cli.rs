@@ -167,7 +167,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         Config::load(&cli.config)?
     };
-    crate::telemetry::init(&config.log);
+    // Traces are for the serving gateway; the other commands only log.
+    let traces = if matches!(cli.command, Command::Serve { .. }) {
+        crate::telemetry::init_with_traces(&config.log, &config.traces)?
+    } else {
+        crate::telemetry::init(&config.log);
+        None
+    };
     match cli.command {
         Command::Build | Command::Check => {
             let write = matches!(cli.command, Command::Build);
@@ -230,6 +236,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let reloader = crate::reload::Reloader::new(&cli.config, config, current.clone());
             tokio::spawn(reloader.run(watch));
             crate::server::serve_current(current, listener, shutdown_signal(), grace).await?;
+            if let Some(traces) = traces {
+                // Exports the last spans (a blocking call into the exporter's thread).
+                let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+            }
         }
         Command::Schema => print!("{}", project::supergraph(&config).await?.sdl()),
         Command::Plan { operation, json } => {

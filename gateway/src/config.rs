@@ -37,6 +37,17 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[explorer]`: where the operations explorer is served.
     pub explorer: ExplorerConfig,
+    /// `[traces]`: where OpenTelemetry traces go.
+    pub traces: TracesConfig,
+}
+
+/// `[traces]`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf). Off by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracesConfig {
+    /// The collector's traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`. Default none.
+    pub endpoint: Option<String>,
+    /// `service.name` of the spans. Default `joinery`.
+    pub service_name: String,
 }
 
 /// `[explorer]`: the operations explorer, a web page that lists the registered operations and
@@ -328,6 +339,15 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     explorer: RawMetrics,
+    #[serde(default)]
+    traces: RawTraces,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTraces {
+    endpoint: Option<Spanned<String>>,
+    service_name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -550,6 +570,31 @@ impl Config {
         };
         let explorer = ExplorerConfig {
             listen: side_listen(&raw.explorer, "127.0.0.1:4100"),
+        };
+        let traces = TracesConfig {
+            endpoint: raw.traces.endpoint.as_ref().and_then(|e| {
+                let url = reqwest::Url::parse(e.get_ref())
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"));
+                if url.is_none() {
+                    at(
+                        e.span(),
+                        format!(
+                            "`endpoint` must be an http:// or https:// URL such as \"http://127.0.0.1:4318/v1/traces\", not {:?}",
+                            e.get_ref()
+                        ),
+                    );
+                }
+                url.map(|_| e.get_ref().clone())
+            }),
+            service_name: match &raw.traces.service_name {
+                Some(name) if name.get_ref().trim().is_empty() => {
+                    at(name.span(), "`service_name` must not be empty".into());
+                    "joinery".into()
+                }
+                Some(name) => name.get_ref().clone(),
+                None => "joinery".into(),
+            },
         };
         let max_request_bytes = match &raw.server.max_request_bytes {
             None => 1 << 20,
@@ -997,6 +1042,7 @@ impl Config {
             cache,
             metrics,
             explorer,
+            traces,
         })
     }
 }

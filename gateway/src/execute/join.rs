@@ -296,7 +296,10 @@ pub(super) async fn run(
                 .expect("plans only name configured upstreams")
                 .send(request, context)
         });
-        let results = join_all(sent).await;
+        let span = crate::telemetry::traced(|| {
+            tracing::info_span!("join wave", wave = wave_index, upstreams = batches.len())
+        });
+        let results = tracing::Instrument::instrument(join_all(sent), span).await;
         for ((upstream, batch), result) in batches.iter().zip(results) {
             merge(data, errors, explained, context, upstream, batch, result);
         }

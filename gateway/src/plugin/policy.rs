@@ -171,7 +171,7 @@ impl PolicyPlugin {
             .bindings
             .joinery_plugin_policy()
             .call_on_request(&mut instance.store, &request);
-        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let result = self.pool.limited("on-request", call).await;
         let decision = self.pool.checkin(instance, result, started)?;
         match decision {
             wit::Decision::Deny(d) => Ok(Decision::Deny(self.denial(d)?)),
@@ -225,7 +225,7 @@ impl PolicyPlugin {
             .bindings
             .joinery_plugin_policy()
             .call_on_upstream_request(&mut instance.store, &request);
-        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let result = self.pool.limited("on-upstream-request", call).await;
         match self.pool.checkin(instance, result, started)? {
             wit::UpstreamDecision::Deny(d) => Ok(UpstreamDecision::Deny(self.denial(d)?)),
             wit::UpstreamDecision::Proceed(edit) => Ok(UpstreamDecision::Proceed {
@@ -268,7 +268,7 @@ impl PolicyPlugin {
             .bindings
             .joinery_plugin_policy()
             .call_on_upstream_response(&mut instance.store, &response);
-        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let result = self.pool.limited("on-upstream-response", call).await;
         match self.pool.checkin(instance, result, started)? {
             wit::UpstreamResponseDecision::Keep => Ok(ResponseDecision::Keep),
             wit::UpstreamResponseDecision::Deny(d) => Ok(ResponseDecision::Deny(self.denial(d)?)),

@@ -94,6 +94,18 @@ impl<W: World> Pool<W> {
         })
     }
 
+    /// Runs `call` (one export of a checked-out instance) under the plugin's time limit, in a
+    /// `plugin` span when traces are exported.
+    pub(crate) async fn limited<R>(
+        &self,
+        hook: &'static str,
+        call: impl Future<Output = wasmtime::Result<R>>,
+    ) -> Result<wasmtime::Result<R>, tokio::time::error::Elapsed> {
+        let span =
+            crate::telemetry::traced(|| tracing::info_span!("plugin", plugin = %self.name, hook));
+        tracing::Instrument::instrument(tokio::time::timeout(self.deadline(), call), span).await
+    }
+
     /// How long the async runtime waits for a call: the plugin's timeout, plus a few epoch
     /// ticks for the epoch callback to trap first (its error is the clearer one).
     pub(crate) fn deadline(&self) -> Duration {

@@ -135,7 +135,7 @@ impl ResolverPlugin {
             .bindings
             .joinery_plugin_resolver()
             .call_schema(&mut instance.store);
-        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let result = self.pool.limited("schema", call).await;
         let sdl = self.pool.checkin(instance, result, started)?;
         if sdl.len() > MAX_SCHEMA_BYTES {
             return Err(self.pool.failed(format!(
@@ -193,7 +193,7 @@ impl ResolverPlugin {
             .bindings
             .joinery_plugin_resolver()
             .call_resolve(&mut instance.store, &request);
-        let result = tokio::time::timeout(self.pool.deadline(), call).await;
+        let result = self.pool.limited("resolve", call).await;
         let answers = self.pool.checkin(instance, result, started)?;
         if answers.len() != roots {
             return Err(self.pool.failed(format!(

@@ -67,7 +67,15 @@ impl Gateway {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let request_id = request_id(&req);
-        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+        let span = tracing::info_span!(
+            "request",
+            id = %request_id,
+            method = %req.method(),
+            path = %req.uri().path(),
+            operation = tracing::field::Empty,
+            hash = tracing::field::Empty,
+        );
+        crate::telemetry::continue_trace(&span, req.headers());
         let mut response = async {
             let response = match req.uri().path() {
                 "/health" => response::json_response(
@@ -265,6 +273,9 @@ impl Gateway {
     ) -> Result<execute::Response, RequestError> {
         let (hash, plan) = self.plan_for(&request)?;
         *operation = Some(plan.name.clone().unwrap_or_default());
+        let span = tracing::Span::current();
+        span.record("operation", plan.name.as_deref().unwrap_or(""));
+        span.record("hash", hash.as_str());
         if method == Method::GET && plan.kind == OperationType::Mutation {
             return Err(RequestError::new(
                 ErrorCode::MethodNotAllowed,

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use serde::de::DeserializeSeed;
+use tracing::Instrument;
 
 use crate::config::{RetryConfig, Transport as TransportConfig, UpstreamConfig};
 use crate::error_code::ErrorCode;
@@ -521,7 +522,10 @@ impl Upstream {
         request: &UpstreamRequest<'_>,
         context: &RequestContext,
     ) -> Result<UpstreamResponse, FetchError> {
-        let result = self.exchange(request, context).await;
+        let span = crate::telemetry::traced(
+            || tracing::info_span!("upstream", upstream = %self.namespace),
+        );
+        let result = self.exchange(request, context).instrument(span).await;
         if let (Err(e), Some(metrics)) = (&result, &self.metrics) {
             metrics.upstream_error(&self.namespace, e.code().as_str());
         }
@@ -543,7 +547,9 @@ impl Upstream {
             Transport::Http(http) => {
                 let (http, query) = (http.clone(), request.query);
                 let counted = self.counted();
-                let send = move |headers, body| async move {
+                let send = move |mut headers, body| async move {
+                    // After the cache and coalescing keys were made from the headers.
+                    crate::telemetry::pass_trace_on(&mut headers);
                     let started = Instant::now();
                     let answer = http.send(headers, body, query).await;
                     counted.record(answer.as_ref(), started);

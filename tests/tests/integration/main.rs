@@ -25,5 +25,6 @@ mod resilience;
 mod resolvers;
 mod rest;
 mod shared_cache;
+mod traces;
 mod untrusted_data;
 mod upstream_limits;

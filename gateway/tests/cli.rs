@@ -172,7 +172,7 @@ fn serve_logs_json_with_request_ids_serves_metrics_and_stops_on_sigterm() {
         &config,
         &[(
             "p.graphql",
-            "query P { shop_product(id: \"1\") { name } }\n",
+            "query P($named: Boolean = true) { shop_product(id: \"1\") { name @include(if: $named) } }\n",
         )],
     );
     let (ok, _, stderr) = joinery(dir.path(), &["build"]);
@@ -226,6 +226,13 @@ fn serve_logs_json_with_request_ids_serves_metrics_and_stops_on_sigterm() {
         &addr,
         "GET /health HTTP/1.1\r\nhost: x\r\nx-request-id: req-42\r\nconnection: close\r\n\r\n",
     );
+    // A refused variable: its value is in the answer, never in the logs.
+    let refused = http(
+        &addr,
+        "GET /operations/P?named=SECRET-VALUE-7 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
+    assert!(refused.contains("INVALID_VARIABLES"), "{refused}");
+    assert!(refused.contains("SECRET-VALUE-7"), "{refused}");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.contains("x-request-id: req-42"), "{health}");
     let status = Command::new("kill")
@@ -239,6 +246,16 @@ fn serve_logs_json_with_request_ids_serves_metrics_and_stops_on_sigterm() {
     lines.extend(
         rx.try_iter()
             .map(|l| serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}"))),
+    );
+    assert!(
+        lines.iter().any(|l| l["message"] == "request refused"),
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.to_string().contains("SECRET-VALUE-7")),
+        "a variable's value was logged: {lines:?}"
     );
     let done = lines
         .iter()

@@ -146,9 +146,14 @@ impl Gateway {
                 (response::graphql_response(media, &executed), code)
             }
             (Ok(media), Err(e)) => {
-                // Debug-formatted: messages may quote client text, which must not forge log
-                // lines.
-                tracing::info!(code = e.code.as_str(), message = ?e.message, "request refused");
+                if e.code == ErrorCode::InvalidVariables {
+                    // Its message may quote a variable's value: values never reach the logs.
+                    tracing::info!(code = e.code.as_str(), "request refused");
+                } else {
+                    // Debug-formatted: messages may quote client text, which must not forge
+                    // log lines.
+                    tracing::info!(code = e.code.as_str(), message = ?e.message, "request refused");
+                }
                 let code = e.code.as_str();
                 (e.into_response(media), code)
             }

@@ -19,6 +19,7 @@ mod joins;
 mod metrics;
 mod plugin_templates;
 mod plugins;
+mod readme;
 mod reload;
 mod requests;
 mod resilience;

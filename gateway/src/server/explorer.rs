@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use apollo_compiler::executable::OperationType;
 use bytes::Bytes;
@@ -14,7 +13,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::{Current, Gateway};
@@ -25,30 +23,11 @@ use crate::plan::Plan;
 pub async fn serve_explorer(current: Arc<Current>, listener: TcpListener) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "the operations explorer is at http://{local}/");
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "the explorer listener cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let current = current.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let gateway = current.load_full();
-            async move { Ok::<_, std::convert::Infallible>(answer(&gateway, req).await) }
-        });
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "an explorer connection ended with an error");
-            }
-        });
-    }
+    super::serve_side(listener, move |req| {
+        let gateway = current.load_full();
+        async move { answer(&gateway, req).await }
+    })
+    .await
 }
 
 async fn answer(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -516,36 +516,51 @@ fn request_id(req: &Request<Incoming>) -> String {
 }
 
 /// Serves `metrics` at `/metrics` on `listener` (Prometheus' text format; `[metrics] listen`),
-/// one small HTTP/1 connection per scrape, until the task is dropped.
+/// until the task is dropped.
 pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "metrics are served at http://{local}/metrics");
+    serve_side(listener, move |req| {
+        let response = if req.uri().path() == "/metrics" && req.method() == Method::GET {
+            Response::builder()
+                .header(
+                    CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .body(Full::new(Bytes::from(metrics.encode())))
+        } else {
+            Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .body(Full::new(Bytes::from_static(
+                    b"metrics are served at /metrics\n",
+                )))
+        };
+        std::future::ready(response.expect("static parts are valid"))
+    })
+    .await
+}
+
+/// Serves an address of its own (metrics, the explorer): one small HTTP/1 connection per
+/// client, each request answered by `answer`, until the task is dropped.
+async fn serve_side<F, R>(listener: TcpListener, answer: F) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> R + Clone + Send + Sync + 'static,
+    R: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let local = listener.local_addr()?;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
-                tracing::warn!(error = %e, "the metrics listener cannot accept a connection");
+                tracing::warn!(address = %local, error = %e, "cannot accept a connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let metrics = metrics.clone();
+        let answer = answer.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let response = if req.uri().path() == "/metrics" && req.method() == Method::GET {
-                Response::builder()
-                    .header(
-                        CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )
-                    .body(Full::new(Bytes::from(metrics.encode())))
-            } else {
-                Response::builder()
-                    .status(StatusCode::NOT_FOUND)
-                    .body(Full::new(Bytes::from_static(
-                        b"metrics are served at /metrics\n",
-                    )))
-            };
-            async move { Ok::<_, Infallible>(response.expect("static parts are valid")) }
+            let answered = answer(req);
+            async move { Ok::<_, Infallible>(answered.await) }
         });
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
@@ -553,7 +568,7 @@ pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) -> std:
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a metrics connection ended with an error");
+                tracing::debug!(address = %local, error = %e, "a connection ended with an error");
             }
         });
     }

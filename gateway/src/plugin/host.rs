@@ -82,6 +82,8 @@ pub(crate) struct HostState {
     pub(crate) deadline: std::time::Instant,
     /// The largest linear memory the instance has grown to, in bytes.
     pub(crate) peak_memory: usize,
+    /// The memory growth the limits refused, if one was (a refusal traps the call).
+    pub(crate) refused_memory: Option<usize>,
 }
 
 /// The store's limits, with the largest memory granted noted on the way.
@@ -92,11 +94,12 @@ impl wasmtime::ResourceLimiter for HostState {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let granted = self.limits.memory_growing(current, desired, maximum)?;
-        if granted {
-            self.peak_memory = self.peak_memory.max(desired);
+        let granted = self.limits.memory_growing(current, desired, maximum);
+        match granted {
+            Ok(true) => self.peak_memory = self.peak_memory.max(desired),
+            _ => self.refused_memory = Some(desired),
         }
-        Ok(granted)
+        granted
     }
 
     fn table_growing(
@@ -146,6 +149,7 @@ impl HostState {
         Self {
             deadline: std::time::Instant::now(),
             peak_memory: 0,
+            refused_memory: None,
             grants,
             wasi,
             table: ResourceTable::new(),

@@ -154,12 +154,14 @@ impl Plugins {
                     continue;
                 }
             };
+            // Read from the component itself: a memory that starts above the limit could not
+            // be instantiated (and would only say so in wasmtime's words).
+            if let Some(initial) = initial_memory(&bytes).filter(|&n| n > p.max_memory as u64) {
+                errors.push(err(memory_message(Some(initial), p.max_memory)));
+                continue;
+            }
             let (component, cached) = match cache.load(&engine, &bytes) {
                 Ok(c) => c,
-                Err(e) if let Some(needed) = initial_memory(&e) => {
-                    errors.push(err(memory_message(needed, p.max_memory)));
-                    continue;
-                }
                 Err(e) => {
                     errors.push(err(not_loadable(&bytes, &e)));
                     continue;
@@ -274,21 +276,21 @@ fn usage(config: &Config, name: &str) -> Vec<(&'static str, String)> {
 
 /// When `error` says that a component's initial memory exceeds the memory limit (when it is
 /// compiled for the pool, or instantiated in a store): the size it needs, if given.
-fn initial_memory(error: &wasmtime::Error) -> Option<Option<u64>> {
-    let text = format!("{error:#}");
-    let after = |marker: &str| {
-        text.find(marker).map(|at| {
-            text[at + marker.len()..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse().ok())
-        })
-    };
-    if text.contains("exceeds the limit") {
-        after("minimum byte size of ")
-    } else {
-        after("growing memory to ")
+/// The largest initial size of the linear memories of `bytes` (a component's core modules, or
+/// a module), in bytes; `None` when it cannot be read (the engine then says why it will not
+/// load).
+fn initial_memory(bytes: &[u8]) -> Option<u64> {
+    let mut largest = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::Payload::MemorySection(memories) = payload.ok()? {
+            for memory in memories {
+                let memory = memory.ok()?;
+                let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                largest = largest.max(memory.initial.saturating_mul(page));
+            }
+        }
     }
+    Some(largest)
 }
 
 fn memory_message(needed: Option<u64>, max_memory: usize) -> String {

@@ -150,14 +150,14 @@ impl<W: World> Pool<W> {
         let started = Instant::now();
         let made =
             tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store)).await;
-        if let Ok(Err(e)) = &made {
-            // Growing at instantiation is the initial memory: name the setting to change.
-            if let Some(needed) = super::initial_memory(e) {
+        if made.as_ref().is_ok_and(|r| r.is_err()) {
+            // Growing while it starts (a runtime's set-up): name the setting to change.
+            if let Some(needed) = store.data().refused_memory {
                 let max = self.grants.max_memory();
-                return Err(self.failed(super::memory_message(needed, max)));
+                return Err(self.failed(super::memory_message(Some(needed as u64), max)));
             }
         }
-        let bindings = self.classify(made, started)?;
+        let bindings = self.classify(made, started, store.data().refused_memory)?;
         Ok(Instance { store, bindings })
     }
 
@@ -168,7 +168,7 @@ impl<W: World> Pool<W> {
         result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
         started: Instant,
     ) -> Result<R, PluginError> {
-        let value = self.classify(result, started);
+        let value = self.classify(result, started, instance.store.data().refused_memory);
         if let Some(metrics) = self.metrics.get() {
             let result = match &value {
                 Ok(_) => "ok",
@@ -227,10 +227,13 @@ impl<W: World> Pool<W> {
         PluginError::Failed(self.name.clone(), message)
     }
 
+    /// The outcome of a call (or of instantiation); `refused_memory` is the memory growth
+    /// the store's limiter refused during it, if any.
     fn classify<R>(
         &self,
         result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
         started: Instant,
+        refused_memory: Option<usize>,
     ) -> Result<R, PluginError> {
         let error = match result {
             Ok(Ok(v)) => return Ok(v),
@@ -238,6 +241,11 @@ impl<W: World> Pool<W> {
             Ok(Err(e)) if e.downcast_ref::<OutOfTime>().is_some() => {
                 PluginError::Timeout(self.name.clone(), self.timeout)
             }
+            Ok(Err(_)) if let Some(wanted) = refused_memory => self.failed(format!(
+                "it exceeded its memory limit: it asked for {:.1} MiB, its `max_memory` is {:.1} MiB",
+                wanted as f64 / (1 << 20) as f64,
+                self.grants.max_memory() as f64 / (1 << 20) as f64
+            )),
             Ok(Err(e)) => self.failed(describe_trap(&e)),
         };
         tracing::warn!(plugin = %self.name, elapsed_us = started.elapsed().as_micros() as u64, error = %error, "plugin call failed; its instance is discarded");
@@ -276,14 +284,7 @@ fn describe_trap(e: &wasmtime::Error) -> String {
             "it trapped (a panic or abort in the plugin)".into()
         }
         Some(trap) => format!("it trapped: {trap}"),
-        None => {
-            // The root cause, without the wasm backtrace the client has no use for.
-            let text = e.root_cause().to_string();
-            if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-                format!("it exceeded its memory limit ({text})")
-            } else {
-                text
-            }
-        }
+        // The root cause, without the wasm backtrace the client has no use for.
+        None => e.root_cause().to_string(),
     }
 }

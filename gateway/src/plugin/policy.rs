@@ -1,16 +1,16 @@
 //! Policy plugins: the `policy-plugin` world, a warm instance pool, and limits per call.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::component::Component;
+use wasmtime::Engine;
 
 use super::bindings::exports::joinery::plugin::policy as wit;
 use super::bindings::{PolicyPlugin as Bindings, PolicyPluginPre};
-use super::host::{Grants, HostState};
-use super::pool::{Pool, World};
+use super::host::Grants;
+use super::pool::{call, Pool};
 use super::PluginError;
 
 /// Largest input (headers and variables) or output a plugin call may have.
@@ -83,25 +83,7 @@ impl std::fmt::Debug for PolicyPlugin {
     }
 }
 
-impl World for Bindings {
-    type Pre = PolicyPluginPre<HostState>;
-    const EXPORT: &'static str = "policy";
-
-    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        Bindings::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(linker, |s| s)
-    }
-
-    fn pre(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        PolicyPluginPre::new(pre)
-    }
-
-    fn instantiate<'a>(
-        pre: &'a Self::Pre,
-        store: &'a mut Store<HostState>,
-    ) -> impl std::future::Future<Output = wasmtime::Result<Self>> + Send + 'a {
-        pre.instantiate_async(store)
-    }
-}
+super::pool::world!(Bindings, PolicyPluginPre, "policy");
 
 impl PolicyPlugin {
     pub(crate) fn new(
@@ -165,14 +147,9 @@ impl PolicyPlugin {
             headers,
             variables: variables_json.to_string(),
         };
-        let mut instance = self.pool.checkout().await?;
-        let started = Instant::now();
-        let call = instance
-            .bindings
+        let decision = call!(self.pool, "on-request", |bindings, store| bindings
             .joinery_plugin_policy()
-            .call_on_request(&mut instance.store, &request);
-        let result = self.pool.limited("on-request", call).await;
-        let decision = self.pool.checkin(instance, result, started)?;
+            .call_on_request(store, &request))?;
         match decision {
             wit::Decision::Deny(d) => Ok(Decision::Deny(self.denial(d)?)),
             wit::Decision::Allow(g) => {
@@ -219,14 +196,10 @@ impl PolicyPlugin {
             operation_name: operation_name.to_string(),
             headers,
         };
-        let mut instance = self.pool.checkout().await?;
-        let started = Instant::now();
-        let call = instance
-            .bindings
+        let decision = call!(self.pool, "on-upstream-request", |bindings, store| bindings
             .joinery_plugin_policy()
-            .call_on_upstream_request(&mut instance.store, &request);
-        let result = self.pool.limited("on-upstream-request", call).await;
-        match self.pool.checkin(instance, result, started)? {
+            .call_on_upstream_request(store, &request))?;
+        match decision {
             wit::UpstreamDecision::Deny(d) => Ok(UpstreamDecision::Deny(self.denial(d)?)),
             wit::UpstreamDecision::Proceed(edit) => Ok(UpstreamDecision::Proceed {
                 set: self.headers(edit.set_headers)?,
@@ -262,14 +235,12 @@ impl PolicyPlugin {
             headers,
             body,
         };
-        let mut instance = self.pool.checkout().await?;
-        let started = Instant::now();
-        let call = instance
-            .bindings
-            .joinery_plugin_policy()
-            .call_on_upstream_response(&mut instance.store, &response);
-        let result = self.pool.limited("on-upstream-response", call).await;
-        match self.pool.checkin(instance, result, started)? {
+        let decision = call!(self.pool, "on-upstream-response", |bindings, store| {
+            bindings
+                .joinery_plugin_policy()
+                .call_on_upstream_response(store, &response)
+        })?;
+        match decision {
             wit::UpstreamResponseDecision::Keep => Ok(ResponseDecision::Keep),
             wit::UpstreamResponseDecision::Deny(d) => Ok(ResponseDecision::Deny(self.denial(d)?)),
             wit::UpstreamResponseDecision::Replace(body) if body.len() > MAX_IO_BYTES => {

@@ -34,6 +34,63 @@ pub(crate) trait World: Sized + Send + 'static {
     ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a;
 }
 
+/// Implements [`World`] for the generated bindings of one world: both worlds link and
+/// instantiate the same way.
+macro_rules! world {
+    ($bindings:ident, $pre:ident, $export:literal) => {
+        impl $crate::plugin::pool::World for $bindings {
+            type Pre = $pre<$crate::plugin::host::HostState>;
+            const EXPORT: &'static str = $export;
+
+            fn add_to_linker(
+                linker: &mut wasmtime::component::Linker<$crate::plugin::host::HostState>,
+            ) -> wasmtime::Result<()> {
+                $bindings::add_to_linker::<
+                    _,
+                    wasmtime::component::HasSelf<$crate::plugin::host::HostState>,
+                >(linker, |s| s)
+            }
+
+            fn pre(
+                pre: wasmtime::component::InstancePre<$crate::plugin::host::HostState>,
+            ) -> wasmtime::Result<Self::Pre> {
+                $pre::new(pre)
+            }
+
+            fn instantiate<'a>(
+                pre: &'a Self::Pre,
+                store: &'a mut wasmtime::Store<$crate::plugin::host::HostState>,
+            ) -> impl std::future::Future<Output = wasmtime::Result<Self>> + Send + 'a {
+                pre.instantiate_async(store)
+            }
+        }
+    };
+}
+pub(crate) use world;
+
+/// One plugin call: checks an instance out, runs one export on it under the time limit (in a
+/// span when traced), and checks it back in — or discards it when the call failed. Evaluates
+/// to the export's result or the [`PluginError`]. A macro, not a function taking a closure:
+/// the call's future borrows the instance, and boxing it would cost every call.
+macro_rules! call {
+    ($pool:expr, $hook:literal, |$bindings:ident, $store:ident| $call:expr) => {{
+        let pool = &$pool;
+        match pool.checkout().await {
+            Err(e) => Err(e),
+            Ok(mut instance) => {
+                let started = std::time::Instant::now();
+                let result = {
+                    let $bindings = &instance.bindings;
+                    let $store = &mut instance.store;
+                    pool.limited($hook, $call).await
+                };
+                pool.checkin(instance, result, started)
+            }
+        }
+    }};
+}
+pub(crate) use call;
+
 /// One instance and its store.
 pub(crate) struct Instance<W> {
     pub(crate) store: Store<HostState>,

@@ -1,14 +1,14 @@
 //! Resolver plugins: the `resolver-plugin` world, an upstream implemented in WebAssembly.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::component::Component;
+use wasmtime::Engine;
 
-use super::host::{Grants, HostState};
-use super::pool::{Pool, World};
+use super::host::Grants;
+use super::pool::{call, Pool};
 use super::resolver_bindings::exports::joinery::plugin::resolver as wit;
 use super::resolver_bindings::{ResolverPlugin as Bindings, ResolverPluginPre};
 use super::PluginError;
@@ -73,25 +73,7 @@ impl std::fmt::Debug for ResolverPlugin {
     }
 }
 
-impl World for Bindings {
-    type Pre = ResolverPluginPre<HostState>;
-    const EXPORT: &'static str = "resolver";
-
-    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        Bindings::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(linker, |s| s)
-    }
-
-    fn pre(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        ResolverPluginPre::new(pre)
-    }
-
-    fn instantiate<'a>(
-        pre: &'a Self::Pre,
-        store: &'a mut Store<HostState>,
-    ) -> impl std::future::Future<Output = wasmtime::Result<Self>> + Send + 'a {
-        pre.instantiate_async(store)
-    }
-}
+super::pool::world!(Bindings, ResolverPluginPre, "resolver");
 
 impl ResolverPlugin {
     pub(crate) fn new(
@@ -129,14 +111,9 @@ impl ResolverPlugin {
 
     /// The plugin's SDL, as it gives it.
     pub async fn schema(&self) -> Result<String, PluginError> {
-        let mut instance = self.pool.checkout().await?;
-        let started = Instant::now();
-        let call = instance
-            .bindings
+        let sdl = call!(self.pool, "schema", |bindings, store| bindings
             .joinery_plugin_resolver()
-            .call_schema(&mut instance.store);
-        let result = self.pool.limited("schema", call).await;
-        let sdl = self.pool.checkin(instance, result, started)?;
+            .call_schema(store))?;
         if sdl.len() > MAX_SCHEMA_BYTES {
             return Err(self.pool.failed(format!(
                 "its schema ({} bytes) exceeds the 1 MiB a schema may have",
@@ -187,14 +164,9 @@ impl ResolverPlugin {
                 })
                 .collect(),
         };
-        let mut instance = self.pool.checkout().await?;
-        let started = Instant::now();
-        let call = instance
-            .bindings
+        let answers = call!(self.pool, "resolve", |bindings, store| bindings
             .joinery_plugin_resolver()
-            .call_resolve(&mut instance.store, &request);
-        let result = self.pool.limited("resolve", call).await;
-        let answers = self.pool.checkin(instance, result, started)?;
+            .call_resolve(store, &request))?;
         if answers.len() != roots {
             return Err(self.pool.failed(format!(
                 "it answered {} result(s) for {roots} root field(s)",

@@ -140,6 +140,54 @@ impl Default for Limits {
     }
 }
 
+/// Answers an operation that reads the schema (`__schema`, `__type`, `__typename`) from
+/// `schema`, as a GraphQL server would; no upstream is asked.
+pub fn introspect(
+    schema: &apollo_compiler::validation::Valid<apollo_compiler::Schema>,
+    implementers: &apollo_compiler::collections::HashMap<
+        apollo_compiler::Name,
+        apollo_compiler::schema::Implementers,
+    >,
+    plan: &Plan,
+    variables: JsonMap,
+) -> Response {
+    let operation = plan
+        .document
+        .operations
+        .get(plan.name.as_deref())
+        .expect("a plan's operation is in its document");
+    let variables = apollo_compiler::validation::Valid::assume_valid(variables);
+    let answer = apollo_compiler::introspection::partial_execute(
+        schema,
+        implementers,
+        &plan.document,
+        operation,
+        &variables,
+    );
+    let (data, errors) = match answer {
+        Ok(answer) => (
+            answer.data,
+            answer
+                .errors
+                .into_iter()
+                .map(|e| serde_json::to_value(e).expect("errors serialize"))
+                .collect(),
+        ),
+        Err(e) => (
+            None,
+            vec![
+                serde_json::to_value(e.to_graphql_error(&plan.document.sources))
+                    .expect("errors serialize"),
+            ],
+        ),
+    };
+    Response {
+        data: data.map(|d| serde_json::to_vec(&d).expect("JSON serializes")),
+        errors,
+        extensions: None,
+    }
+}
+
 /// Executes `plan` with coerced `variables`; `headers` are the client's request headers.
 pub async fn execute(
     plan: &Plan,

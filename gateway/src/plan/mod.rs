@@ -54,6 +54,9 @@ pub struct Plan {
     pub exported: Vec<String>,
     /// Variable types as upstreams see them (namespace prefixes removed), by name.
     pub variable_types: HashMap<String, String>,
+    /// Whether the operation reads the composed schema (`__schema`, `__type`): it is answered
+    /// by the gateway from that schema, and asks no upstream.
+    pub introspection: bool,
 }
 
 /// A reason an operation cannot be planned, at `line:column` of its document when known.
@@ -119,6 +122,9 @@ impl Plan {
             .location()
             .and_then(|s| s.line_column_range(&document.sources))
             .map(|r| (r.start.line, r.start.column));
+        if let Some(plan) = Self::introspection(&document, operation, &internal, op_location)? {
+            return Ok(plan);
+        }
         let renderer = Renderer {
             supergraph,
             document: &document,
@@ -268,6 +274,7 @@ impl Plan {
             exported,
             variable_types,
             document,
+            introspection: false,
         })
     }
 
@@ -353,6 +360,7 @@ impl Plan {
             "operation": self.name,
             "kind": kind,
             "maxUpstreamRequests": self.max_upstream_requests(),
+            "introspection": self.introspection,
             "internalVariables": self.internal,
             "stages": self.stages.iter().map(|stage| stage.iter().map(|f| serde_json::json!({
                 "upstream": f.upstream,
@@ -398,6 +406,63 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The plan of an operation that reads the schema (`__schema`, `__type`, with `__typename`
+    /// at most beside them); `None` for an operation that does not. One that mixes them with
+    /// upstream fields is refused: the two answers come from different places.
+    fn introspection(
+        document: &Arc<Valid<ExecutableDocument>>,
+        operation: &Node<Operation>,
+        internal: &HashSet<String>,
+        location: Option<(usize, usize)>,
+    ) -> Result<Option<Self>, Vec<PlanProblem>> {
+        let mut schema_fields = false;
+        let mut concrete = None;
+        for field in operation.root_fields(document) {
+            match field.name.as_str() {
+                "__schema" | "__type" => schema_fields = true,
+                "__typename" => {}
+                other => concrete = concrete.or(Some(other.to_string())),
+            }
+        }
+        if !schema_fields {
+            return Ok(None);
+        }
+        if let Some(field) = concrete {
+            return Err(vec![PlanProblem {
+                location,
+                message: format!(
+                    "an operation that reads `__schema` or `__type` can select nothing else at its root (it selects `{field}`): the gateway answers it from the composed schema; put `{field}` in an operation of its own"
+                ),
+            }]);
+        }
+        let mut client_operation = Operation::clone(operation);
+        client_operation
+            .variables
+            .retain(|v| !internal.contains(v.name.as_str()));
+        let mut internal: Vec<String> = internal.iter().cloned().collect();
+        internal.sort();
+        Ok(Some(Plan {
+            name: operation.name.as_ref().map(|n| n.to_string()),
+            kind: operation.operation_type,
+            document: document.clone(),
+            root: SelectionSet {
+                items: Vec::new(),
+                plain: true,
+            },
+            stages: Vec::new(),
+            joins: Vec::new(),
+            waves: Vec::new(),
+            policy_operation: Node::new(client_operation.clone()),
+            client_operation: Node::new(client_operation),
+            internal,
+            exported: Vec::new(),
+            variable_types: HashMap::new(),
+            introspection: true,
+        }))
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
@@ -410,6 +475,9 @@ impl fmt::Display for Plan {
             self.name.as_deref().unwrap_or("<anonymous>"),
             self.max_upstream_requests()
         )?;
+        if self.introspection {
+            writeln!(f, "└─ answered by the gateway from the composed schema")?;
+        }
         let stages = self.stages.len();
         for (i, stage) in self.stages.iter().enumerate() {
             let last = i + 1 == stages && self.waves.is_empty();

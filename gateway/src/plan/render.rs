@@ -55,8 +55,8 @@ pub(crate) const KEY_MARK: char = '\u{2}';
 /// Why an operation cannot be planned.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
-    /// Introspection is answered from `joinery schema`, not by persisted operations.
-    #[error("introspection fields (`{0}`) are not supported in persisted operations; publish the schema with `joinery schema` instead")]
+    /// Introspection inside a `_join` (an operation's root reads the schema on its own).
+    #[error("introspection fields (`{0}`) cannot be read inside `_join`: read the schema in an operation of its own")]
     Introspection(String),
     /// A field of a namespace that is not configured.
     #[error("root field `{0}` does not belong to any configured upstream")]

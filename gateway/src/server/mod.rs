@@ -307,6 +307,14 @@ impl Gateway {
             request.variables,
             filled,
         )?;
+        if plan.introspection {
+            return Ok(execute::introspect(
+                &self.registry.supergraph.schema,
+                &self.registry.implementers,
+                &plan,
+                variables,
+            ));
+        }
         context.client_headers = headers;
         tracing::debug!(operation = plan.name.as_deref().unwrap_or(""), "executing");
         Ok(execute::execute(

@@ -23,6 +23,11 @@ pub struct Entry {
 pub struct Registry {
     /// The supergraph the documents were validated against.
     pub supergraph: Supergraph,
+    /// The types that implement each interface of the supergraph (for introspection).
+    pub implementers: apollo_compiler::collections::HashMap<
+        apollo_compiler::Name,
+        apollo_compiler::schema::Implementers,
+    >,
     entries: HashMap<String, Arc<Entry>>,
 }
 
@@ -132,6 +137,7 @@ impl Registry {
             );
         }
         Ok(Registry {
+            implementers: supergraph.schema.implementers_map(),
             supergraph,
             entries,
         })

@@ -15,6 +15,7 @@ mod explorer;
 mod fuzz_corpus;
 mod guest_languages;
 mod harness;
+mod introspection;
 mod joins;
 mod metrics;
 mod plugin_templates;

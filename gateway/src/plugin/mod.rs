@@ -274,8 +274,6 @@ fn usage(config: &Config, name: &str) -> Vec<(&'static str, String)> {
     uses
 }
 
-/// When `error` says that a component's initial memory exceeds the memory limit (when it is
-/// compiled for the pool, or instantiated in a store): the size it needs, if given.
 /// The largest initial size of the linear memories of `bytes` (a component's core modules, or
 /// a module), in bytes; `None` when it cannot be read (the engine then says why it will not
 /// load).

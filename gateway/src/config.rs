@@ -211,6 +211,10 @@ pub struct UpstreamConfig {
     pub breaker: Option<BreakerConfig>,
     /// `[upstreams.<ns>.cache]`: answers to queries kept in memory. Default off.
     pub cache: Option<CacheConfig>,
+    /// Whether the upstream is an Apollo Federation subgraph: its schema is read from
+    /// `_service { sdl }` (or `schema_file`), and its entities can be looked up by key. Default
+    /// `false`, but an introspected upstream that answers `_service` is taken as one.
+    pub federation: bool,
 }
 
 /// `[upstreams.<ns>.cache]`: answers to queries kept in memory for `ttl` (shorter when the
@@ -435,6 +439,7 @@ struct RawUpstream {
     retry: Option<RawRetry>,
     breaker: Option<RawBreaker>,
     cache: Option<RawCache>,
+    federation: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -941,6 +946,17 @@ impl Config {
             let coalesce = up
                 .coalesce
                 .unwrap_or(matches!(transport, Transport::Http(_)));
+            let federation = match &up.federation {
+                Some(f) if *f.get_ref() && matches!(transport, Transport::Plugin(_)) => {
+                    at(
+                        f.span(),
+                        "`federation` is for GraphQL endpoints (`url`); a resolver plugin supplies a plain schema".into(),
+                    );
+                    false
+                }
+                Some(f) => *f.get_ref(),
+                None => false,
+            };
             upstreams.insert(
                 namespace.clone(),
                 UpstreamConfig {
@@ -957,6 +973,7 @@ impl Config {
                     retry,
                     breaker,
                     cache,
+                    federation,
                 },
             );
         }

@@ -48,6 +48,8 @@ struct Entry<'p> {
     form: Option<(&'p BatchForm, String)>,
     /// Where the groups' results are kept per key (batch forms only), and each group's key.
     items: Option<(ItemCache, Vec<ItemKey>)>,
+    /// The prefix of the `_entities` call's alias (entity lookups only).
+    entities: Option<String>,
 }
 
 impl<'p> Entry<'p> {
@@ -129,8 +131,8 @@ pub(super) async fn run(
                 continue;
             }
             for (f, fetch) in join.fetches.iter().enumerate() {
-                // A batch form's list argument cannot carry a null key.
-                let by_field = matches!(fetch.batching, Batching::Field(_));
+                // A batch form's list argument cannot carry a null key, nor a representation.
+                let by_field = matches!(fetch.batching, Batching::Field(_) | Batching::Entities(_));
                 // Items with the same values (as JSON text) share one group.
                 let mut groups: IndexMap<Vec<u8>, Group> = IndexMap::new();
                 let mut text = Vec::new();
@@ -208,6 +210,7 @@ pub(super) async fn run(
                     groups: Vec::with_capacity(groups.len()),
                     form: None,
                     items,
+                    entities: None,
                 };
                 // The values a group sends are those of its first item.
                 let values = |group: &Group| &instances[group.items[0]].values;
@@ -234,6 +237,30 @@ pub(super) async fn run(
                         batch.selections.push(' ');
                     }
                     entry.form = Some((form, prefix));
+                    batch.entries.push(entry);
+                    continue;
+                }
+                if let Batching::Entities(call) = &fetch.batching {
+                    // One representation per distinct set of values, matched back by position.
+                    let prefix = format!("_{j}_{f}_0_");
+                    let name = format!("{prefix}representations");
+                    batch.declarations.push(format!("${name}: [_Any!]!"));
+                    let mut representations = Vec::with_capacity(groups.len());
+                    for group in groups.into_values() {
+                        let values = values(&group);
+                        representations
+                            .push(call.representation(|b| values[b].to_json(), variables));
+                        entry.groups.push(group);
+                    }
+                    batch.variables.insert(
+                        name.as_str(),
+                        apollo_compiler::response::JsonValue::Array(representations),
+                    );
+                    for piece in &fetch.pieces {
+                        piece.write(&prefix, &mut batch.selections);
+                        batch.selections.push(' ');
+                    }
+                    entry.entities = Some(prefix);
                     batch.entries.push(entry);
                     continue;
                 }
@@ -365,6 +392,11 @@ fn merge(
     let mut calls: HashMap<&str, Call<'_>> = HashMap::new();
     for entry in &batch.entries {
         let fetch = &entry.join.fetches[entry.fetch];
+        if let Some(prefix) = &entry.entities {
+            let call = place_entities(data, errors, explained, &mut answers, entry, prefix);
+            calls.insert(prefix.as_str(), call);
+            continue;
+        }
         if let Some((form, prefix)) = &entry.form {
             let call = place_batch(
                 data,
@@ -500,12 +532,14 @@ fn place_in(
     put(*last, value);
 }
 
-/// A batch-form call as answered: which key each position of the answer holds.
+/// A batch-form or `_entities` call as answered: which group each position of the answer is
+/// about.
 struct Call<'e> {
     entry: &'e Entry<'e>,
-    /// The key of each result, by position in the answer (`None`: null or without a key).
-    positions: Vec<Option<Text>>,
-    /// Keys that got no result.
+    /// The group of each result, by position in the answer (`None`: null, or a key no group
+    /// asked for).
+    positions: Vec<Option<usize>>,
+    /// Groups that got no result.
     missing: Vec<usize>,
 }
 
@@ -513,19 +547,12 @@ impl<'e> Call<'e> {
     /// The groups an error at `index` (a position in the answer, if the path has one) is about:
     /// the group of the result there; otherwise those without a result; otherwise all.
     fn groups_for(&self, index: Option<&Value>) -> Vec<&'e Group> {
-        let key = index
+        let group = index
             .and_then(Value::as_u64)
             .and_then(|i| self.positions.get(i as usize))
-            .and_then(Option::as_ref);
-        if let Some(key) = key {
-            if let Some(g) = self
-                .entry
-                .groups
-                .iter()
-                .find(|g| g.key.as_ref() == Some(key))
-            {
-                return vec![g];
-            }
+            .and_then(|g| *g);
+        if let Some(g) = group {
+            return vec![&self.entry.groups[g]];
         }
         if self.missing.is_empty() {
             self.entry.groups.iter().collect()
@@ -561,13 +588,19 @@ fn place_batch<'e>(
     let mut positions = Vec::new();
     let listed = match answer {
         Some(Data::Array(items)) => {
+            let group_of: HashMap<&Text, usize> = entry
+                .groups
+                .iter()
+                .enumerate()
+                .filter_map(|(g, group)| group.key.as_ref().map(|k| (k, g)))
+                .collect();
             positions.reserve(items.len());
             for item in items {
                 let key = item
                     .as_object()
                     .and_then(|o| o.get(KEY_ALIAS))
                     .map(key_text);
-                positions.push(key.clone());
+                positions.push(key.as_ref().and_then(|k| group_of.get(k).copied()));
                 if let Some(key) = key {
                     results.entry(key).or_insert(item);
                 }
@@ -631,6 +664,68 @@ fn place_batch<'e>(
         entry,
         positions,
         missing,
+    }
+}
+
+/// Puts each result of an `_entities` call into the items of the group at its position. An
+/// answer that is not a list of one result per representation is an error at every item:
+/// matching by position cannot be trusted then.
+fn place_entities<'e>(
+    data: &mut Object,
+    errors: &mut Vec<Value>,
+    explained: &mut Explained,
+    answers: &mut HashMap<Text, Data>,
+    entry: &'e Entry<'e>,
+    prefix: &str,
+) -> Call<'e> {
+    let fetch = &entry.join.fetches[entry.fetch];
+    let root_key = &fetch.root_keys[0];
+    let root_text = Text::from(root_key.as_str());
+    let sent = entry.groups.len();
+    let answer = answers.remove(format!("{prefix}{root_key}").as_bytes());
+    let wrong = match answer {
+        Some(Data::Array(items)) if items.len() == sent => {
+            // Some subgraphs leave the position out of an error's path: such an error is about
+            // the entities it left null.
+            let mut missing = Vec::new();
+            for (g, (group, item)) in entry.groups.iter().zip(items).enumerate() {
+                if item.is_null() {
+                    missing.push(g);
+                }
+                place(data, entry, group, &root_text, item);
+            }
+            return Call {
+                entry,
+                positions: (0..sent).map(Some).collect(),
+                missing,
+            };
+        }
+        // No answer: the errors say why (or the items are null).
+        Some(Data::Null) | None => None,
+        Some(Data::Array(items)) => Some(format!(
+            "{} results for {sent} representations",
+            items.len()
+        )),
+        Some(_) => Some("something other than a list".to_string()),
+    };
+    for group in &entry.groups {
+        if let Some(wrong) = &wrong {
+            for path in entry.paths(group) {
+                let full = joined_path(path, &entry.join.key, root_key);
+                let mut error = ErrorCode::UpstreamBadResponse.error(format!(
+                    "`_entities` answered {wrong}; results are matched by position, so none is used"
+                ));
+                error["path"] = Value::from(full.clone());
+                errors.push(error);
+                explained.add(&full);
+            }
+        }
+        place(data, entry, group, &root_text, Data::Null);
+    }
+    Call {
+        entry,
+        positions: Vec::new(),
+        missing: Vec::new(),
     }
 }
 

@@ -10,8 +10,9 @@ use apollo_compiler::response::JsonMap;
 use futures::future::join_all;
 use serde_json::{Map, Value};
 
+use crate::error_code::ErrorCode;
 use crate::plan::{Fetch, Plan};
-use crate::upstream::data::Object;
+use crate::upstream::data::{Data, Object};
 use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams};
 
 /// A GraphQL response.
@@ -219,7 +220,8 @@ pub async fn execute(
                         covered.extend(fetch.root_keys.iter().cloned());
                     }
                     for error in upstream_errors {
-                        let error = attribute(error, &fetch.upstream);
+                        let mut error = attribute(error, &fetch.upstream);
+                        unwrap_entity_path(&mut error, &fetch.entities);
                         if data.is_some() || error.get("path").is_some() {
                             errors.push(error);
                             continue;
@@ -235,8 +237,23 @@ pub async fn execute(
                     // Only the fetch's own root fields: an upstream cannot write another's.
                     if let Some(mut data) = data {
                         for key in &fetch.root_keys {
-                            if let Some(value) = data.remove(key) {
+                            let Some(value) = data.remove(key) else {
+                                continue;
+                            };
+                            if !fetch.entities.contains(key) {
                                 root.insert(key, value);
+                                continue;
+                            }
+                            match unwrap_entity(value) {
+                                Ok(value) => root.insert(key, value),
+                                Err(message) => {
+                                    let mut error = ErrorCode::UpstreamBadResponse.error(message);
+                                    error["path"] = Value::from(vec![Value::from(key.as_str())]);
+                                    error["extensions"]["upstream"] =
+                                        Value::from(fetch.upstream.as_str());
+                                    errors.push(error);
+                                    covered.push(key.clone());
+                                }
                             }
                         }
                     }
@@ -339,6 +356,34 @@ async fn run_fetch(
         keep_whole: true,
     };
     upstream.send(&request, headers).await
+}
+
+/// The entity an `_entities` call with one representation answered: its one result.
+fn unwrap_entity(value: Data) -> Result<Data, String> {
+    match value {
+        Data::Array(mut items) if items.len() == 1 => Ok(items.pop().expect("one item")),
+        Data::Null => Ok(Data::Null),
+        Data::Array(items) => Err(format!(
+            "`_entities` answered {} results for 1 representation",
+            items.len()
+        )),
+        _ => Err("`_entities` answered something other than a list".into()),
+    }
+}
+
+/// An error inside an entity lookup's answer has the path `[key, 0, …]`: the client's
+/// response has no list there.
+fn unwrap_entity_path(error: &mut Value, entities: &[String]) {
+    let Some(path) = error.get_mut("path").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let lookup = path
+        .first()
+        .and_then(Value::as_str)
+        .is_some_and(|k| entities.iter().any(|e| e == k));
+    if lookup && path.get(1).and_then(Value::as_u64) == Some(0) {
+        path.remove(1);
+    }
 }
 
 /// Names the upstream in an upstream error; its locations point into the upstream document,

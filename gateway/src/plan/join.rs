@@ -13,6 +13,7 @@ use apollo_compiler::ExecutableDocument;
 use indexmap::IndexMap;
 
 use super::batch::{BatchForm, BatchForms};
+use super::entities::{self, EntityCall};
 use super::render::{collect_variables, Renderer, RootPiece, KEY_MARK, VAR_MARK};
 use super::shape::possible_types;
 use super::PlanProblem;
@@ -111,6 +112,9 @@ pub enum Batching {
     /// One call of the (single) piece's batch form with every distinct key in a list; results
     /// are matched to items by their key field.
     Field(Arc<BatchForm>),
+    /// One `_entities` call of a federation subgraph with every distinct representation;
+    /// results are matched to items by position.
+    Entities(Arc<EntityCall>),
 }
 
 impl JoinFetch {
@@ -468,6 +472,13 @@ pub(crate) fn analyse(
         for (upstream, pieces) in by_upstream {
             let mut aliased = JoinFetch::new(&upstream, Batching::Aliases { unused: Vec::new() });
             for p in &pieces {
+                if let Some(lookup) = supergraph.entities.get(p.field.name.as_str()) {
+                    match entity_fetch(&renderer, &mut binder, &upstream, p, lookup, internal) {
+                        Ok(fetch) => fetches.push(fetch),
+                        Err(message) => binder.problems.push(message),
+                    }
+                    continue;
+                }
                 let Some(form) = forms.get(&p.field.name) else {
                     binder.add(&mut aliased, &p.text, &p.variables, p);
                     continue;
@@ -548,6 +559,55 @@ impl JoinFetch {
             batching,
         }
     }
+}
+
+/// The fetch of entity lookup `p` inside a join: one `_entities` call for all items.
+fn entity_fetch(
+    renderer: &Renderer<'_>,
+    binder: &mut Binder<'_, '_>,
+    upstream: &str,
+    p: &RootPiece,
+    lookup: &Arc<crate::schema::EntityLookup>,
+    internal: &HashSet<String>,
+) -> Result<JoinFetch, String> {
+    let name = &p.field.name;
+    if p.wrapped
+        || p.field
+            .directives
+            .iter()
+            .any(|d| d.name == "skip" || d.name == "include")
+    {
+        return Err(format!(
+            "entity lookup `{name}` is under `@skip`/`@include`; inside `_join`, put the condition on a field around the `_join` instead"
+        ));
+    }
+    entities::check_requires(renderer.document, &p.field, lookup)?;
+    let mut used = indexmap::IndexSet::new();
+    let arguments = entities::argument_sources(&p.field, internal, |v| {
+        used.insert(v.to_string());
+        match binder.binding(v) {
+            Some(b) if binder.bindings[b].collect => Err(format!(
+                "`${v}` collects many values per item; an entity lookup takes one value per item for `{name}`"
+            )),
+            other => Ok(other),
+        }
+    })?;
+    let mut text = String::new();
+    let mut variables = indexmap::IndexSet::new();
+    renderer.entities_field(&p.field, lookup, &mut text, &mut variables);
+    if let Some(v) = variables.iter().find(|v| internal.contains(*v)) {
+        return Err(format!(
+            "`${v}` is used inside the selection of entity lookup `{name}`; there, only client variables can be used"
+        ));
+    }
+    variables.extend(used);
+    let call = EntityCall {
+        lookup: lookup.clone(),
+        arguments,
+    };
+    let mut fetch = JoinFetch::new(upstream, Batching::Entities(Arc::new(call)));
+    binder.add(&mut fetch, &text, &variables, p);
+    Ok(fetch)
 }
 
 /// Resolves the internal variables of one join's pieces to bindings, once each.

@@ -2,6 +2,7 @@
 //! fetches with their pre-rendered documents, and the response shape.
 
 pub mod batch;
+pub mod entities;
 pub mod join;
 mod render;
 pub mod shape;
@@ -92,6 +93,9 @@ pub struct Fetch {
     pub root_keys: Vec<String>,
     /// The root fields, as the upstream names them (for caching rules).
     pub fields: Vec<String>,
+    /// Response keys of the root fields that are entity lookups: sent as `_entities` with one
+    /// representation, their answer is a list of one.
+    pub entities: Vec<String>,
 }
 
 impl Plan {
@@ -149,6 +153,18 @@ impl Plan {
         )?;
         let mut problems = Vec::new();
         for p in &pieces {
+            if let Some(lookup) = supergraph.entities.get(p.field.name.as_str()) {
+                if let Err(message) = entities::check_requires(&document, &p.field, lookup) {
+                    problems.push(PlanProblem {
+                        location: p
+                            .field
+                            .location()
+                            .and_then(|s| s.line_column_range(&document.sources))
+                            .map(|r| (r.start.line, r.start.column)),
+                        message,
+                    });
+                }
+            }
             for v in p
                 .variables
                 .iter()
@@ -181,7 +197,13 @@ impl Plan {
                         let mut variables: Vec<String> = Vec::new();
                         let mut root_keys: Vec<String> = Vec::new();
                         let mut fields: Vec<String> = Vec::new();
+                        let mut entity_keys: Vec<String> = Vec::new();
                         for p in &pieces {
+                            if supergraph.entities.contains_key(p.field.name.as_str())
+                                && !entity_keys.contains(&p.response_key)
+                            {
+                                entity_keys.push(p.response_key.clone());
+                            }
                             let field = p.upstream_field();
                             if !fields.contains(&field) {
                                 fields.push(field);
@@ -234,6 +256,7 @@ impl Plan {
                             variables,
                             root_keys,
                             fields,
+                            entities: entity_keys,
                         }
                     })
                     .collect()
@@ -399,6 +422,11 @@ impl Plan {
                             "argument": form.argument,
                             "key": form.key,
                         }),
+                        Batching::Entities(call) => serde_json::json!({
+                            "kind": "entities",
+                            "entity": call.lookup.type_name,
+                            "key": call.lookup.key,
+                        }),
                     },
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
@@ -562,6 +590,14 @@ impl fmt::Display for Plan {
                                 .to_string()
                         }
                         (Batching::Aliases { .. }, false) => "one request".to_string(),
+                        (Batching::Entities(call), true) => format!(
+                            "one `_entities` call with every distinct `{}` representation, results matched by position",
+                            call.lookup.type_name
+                        ),
+                        (Batching::Entities(call), false) => format!(
+                            "one `_entities` call for the `{}`",
+                            call.lookup.type_name
+                        ),
                     };
                     writeln!(
                         f,

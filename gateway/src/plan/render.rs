@@ -11,7 +11,7 @@ use indexmap::IndexSet;
 use std::collections::HashSet;
 
 use super::batch::{BatchForm, KEY_ALIAS};
-use crate::schema::{Supergraph, JOIN_FIELD};
+use crate::schema::{EntityLookup, Supergraph, ENTITIES_FIELD, JOIN_FIELD};
 
 /// One piece of the root selection: a root field of one namespace, with the directives of
 /// the root-level fragments it was reached through.
@@ -99,7 +99,10 @@ impl Renderer<'_> {
                         self.directives(w, &mut text, &mut variables);
                         text.push_str(" { ");
                     }
-                    self.field(f, name, true, &mut text, &mut variables);
+                    match self.supergraph.entities.get(f.name.as_str()) {
+                        Some(lookup) => self.entity_field(f, lookup, &mut text, &mut variables),
+                        None => self.field(f, name, true, &mut text, &mut variables),
+                    }
                     for _ in wrappers.iter() {
                         text.push_str(" }");
                     }
@@ -192,6 +195,65 @@ impl Renderer<'_> {
         let _ = write!(out, ") {{ {KEY_ALIAS}: {} ", form.key);
         self.selection_set(&f.selection_set, out, vars);
         out.push('}');
+    }
+
+    /// Renders entity lookup `f` as an `_entities` call with the one representation its
+    /// arguments make: `<key>: _entities(representations: [{__typename: "T", upc: $upc}])
+    /// { ... on T { <selections> } }`. Its answer is a list of one, unwrapped by the executor.
+    fn entity_field(
+        &self,
+        f: &executable::Field,
+        lookup: &EntityLookup,
+        out: &mut String,
+        vars: &mut IndexSet<String>,
+    ) {
+        if self.join_mode {
+            out.push(KEY_MARK);
+        }
+        let _ = write!(
+            out,
+            "{}: {ENTITIES_FIELD}(representations: [{{__typename: {}",
+            f.response_key(),
+            serde_json::Value::from(lookup.type_name.as_str())
+        );
+        for arg in &f.arguments {
+            collect_variables(&arg.value, vars);
+            let _ = write!(out, ", {}: ", arg.name);
+            self.write_value(&arg.value, out);
+        }
+        out.push_str("}])");
+        self.directives(&f.directives, out, vars);
+        self.entity_selection(f, lookup, out, vars);
+    }
+
+    /// Renders entity lookup `f` inside a join, for all items at once: `<key>:
+    /// _entities(representations: $<prefix>representations) { ... on T { <selections> } }`;
+    /// the executor sends one representation per distinct item.
+    pub(crate) fn entities_field(
+        &self,
+        f: &executable::Field,
+        lookup: &EntityLookup,
+        out: &mut String,
+        vars: &mut IndexSet<String>,
+    ) {
+        let _ = write!(
+            out,
+            "{KEY_MARK}{}: {ENTITIES_FIELD}(representations: ${KEY_MARK}representations)",
+            f.response_key()
+        );
+        self.entity_selection(f, lookup, out, vars);
+    }
+
+    fn entity_selection(
+        &self,
+        f: &executable::Field,
+        lookup: &EntityLookup,
+        out: &mut String,
+        vars: &mut IndexSet<String>,
+    ) {
+        let _ = write!(out, " {{ ... on {} {{ ", lookup.type_name);
+        self.selection_set(&f.selection_set, out, vars);
+        out.push_str("} }");
     }
 
     fn selection_set(

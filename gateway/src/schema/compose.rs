@@ -1,6 +1,7 @@
 //! Namespacing each upstream schema and composing them into one supergraph.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use apollo_compiler::ast::{self, Type};
 use apollo_compiler::collections::{IndexMap, IndexSet};
@@ -11,6 +12,7 @@ use apollo_compiler::schema::{
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Node, Schema};
 
+use super::federation::{self, EntityLookup};
 use super::{parse_upstream, SchemaError, UpstreamSdl};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 
@@ -21,6 +23,9 @@ pub struct Supergraph {
     pub schema: Valid<Schema>,
     /// The upstream schemas as loaded, in configuration order.
     pub upstreams: indexmap::IndexMap<String, UpstreamSdl>,
+    /// The entity lookups of federation subgraphs, by composed root field name
+    /// (`products_productByUpc`).
+    pub entities: HashMap<String, Arc<EntityLookup>>,
 }
 
 impl Supergraph {
@@ -44,6 +49,8 @@ const KEPT_DIRECTIVES: &[&str] = &["deprecated", "specifiedBy", "oneOf"];
 struct Namespacer<'a> {
     ns: &'a str,
     roots: HashSet<Name>,
+    /// `(type, field)`s left out: a subgraph's `@external` fields, which it cannot resolve.
+    hidden: HashSet<(Name, Name)>,
 }
 
 impl Namespacer<'_> {
@@ -118,10 +125,12 @@ impl Namespacer<'_> {
 
     fn fields(
         &self,
+        owner: &Name,
         fields: &IndexMap<Name, Component<FieldDefinition>>,
     ) -> IndexMap<Name, Component<FieldDefinition>> {
         fields
             .values()
+            .filter(|f| !self.hidden.contains(&(owner.clone(), f.name.clone())))
             .filter_map(|f| self.field(f, f.name.clone()))
             .map(|f| (f.name.clone(), Component::new(f)))
             .collect()
@@ -146,14 +155,14 @@ impl Namespacer<'_> {
                 name: self.name(&t.name),
                 implements_interfaces: self.component_names(&t.implements_interfaces),
                 directives: self.directives(&t.directives),
-                fields: self.fields(&t.fields),
+                fields: self.fields(&t.name, &t.fields),
             })),
             ExtendedType::Interface(t) => ExtendedType::Interface(Node::new(InterfaceType {
                 description: t.description.clone(),
                 name: self.name(&t.name),
                 implements_interfaces: self.component_names(&t.implements_interfaces),
                 directives: self.directives(&t.directives),
-                fields: self.fields(&t.fields),
+                fields: self.fields(&t.name, &t.fields),
             })),
             ExtendedType::Union(t) => ExtendedType::Union(Node::new(UnionType {
                 description: t.description.clone(),
@@ -197,6 +206,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
         name: Name::new_static_unchecked("Mutation"),
         ..query.clone()
     };
+    let mut lookups = HashMap::new();
     for upstream in &upstreams {
         let parsed = match parse_upstream(upstream) {
             Ok(s) => s,
@@ -213,6 +223,17 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
         if let Some(s) = root(ast::OperationType::Subscription) {
             tracing::warn!(namespace = %upstream.namespace, "subscriptions are not supported; `{s}` is left out");
         }
+        let entities = if upstream.federation {
+            match federation::entities(upstream, &parsed) {
+                Ok(e) => e,
+                Err(problems) => {
+                    diags.0.extend(problems);
+                    continue;
+                }
+            }
+        } else {
+            federation::Entities::default()
+        };
         let namespacer = Namespacer {
             ns: &upstream.namespace,
             roots: [&q, &m, &root(ast::OperationType::Subscription)]
@@ -220,9 +241,13 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
                 .flatten()
                 .cloned()
                 .collect(),
+            hidden: entities.external,
         };
         for (name, ty) in &parsed.types {
-            if ty.is_built_in() || namespacer.roots.contains(name) {
+            if ty.is_built_in()
+                || namespacer.roots.contains(name)
+                || (upstream.federation && federation::is_federation_type(name))
+            {
                 continue;
             }
             let renamed = namespacer.extended_type(ty);
@@ -233,13 +258,42 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
                 continue;
             };
             for f in obj.fields.values() {
-                if f.name.starts_with("__") {
+                if f.name.starts_with("__")
+                    || (upstream.federation && federation::is_federation_field(&f.name))
+                {
                     continue;
                 }
                 let name = namespacer.name(&f.name);
                 if let Some(def) = namespacer.field(f, name.clone()) {
                     target.fields.insert(name, Component::new(def));
                 }
+            }
+        }
+        for input in &entities.inputs {
+            let renamed =
+                namespacer.extended_type(&ExtendedType::InputObject(Node::new(input.clone())));
+            if schema.types.contains_key(renamed.name()) {
+                diags.0.push(composed_problem(format!(
+                    "upstream `{}`: the input type `{}` made for an entity key is also defined by the subgraph",
+                    upstream.namespace,
+                    input.name
+                )));
+                continue;
+            }
+            schema.types.insert(renamed.name().clone(), renamed);
+        }
+        for (definition, lookup) in entities.lookups {
+            let name = namespacer.name(&definition.name);
+            if query.fields.contains_key(&name) {
+                diags.0.push(composed_problem(format!(
+                    "upstream `{}`: the lookup of entity `{}` would be the root field `{name}`, which the subgraph already has",
+                    upstream.namespace, lookup.type_name
+                )));
+                continue;
+            }
+            if let Some(def) = namespacer.field(&definition, name.clone()) {
+                query.fields.insert(name.clone(), Component::new(def));
+                lookups.insert(name.to_string(), lookup);
             }
         }
     }
@@ -290,7 +344,20 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
             .into_iter()
             .map(|u| (u.namespace.clone(), u))
             .collect(),
+        entities: lookups,
     })
+}
+
+/// A problem of the composed schema as a whole.
+fn composed_problem(message: String) -> Diagnostic {
+    Diagnostic {
+        position: Position {
+            path: "<composed schema>".into(),
+            line: 1,
+            column: 1,
+        },
+        message,
+    }
 }
 
 /// The gateway's own directives, defined in every composed schema.
@@ -358,7 +425,100 @@ mod tests {
             namespace: ns.into(),
             origin: format!("{ns}.graphql"),
             sdl: sdl.into(),
+            federation: false,
         }
+    }
+
+    fn subgraph(ns: &str, sdl: &str) -> UpstreamSdl {
+        UpstreamSdl {
+            federation: true,
+            ..up(ns, sdl)
+        }
+    }
+
+    #[test]
+    fn federation_v1_and_v2_subgraphs_get_entity_lookups_and_lose_federation_names() {
+        let v1 = r#"
+            scalar _Any
+            union _Entity = Product
+            type _Service { sdl: String }
+            extend type Query { top: [Product] _entities(representations: [_Any!]!): [_Entity]! _service: _Service! }
+            extend type Product @key(fields: "upc") @key(fields: "sku variant { id }") {
+              upc: String! @external
+              sku: String! @external
+              variant: Variant @external
+              weight: Int @external
+              price: Int
+              shipping: Int @requires(fields: "weight")
+            }
+            type Variant { id: ID! }
+        "#;
+        let v2 = r#"
+            extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@shareable"])
+            type Query { me: User }
+            type User @federation__key(fields: "id") @federation__key(fields: "email", resolvable: false) {
+              id: ID! @shareable
+              email: String!
+            }
+        "#;
+        let g = compose(vec![subgraph("shop", v1), subgraph("users", v2)]).unwrap();
+        let sdl = g.sdl();
+        for expected in [
+            "shop_top: [shop_Product]",
+            "shop_productByUpc(",
+            "shop_productBySkuAndVariant(",
+            "variant: shop_ProductVariantKey",
+            "input shop_ProductVariantKey {
+  id: ID!
+}",
+            "weight: Int,",
+            "users_me: users_User",
+            "users_userById(id: ID!): users_User",
+            "price: Int",
+        ] {
+            assert!(
+                sdl.contains(expected),
+                "missing {expected:?} in
+{sdl}"
+            );
+        }
+        for hidden in [
+            "_entities(",
+            "_service",
+            "_Any",
+            "_Entity",
+            "emailBy",
+            "@key",
+            "link__",
+        ] {
+            assert!(
+                !sdl.contains(hidden),
+                "{hidden:?} in
+{sdl}"
+            );
+        }
+        let product = &g.entities["shop_productBySkuAndVariant"];
+        assert_eq!(product.type_name, "Product");
+        assert_eq!(product.key, ["sku", "variant"]);
+        assert_eq!(
+            product.required_by("shipping"),
+            Some(&["weight".to_string()][..])
+        );
+        assert!(!g.entities.contains_key("users_userByEmail"));
+    }
+
+    #[test]
+    fn a_lookup_named_like_a_root_field_is_refused() {
+        let err = compose(vec![subgraph(
+            "a",
+            r#"type Query { thingById(id: ID!): Thing } type Thing @key(fields: "id") { id: ID! }"#,
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`a_thingById`, which the subgraph already has"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -170,6 +170,16 @@ fn input_values(out: &mut String, args: &[InputValue], indent: &str, separator: 
 }
 
 impl IntrospectionSchema {
+    /// Whether the schema is an Apollo Federation subgraph's: its query type has `_service`.
+    pub(crate) fn is_subgraph(&self) -> bool {
+        let Some(query) = &self.query_type else {
+            return false;
+        };
+        self.types.iter().any(|t| {
+            t.name == query.name && t.fields.iter().flatten().any(|f| f.name == "_service")
+        })
+    }
+
     /// Renders the introspection result as SDL (introspection and built-in types left out).
     pub(crate) fn to_sdl(&self) -> String {
         let mut out = String::new();

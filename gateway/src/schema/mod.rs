@@ -1,6 +1,7 @@
 //! Upstream schemas and the composed, namespaced supergraph.
 
 mod compose;
+pub(crate) mod federation;
 pub(crate) mod introspect;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 use crate::plugin::Plugins;
 
 pub use compose::{compose, Supergraph, JOIN_FIELD};
+pub use federation::{EntityLookup, ENTITIES_FIELD};
 
 /// The schema of one upstream as it defines it (before namespacing).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,6 +25,9 @@ pub struct UpstreamSdl {
     pub origin: String,
     /// The SDL text.
     pub sdl: String,
+    /// Whether the SDL is an Apollo Federation subgraph's (`@key`, `_entities`…).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub federation: bool,
 }
 
 /// Why a schema could not be loaded or composed.
@@ -85,6 +90,7 @@ pub async fn load(
                 namespace: upstream.namespace.clone(),
                 origin: format!("schema of plugin `{name}`"),
                 sdl,
+                federation: false,
             })
         }
         SchemaSource::File(path, written) => {
@@ -101,6 +107,7 @@ pub async fn load(
                 namespace: upstream.namespace.clone(),
                 origin: path.display().to_string(),
                 sdl,
+                federation: upstream.federation,
             })
         }
         SchemaSource::Introspection => introspect(upstream).await,
@@ -121,6 +128,62 @@ async fn introspect(upstream: &UpstreamConfig) -> Result<UpstreamSdl, SchemaErro
         .timeout(upstream.timeout)
         .build()
         .map_err(|e| fail(e.to_string()))?;
+    let subgraph = |origin: String| async {
+        // Introspection loses `@key` and the other federation directives; `_service` keeps them.
+        #[derive(serde::Deserialize)]
+        struct Service {
+            sdl: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            #[serde(rename = "_service")]
+            service: Service,
+        }
+        let data: Data = ask(&client, upstream, "query SubgraphSdl { _service { sdl } }")
+            .await
+            .map_err(|m| {
+                fail(format!(
+                    "reading the subgraph schema (`_service {{ sdl }}`): {m}"
+                ))
+            })?;
+        Ok(UpstreamSdl {
+            namespace: upstream.namespace.clone(),
+            origin,
+            sdl: data.service.sdl,
+            federation: true,
+        })
+    };
+    if upstream.federation {
+        return subgraph(format!("_service of {url}")).await;
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        #[serde(rename = "__schema")]
+        schema: introspect::IntrospectionSchema,
+    }
+    let data: Data = ask(&client, upstream, introspect::QUERY)
+        .await
+        .map_err(|m| fail(format!("the answer is not an introspection result: {m}")))?;
+    if data.schema.is_subgraph() {
+        return subgraph(format!("_service of {url} (a federation subgraph)")).await;
+    }
+    Ok(UpstreamSdl {
+        namespace: upstream.namespace.clone(),
+        origin: format!("introspection of {url}"),
+        sdl: data.schema.to_sdl(),
+        federation: false,
+    })
+}
+
+/// Sends `query` to the upstream (with its configured headers) and reads the answer's `data`.
+async fn ask<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    upstream: &UpstreamConfig,
+    query: &str,
+) -> Result<T, String> {
+    let Transport::Http(url) = &upstream.transport else {
+        unreachable!("only URL upstreams are asked for their schema")
+    };
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -128,62 +191,55 @@ async fn introspect(upstream: &UpstreamConfig) -> Result<UpstreamSdl, SchemaErro
     for (name, value) in &upstream.headers {
         request = request.header(name, value);
     }
-    let body =
-        serde_json::json!({ "query": introspect::QUERY, "operationName": "IntrospectionQuery" });
     let response = request
-        .body(body.to_string())
+        .body(serde_json::json!({ "query": query }).to_string())
         .send()
         .await
-        .map_err(|e| fail(format!("{e} (is the upstream running?)")))?;
+        .map_err(|e| format!("{e} (is the upstream running?)"))?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| fail(e.to_string()))?;
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
     if !status.is_success() {
-        return Err(fail(format!("HTTP status {status}")));
+        return Err(format!("HTTP status {status}"));
     }
     #[derive(serde::Deserialize)]
-    struct Data {
-        #[serde(rename = "__schema")]
-        schema: introspect::IntrospectionSchema,
-    }
-    #[derive(serde::Deserialize)]
-    struct Body {
-        data: Option<Data>,
+    struct Body<T> {
+        data: Option<T>,
         #[serde(default)]
         errors: Vec<serde_json::Value>,
     }
-    let body: Body = serde_json::from_slice(&bytes)
-        .map_err(|e| fail(format!("the answer is not an introspection result: {e}")))?;
-    let data = body.data.ok_or_else(|| {
-        fail(format!(
-            "no data; errors: {}",
-            serde_json::Value::from(body.errors)
-        ))
-    })?;
-    Ok(UpstreamSdl {
-        namespace: upstream.namespace.clone(),
-        origin: format!("introspection of {url}"),
-        sdl: data.schema.to_sdl(),
-    })
+    let body: Body<T> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    body.data
+        .ok_or_else(|| format!("no data; errors: {}", serde_json::Value::from(body.errors)))
 }
 
 /// Parses and validates one upstream's SDL, reporting problems with positions in its origin.
 pub(crate) fn parse_upstream(upstream: &UpstreamSdl) -> Result<Valid<Schema>, Diagnostics> {
-    Schema::parse_and_validate(&upstream.sdl, &upstream.origin).map_err(|with| {
-        Diagnostics(
-            with.errors
-                .iter()
-                .map(|d| {
-                    let (line, column) = crate::diagnostic::line_column(&d);
-                    Diagnostic {
-                        position: Position {
-                            path: upstream.origin.clone().into(),
-                            line,
-                            column,
-                        },
-                        message: format!("upstream `{}`: {}", upstream.namespace, d.error),
-                    }
-                })
-                .collect(),
-        )
-    })
+    if upstream.federation {
+        return federation::parse(upstream);
+    }
+    Schema::parse_and_validate(&upstream.sdl, &upstream.origin)
+        .map_err(|with| diagnostics(upstream, &with.errors))
+}
+
+/// An upstream schema's problems, at their positions in its origin.
+fn diagnostics(
+    upstream: &UpstreamSdl,
+    errors: &apollo_compiler::validation::DiagnosticList,
+) -> Diagnostics {
+    Diagnostics(
+        errors
+            .iter()
+            .map(|d| {
+                let (line, column) = crate::diagnostic::line_column(&d);
+                Diagnostic {
+                    position: Position {
+                        path: upstream.origin.clone().into(),
+                        line,
+                        column,
+                    },
+                    message: format!("upstream `{}`: {}", upstream.namespace, d.error),
+                }
+            })
+            .collect(),
+    )
 }

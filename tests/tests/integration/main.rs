@@ -12,6 +12,7 @@ mod connections;
 mod example;
 mod execution;
 mod explorer;
+mod federation;
 mod fuzz_corpus;
 mod guest_languages;
 mod harness;

@@ -20,15 +20,18 @@ const OPERATION: &str = r#"query CapitalWeather($codes: [String!], $capital: Str
 }
 "#;
 
-fn apollo_dir() -> PathBuf {
+pub(crate) fn apollo_dir() -> PathBuf {
     repo_root().join("tests/apollo")
 }
 
-/// Installs the client's npm packages once (from the committed lock file).
-fn install() {
+/// Installs the npm packages of `tests/apollo` once (from the committed lock file).
+pub(crate) fn install() {
     static INSTALLED: Mutex<bool> = Mutex::new(false);
     let mut done = INSTALLED.lock().unwrap();
-    if !*done && !apollo_dir().join("node_modules/@apollo/client").exists() {
+    let installed = ["@apollo/client", "@apollo/subgraph"]
+        .iter()
+        .all(|p| apollo_dir().join("node_modules").join(p).exists());
+    if !*done && !installed {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(apollo_dir())

@@ -3,6 +3,9 @@
 //! `_entities` call for all items of a list, each distinct representation sent once, results
 //! matched back by position.
 
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
 use joinery_tests::{start_travel, Fault, Upstream, TRAVEL_V1_SDL};
 use serde_json::{json, Value};
 
@@ -363,5 +366,118 @@ async fn lookups_that_cannot_be_sent_are_refused_at_build_with_their_position() 
             .iter()
             .any(|l| l.starts_with("operations/c.graphql:1:11: ") && l.contains("travel__entities")),
         "{err}"
+    );
+}
+
+/// The subgraph of `tests/apollo/subgraph.mjs` (`@apollo/subgraph`), run by Node.
+struct ApolloSubgraph {
+    child: Child,
+    base: String,
+}
+
+impl ApolloSubgraph {
+    fn start() -> Self {
+        crate::apollo::install();
+        let mut child = Command::new("node")
+            .arg(crate::apollo::apollo_dir().join("subgraph.mjs"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        ApolloSubgraph {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/graphql", self.base)
+    }
+
+    async fn received(&self) -> Vec<Value> {
+        reqwest::get(format!("{}/received", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for ApolloSubgraph {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apollo_subgraph_error_lands_at_the_entity_it_names() {
+    let subgraph = tokio::task::block_in_place(ApolloSubgraph::start);
+    let url = subgraph.url();
+    let gw = Gateway::start_with(
+        &[(
+            "greetings.graphql",
+            r#"query Greetings($code: String! @internal) {
+  countries_countries {
+    code @export(as: "code")
+    _join { greetings_countryByCode(code: $code) { greeting } }
+  }
+  greetings_hellos(language: "fr")
+}"#,
+        )],
+        |countries, weather| {
+            format!(
+                "{}\n[upstreams.greetings]\nurl = \"{url}\"\nfederation = true\n",
+                default_config(countries, weather)
+            )
+        },
+    )
+    .await;
+    let before = subgraph.received().await.len();
+    let reply = gw.run("Greetings", json!({})).await;
+    let received = subgraph.received().await;
+    // One root request (`hellos`) and one `_entities` call for every country.
+    assert_eq!(received.len() - before, 2, "{received:?}");
+    let entities = &received[before..]
+        .iter()
+        .find(|r| r["query"].as_str().unwrap().contains("_entities"))
+        .unwrap();
+    let countries = reply.body["data"]["countries_countries"]
+        .as_array()
+        .unwrap();
+    assert_eq!(representations(entities, "Country").len(), countries.len());
+    assert_eq!(
+        reply.body["data"]["greetings_hellos"],
+        json!(["bonjour", "salut"])
+    );
+    let at = |code: &str| countries.iter().position(|c| c["code"] == code).unwrap();
+    assert_eq!(
+        countries[at("FR")]["_join"]["greetings_countryByCode"],
+        json!({ "greeting": "welcome to FR" })
+    );
+    // Not found: null, no error. Failed: null, with the subgraph's error at that item only.
+    assert_eq!(
+        countries[at("BV")]["_join"]["greetings_countryByCode"],
+        Value::Null
+    );
+    assert_eq!(
+        countries[at("AQ")]["_join"]["greetings_countryByCode"],
+        Value::Null
+    );
+    assert_eq!(
+        reply.body["errors"],
+        json!([{
+            "message": "nobody greets in AQ",
+            "path": ["countries_countries", at("AQ"), "_join", "greetings_countryByCode", "greeting"],
+            "extensions": { "upstream": "greetings" },
+        }])
     );
 }

@@ -198,6 +198,25 @@ async fn a_join_into_entities_sends_one_entities_call_with_each_representation_o
         countries[aq + 1]["_join"]["travel_countryByCode"]["visa"],
         "required"
     );
+
+    // The plan says how the lookups are sent.
+    let config = joinery::config::Config::load(&gw.dir.path().join("joinery.toml")).unwrap();
+    let registry = joinery::server::Registry::from_manifest(&gw.running.manifest, &config).unwrap();
+    let plan = registry.find_operation("Travel").unwrap();
+    let text = plan.to_string();
+    assert!(
+        text.contains("fetch from `travel` → travel_countryByCode (one `_entities` call with every distinct `Country` representation, results matched by position)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("travel_countryByCode: _entities(representations: $representations) { ... on Country { visa } }"),
+        "{text}"
+    );
+    let json = plan.to_json();
+    assert_eq!(
+        json["joins"][0]["fetches"][0]["batching"],
+        json!({ "kind": "entities", "entity": "Country", "key": ["code"] })
+    );
 }
 
 #[tokio::test]

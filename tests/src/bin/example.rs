@@ -1,5 +1,5 @@
-//! Runs the example project: starts the bundled countries and weather APIs on
-//! 127.0.0.1:4001 and :4002, builds `joinery.toml`'s operations, and serves them on :4000 as
+//! Runs the example project: starts the bundled countries and weather APIs and the travel
+//! federation subgraph on 127.0.0.1:4001, :4002 and :4003, builds `joinery.toml`'s operations, and serves them on :4000 as
 //! `joinery dev` does (rebuilt and served again on every change).
 
 use std::path::PathBuf;
@@ -22,10 +22,14 @@ async fn main() -> anyhow::Result<()> {
     let weather = joinery_tests::start_weather("127.0.0.1:4002")
         .await
         .context("cannot start the example weather API on 127.0.0.1:4002")?;
+    let travel = joinery_tests::start_travel("127.0.0.1:4003")
+        .await
+        .context("cannot start the example travel subgraph on 127.0.0.1:4003")?;
     eprintln!(
-        "example upstreams: countries at {}, weather at {}",
+        "example upstreams: countries at {}, weather at {}, travel at {}",
         countries.url(),
-        weather.url()
+        weather.url(),
+        travel.url()
     );
 
     // As `joinery dev`: built now and again whenever operations/, joinery.toml or a schema
@@ -64,5 +68,6 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     countries.stop().await;
     weather.stop().await;
+    travel.stop().await;
     Ok(())
 }

@@ -176,7 +176,7 @@ impl Country {
         let population = self
             .population
             .ok_or_else(|| Error::new("shippingCost needs the population"))?;
-        Ok(5.0 + f64::from(population % 1000) / 100.0)
+        Ok(5.0 + f64::from(population / 100_000) / 100.0)
     }
 }
 
@@ -241,7 +241,7 @@ mod tests {
         .await;
         assert_eq!(
             body["data"]["_entities"],
-            json!([{ "visa": "not required", "shippingCost": 5.0 }, null]),
+            json!([{ "visa": "not required", "shippingCost": 11.8 }, null]),
             "{body}"
         );
     }

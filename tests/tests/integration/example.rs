@@ -10,9 +10,11 @@ use crate::harness::repo_root;
 async fn the_example_project_builds_and_every_operation_runs() {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
     let weather = joinery_tests::start_weather("127.0.0.1:0").await.unwrap();
+    let travel = joinery_tests::start_travel("127.0.0.1:0").await.unwrap();
     let mut config = Config::load(&repo_root().join("joinery.toml")).unwrap();
     config.upstreams["countries"].transport = joinery::config::Transport::Http(countries.url());
     config.upstreams["weather"].transport = joinery::config::Transport::Http(weather.url());
+    config.upstreams["travel"].transport = joinery::config::Transport::Http(travel.url());
     let out = tempfile::tempdir().unwrap();
     config.operations.manifest = out.path().join("manifest.json");
     let built = joinery::project::build(&config, true).await.unwrap();

@@ -1555,6 +1555,23 @@ mod tests {
     }
 
     #[test]
+    fn federation_is_for_url_upstreams() {
+        let ok =
+            parse("[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\nfederation = true\n").unwrap();
+        assert!(ok.upstreams["a"].federation);
+        let plain = parse("[upstreams.a]\nurl = \"http://127.0.0.1:1/\"\n").unwrap();
+        assert!(!plain.upstreams["a"].federation);
+        let err = parse(
+            "[plugins.shop]\npath = \"shop.wasm\"\n[upstreams.shop]\nplugin = \"shop\"\nfederation = true\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("joinery.toml:5:14: `federation` is for GraphQL endpoints"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn max_response_bytes_is_a_bounded_size() {
         let config = |value: &str| {
             parse(&format!(

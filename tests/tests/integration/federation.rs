@@ -345,6 +345,27 @@ async fn a_federation_v1_schema_file_works_like_the_subgraph_itself() {
 }
 
 #[tokio::test]
+async fn an_upstream_marked_as_a_subgraph_that_is_not_one_is_refused_at_build() {
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[operations]\ndir = \"operations\"\n[upstreams.countries]\nurl = \"{}\"\nfederation = true\n",
+        countries.url()
+    );
+    let path = crate::harness::write_project(dir.path(), &config, &[]);
+    let config = joinery::config::Config::load(&path).unwrap();
+    let err = joinery::project::build(&config, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("upstream `countries`: introspection of http://")
+            && err.contains("reading the subgraph schema (`_service { sdl }`): no data; errors:"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn lookups_that_cannot_be_sent_are_refused_at_build_with_their_position() {
     let travel = start_travel("127.0.0.1:0").await.unwrap();
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();

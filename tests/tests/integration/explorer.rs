@@ -131,8 +131,48 @@ impl Browser {
     }
 }
 
+/// Whether `answer` holds a whole HTTP response with a `Content-Length` body.
+fn complete(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some(end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    let length = text[..end]
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    answer.len() >= end + 4 + length
+}
+
 impl Drop for Browser {
+    /// Ends the WebDriver session first, which closes Chromium: killing the driver alone leaves
+    /// the browser running. A plain blocking request, since `Drop` cannot wait on a future.
     fn drop(&mut self) {
+        let address = self.base.trim_start_matches("http://");
+        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                self.session
+            );
+            // Wait for the answer (the driver answers once the browser is closed), but not for
+            // the connection to close: the driver keeps it open.
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut answer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    answer.extend_from_slice(&chunk[..n]);
+                    if complete(&answer) {
+                        break;
+                    }
+                }
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -4,6 +4,7 @@
 //! codes), never client input or variable values, so their number stays bounded.
 
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -185,41 +186,50 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Records a request to an upstream: `result` is `ok` or an error code.
-    pub fn upstream(&self, upstream: &str, result: &str, took: Duration) {
-        self.upstream_requests
+    /// The metrics of one upstream, recorded through handles made on first use.
+    pub fn upstream(self: &Arc<Self>, upstream: &str) -> UpstreamMetrics {
+        UpstreamMetrics {
+            metrics: self.clone(),
+            upstream: upstream.to_string(),
+            ok: OnceLock::new(),
+            seconds: OnceLock::new(),
+            hit: OnceLock::new(),
+            miss: OnceLock::new(),
+        }
+    }
+
+    /// The metrics of one plugin, recorded through handles made on first use.
+    pub fn plugin(self: &Arc<Self>, plugin: &str) -> PluginMetrics {
+        PluginMetrics {
+            metrics: self.clone(),
+            plugin: plugin.to_string(),
+            ok: OnceLock::new(),
+            seconds: OnceLock::new(),
+        }
+    }
+
+    fn upstream_result(&self, upstream: &str, result: &str) -> Counter {
+        // `get_or_create`'s guard lives to the end of the statement that holds it: resolve
+        // one series per statement, or a second lookup in the family waits on the first.
+        let counter = self
+            .upstream_requests
             .get_or_create(&UpstreamResult {
                 upstream: upstream.to_string(),
                 result: result.to_string(),
             })
-            .inc();
-        self.upstream_seconds
-            .get_or_create(&UpstreamLabel {
-                upstream: upstream.to_string(),
-            })
-            .observe(took.as_secs_f64());
+            .clone();
+        counter
     }
 
-    /// Records an upstream request whose fields got the error `code`.
-    pub fn upstream_error(&self, upstream: &str, code: &str) {
-        self.upstream_errors
-            .get_or_create(&UpstreamCode {
+    fn cache_result(&self, upstream: &str, result: &str) -> Counter {
+        let counter = self
+            .cache_lookups
+            .get_or_create(&UpstreamResult {
                 upstream: upstream.to_string(),
-                code: code.to_string(),
+                result: result.to_string(),
             })
-            .inc();
-    }
-
-    /// Records `n` cache lookups of `upstream` that ended as `result` (`hit`, `miss`, `stale`).
-    pub fn cache(&self, upstream: &str, result: &str, n: usize) {
-        if n > 0 {
-            self.cache_lookups
-                .get_or_create(&UpstreamResult {
-                    upstream: upstream.to_string(),
-                    result: result.to_string(),
-                })
-                .inc_by(n as u64);
-        }
+            .clone();
+        counter
     }
 
     /// Records a `_join` over `items` items.
@@ -227,17 +237,116 @@ impl Metrics {
         self.join_fanout.observe(items as f64);
     }
 
-    /// Records a plugin call: `result` is `ok`, `failed` or `timeout`.
-    pub fn plugin(&self, plugin: &str, result: &str, took: Duration) {
-        self.plugin_calls
+    fn plugin_result(&self, plugin: &str, result: &str) -> Counter {
+        let counter = self
+            .plugin_calls
             .get_or_create(&PluginResult {
                 plugin: plugin.to_string(),
                 result: result.to_string(),
             })
+            .clone();
+        counter
+    }
+}
+
+/// One upstream's metrics. The series every request touches (`ok`, its latency, cache hits and
+/// misses) are looked up once, on first use, so that recording them costs no label lookup and
+/// no label strings per request; rarer results are looked up when they happen.
+#[derive(Debug)]
+pub struct UpstreamMetrics {
+    metrics: Arc<Metrics>,
+    upstream: String,
+    ok: OnceLock<Counter>,
+    seconds: OnceLock<Histogram>,
+    hit: OnceLock<Counter>,
+    miss: OnceLock<Counter>,
+}
+
+impl UpstreamMetrics {
+    /// Records a request: `result` is `ok`, `http_<status>` or an error code.
+    pub fn request(&self, result: &str, took: Duration) {
+        if result == "ok" {
+            self.ok
+                .get_or_init(|| self.metrics.upstream_result(&self.upstream, "ok"))
+                .inc();
+        } else {
+            self.metrics.upstream_result(&self.upstream, result).inc();
+        }
+        self.seconds
+            .get_or_init(|| {
+                let histogram = self
+                    .metrics
+                    .upstream_seconds
+                    .get_or_create(&UpstreamLabel {
+                        upstream: self.upstream.clone(),
+                    })
+                    .clone();
+                histogram
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records a request whose fields got the error `code`.
+    pub fn error(&self, code: &str) {
+        self.metrics
+            .upstream_errors
+            .get_or_create(&UpstreamCode {
+                upstream: self.upstream.clone(),
+                code: code.to_string(),
+            })
             .inc();
-        self.plugin_seconds
-            .get_or_create(&PluginLabel {
-                plugin: plugin.to_string(),
+    }
+
+    /// Records `n` cache lookups that ended as `result` (`hit`, `miss`, `stale`).
+    pub fn cache(&self, result: &str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let counter = match result {
+            "hit" => &self.hit,
+            "miss" => &self.miss,
+            other => {
+                self.metrics
+                    .cache_result(&self.upstream, other)
+                    .inc_by(n as u64);
+                return;
+            }
+        };
+        counter
+            .get_or_init(|| self.metrics.cache_result(&self.upstream, result))
+            .inc_by(n as u64);
+    }
+}
+
+/// One plugin's metrics, its `ok` calls and latency looked up once (see [`UpstreamMetrics`]).
+#[derive(Debug)]
+pub struct PluginMetrics {
+    metrics: Arc<Metrics>,
+    plugin: String,
+    ok: OnceLock<Counter>,
+    seconds: OnceLock<Histogram>,
+}
+
+impl PluginMetrics {
+    /// Records a call: `result` is `ok`, `failed` or `timeout`.
+    pub fn call(&self, result: &str, took: Duration) {
+        if result == "ok" {
+            self.ok
+                .get_or_init(|| self.metrics.plugin_result(&self.plugin, "ok"))
+                .inc();
+        } else {
+            self.metrics.plugin_result(&self.plugin, result).inc();
+        }
+        self.seconds
+            .get_or_init(|| {
+                let histogram = self
+                    .metrics
+                    .plugin_seconds
+                    .get_or_create(&PluginLabel {
+                        plugin: self.plugin.clone(),
+                    })
+                    .clone();
+                histogram
             })
             .observe(took.as_secs_f64());
     }

@@ -108,7 +108,7 @@ pub(crate) struct Pool<W: World> {
     /// The largest memory any instance grew to (for `joinery plugin call`).
     peak_memory: std::sync::atomic::AtomicUsize,
     /// Where calls are counted, once a gateway serves the plugin.
-    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    metrics: std::sync::OnceLock<crate::metrics::PluginMetrics>,
 }
 
 /// Raised by the epoch callback when a call's time is up.
@@ -196,7 +196,7 @@ impl<W: World> Pool<W> {
 
     /// Counts this plugin's calls in `metrics` from now on.
     pub(crate) fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
-        let _ = self.metrics.set(metrics.clone());
+        let _ = self.metrics.set(metrics.plugin(&self.name));
     }
 
     async fn fresh(&self) -> Result<Instance<W>, PluginError> {
@@ -232,7 +232,7 @@ impl<W: World> Pool<W> {
                 Err(PluginError::Timeout(..)) => "timeout",
                 Err(_) => "failed",
             };
-            metrics.plugin(&self.name, result, started.elapsed());
+            metrics.call(result, started.elapsed());
         }
         let value = value?;
         self.peak_memory.fetch_max(

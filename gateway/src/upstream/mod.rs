@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::config::{RetryConfig, Transport as TransportConfig, UpstreamConfig};
 use crate::error_code::ErrorCode;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
 use data::{Object, ResponseSeed};
 use in_flight::InFlight;
@@ -130,7 +130,7 @@ pub struct Upstream {
     /// The cache all replicas share (`[cache] redis`), behind `cache`.
     shared: Option<Arc<shared_cache::SharedCache>>,
     /// Where requests and cache lookups are counted, when a gateway serves metrics.
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<UpstreamMetrics>>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,8 +183,7 @@ pub struct UpstreamResponse {
 /// One upstream's metrics, movable into the futures that send its requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Counted {
-    metrics: Option<Arc<Metrics>>,
-    namespace: String,
+    metrics: Option<Arc<UpstreamMetrics>>,
 }
 
 impl Counted {
@@ -205,13 +204,13 @@ impl Counted {
             },
             Err(e) => e.code().as_str(),
         };
-        metrics.upstream(&self.namespace, result, started.elapsed());
+        metrics.request(result, started.elapsed());
     }
 
     /// Records `n` cache lookups that ended as `result`.
     pub(crate) fn cache(&self, result: &str, n: usize) {
         if let Some(metrics) = &self.metrics {
-            metrics.cache(&self.namespace, result, n);
+            metrics.cache(result, n);
         }
     }
 }
@@ -399,7 +398,7 @@ impl Upstreams {
     /// Counts every upstream's requests and cache lookups in `metrics`.
     pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> Self {
         for upstream in self.clients.values_mut() {
-            upstream.metrics = Some(metrics.clone());
+            upstream.metrics = Some(Arc::new(metrics.upstream(&upstream.namespace)));
         }
         self.metrics = Some(metrics.clone());
         self
@@ -527,7 +526,7 @@ impl Upstream {
         );
         let result = self.exchange(request, context).instrument(span).await;
         if let (Err(e), Some(metrics)) = (&result, &self.metrics) {
-            metrics.upstream_error(&self.namespace, e.code().as_str());
+            metrics.error(e.code().as_str());
         }
         result
     }
@@ -642,7 +641,6 @@ impl Upstream {
     pub(crate) fn counted(&self) -> Counted {
         Counted {
             metrics: self.metrics.clone(),
-            namespace: self.namespace.clone(),
         }
     }
 

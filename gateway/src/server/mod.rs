@@ -146,8 +146,7 @@ impl Gateway {
                 (response::graphql_response(media, &executed), code)
             }
             (Ok(media), Err(e)) => {
-                if e.code == ErrorCode::InvalidVariables {
-                    // Its message may quote a variable's value: values never reach the logs.
+                if e.quotes_values {
                     tracing::info!(code = e.code.as_str(), "request refused");
                 } else {
                     // Debug-formatted: messages may quote client text, which must not forge
@@ -465,7 +464,7 @@ fn coerce_variables(
     variables: Option<apollo_compiler::response::JsonValue>,
     filled: Vec<(String, serde_json::Value)>,
 ) -> Result<JsonMap, RequestError> {
-    let invalid = |m: String| RequestError::new(ErrorCode::InvalidVariables, m);
+    let invalid = |m: String| RequestError::new(ErrorCode::InvalidVariables, m).quoting_values();
     let values = match variables {
         None | Some(apollo_compiler::response::JsonValue::Null) => JsonMap::new(),
         Some(apollo_compiler::response::JsonValue::Object(map)) => map,

@@ -78,6 +78,9 @@ pub struct RequestError {
     pub fixed_status: Option<StatusCode>,
     /// A policy plugin's own code, written instead of `code`.
     pub plugin_code: Option<String>,
+    /// Whether the message quotes values the client sent (variables): those are answered to
+    /// the client but never written to the logs.
+    pub quotes_values: bool,
 }
 
 impl RequestError {
@@ -88,7 +91,14 @@ impl RequestError {
             message: message.into(),
             fixed_status: None,
             plugin_code: None,
+            quotes_values: false,
         }
+    }
+
+    /// Marks the message as quoting values the client sent, so that it is never logged.
+    pub fn quoting_values(mut self) -> Self {
+        self.quotes_values = true;
+        self
     }
 
     /// A malformed request (400 whatever the media type).

@@ -97,7 +97,7 @@ fn query_variables(
     plan: &Plan,
     query: Option<&str>,
 ) -> Result<Value, RequestError> {
-    let invalid = |m: String| RequestError::new(ErrorCode::InvalidVariables, m);
+    let invalid = |m: String| RequestError::new(ErrorCode::InvalidVariables, m).quoting_values();
     let mut given: Vec<(String, Vec<String>)> = Vec::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match given.iter_mut().find(|(k, _)| *k == *key) {
@@ -147,6 +147,7 @@ fn typed(schema: &Schema, ty: &Type, text: &str, name: &str) -> Result<Value, Re
             ErrorCode::InvalidVariables,
             format!("query parameter `{name}` must be {what}, not {text:?}"),
         )
+        .quoting_values()
     };
     if ty.is_list() {
         return serde_json::from_str(text).map_err(|_| invalid("a JSON list"));

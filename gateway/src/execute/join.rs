@@ -16,6 +16,7 @@ use crate::error_code::ErrorCode;
 use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
+use crate::schema::ENTITIES_FIELD;
 use crate::upstream::data::{self, Data, Object, Text};
 use crate::upstream::{
     FetchError, ItemCache, ItemKey, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams,
@@ -48,8 +49,9 @@ struct Entry<'p> {
     form: Option<(&'p BatchForm, String)>,
     /// Where the groups' results are kept per key (batch forms only), and each group's key.
     items: Option<(ItemCache, Vec<ItemKey>)>,
-    /// The prefix of the `_entities` call's alias (entity lookups only).
-    entities: Option<String>,
+    /// The shared `_entities` call the entry is sent in and, for each group, the position of
+    /// its representation there (entity lookups only).
+    entities: Option<(usize, Vec<usize>)>,
 }
 
 impl<'p> Entry<'p> {
@@ -70,7 +72,37 @@ struct Batch<'p> {
     selections: String,
     variables: JsonMap,
     entries: Vec<Entry<'p>>,
+    /// The `_entities` calls of the request: one, unless two lookups select differently from
+    /// one entity type.
+    entities: Vec<SharedEntities>,
 }
+
+/// One `_entities` call that the entity lookups of all joins of a wave share: each distinct
+/// representation once, and one `... on T { … }` per entity type.
+#[derive(Default)]
+struct SharedEntities {
+    /// `(type, "... on T { … }")`.
+    fragments: Vec<(String, String)>,
+    representations: Vec<apollo_compiler::response::JsonValue>,
+    /// Position of each representation, by its JSON text.
+    positions: HashMap<Vec<u8>, usize>,
+}
+
+impl SharedEntities {
+    /// Whether a lookup of `ty` selecting `fragment` can be sent in this call: the call selects
+    /// nothing from `ty` yet, or exactly the same (two selections from one type could conflict).
+    fn takes(&self, ty: &str, fragment: &str) -> bool {
+        self.fragments.iter().all(|(t, f)| t != ty || f == fragment)
+    }
+
+    fn alias(index: usize) -> String {
+        format!("{ENTITIES_ALIAS}{index}")
+    }
+}
+
+/// Prefix of the aliases of shared `_entities` calls (`_entities_0`), which no alias-batched
+/// copy can have (those start with `_<number>_`).
+const ENTITIES_ALIAS: &str = "_entities_";
 
 /// Runs every wave of joins of `plan` over `data`.
 #[allow(clippy::too_many_arguments)]
@@ -131,8 +163,10 @@ pub(super) async fn run(
                 continue;
             }
             for (f, fetch) in join.fetches.iter().enumerate() {
-                // A batch form's list argument cannot carry a null key, nor a representation.
-                let by_field = matches!(fetch.batching, Batching::Field(_) | Batching::Entities(_));
+                // A batch form's list argument cannot carry a null key. (A representation can
+                // carry null: key arguments are non-null, so validation keeps nullable
+                // variables out of them; an optional `@requires` argument may be null.)
+                let by_field = matches!(fetch.batching, Batching::Field(_));
                 // Items with the same values (as JSON text) share one group.
                 let mut groups: IndexMap<Vec<u8>, Group> = IndexMap::new();
                 let mut text = Vec::new();
@@ -241,26 +275,38 @@ pub(super) async fn run(
                     continue;
                 }
                 if let Batching::Entities(call) = &fetch.batching {
-                    // One representation per distinct set of values, matched back by position.
-                    let prefix = format!("_{j}_{f}_0_");
-                    let name = format!("{prefix}representations");
-                    batch.declarations.push(format!("${name}: [_Any!]!"));
-                    let mut representations = Vec::with_capacity(groups.len());
+                    // One representation per distinct set of values, in the wave's shared call.
+                    let mut fragment = String::new();
+                    for piece in &fetch.pieces {
+                        piece.write("", &mut fragment);
+                    }
+                    let ty = call.lookup.type_name.as_str();
+                    let c = match batch.entities.iter().position(|e| e.takes(ty, &fragment)) {
+                        Some(c) => c,
+                        None => {
+                            batch.entities.push(SharedEntities::default());
+                            batch.entities.len() - 1
+                        }
+                    };
+                    let shared = &mut batch.entities[c];
+                    if !shared.fragments.iter().any(|(t, _)| t == ty) {
+                        shared.fragments.push((ty.to_string(), fragment));
+                    }
+                    let mut positions = Vec::with_capacity(groups.len());
                     for group in groups.into_values() {
                         let values = values(&group);
-                        representations
-                            .push(call.representation(|b| values[b].to_json(), variables));
+                        let representation =
+                            call.representation(|b| values[b].to_json(), variables);
+                        let text = serde_json::to_vec(&representation).expect("JSON serializes");
+                        let next = shared.representations.len();
+                        let position = *shared.positions.entry(text).or_insert(next);
+                        if position == next {
+                            shared.representations.push(representation);
+                        }
+                        positions.push(position);
                         entry.groups.push(group);
                     }
-                    batch.variables.insert(
-                        name.as_str(),
-                        apollo_compiler::response::JsonValue::Array(representations),
-                    );
-                    for piece in &fetch.pieces {
-                        piece.write(&prefix, &mut batch.selections);
-                        batch.selections.push(' ');
-                    }
-                    entry.entities = Some(prefix);
+                    entry.entities = Some((c, positions));
                     batch.entries.push(entry);
                     continue;
                 }
@@ -285,6 +331,26 @@ pub(super) async fn run(
                     entry.groups.push(group);
                 }
                 batch.entries.push(entry);
+            }
+        }
+        for batch in batches.values_mut() {
+            for (c, shared) in batch.entities.iter_mut().enumerate() {
+                let alias = SharedEntities::alias(c);
+                batch.declarations.push(format!("${alias}: [_Any!]!"));
+                batch.variables.insert(
+                    alias.as_str(),
+                    apollo_compiler::response::JsonValue::Array(std::mem::take(
+                        &mut shared.representations,
+                    )),
+                );
+                batch.selections.push_str(&format!(
+                    "{alias}: {ENTITIES_FIELD}(representations: ${alias}) {{ "
+                ));
+                for (_, fragment) in &shared.fragments {
+                    batch.selections.push_str(fragment);
+                    batch.selections.push(' ');
+                }
+                batch.selections.push_str("} ");
             }
         }
         let name = format!(
@@ -388,13 +454,31 @@ fn merge(
         .into_entries()
         .into_iter()
         .collect();
+    // Each shared `_entities` call's results, checked: a list of one per representation sent.
+    let shared: Vec<Result<Vec<Data>, Option<String>>> = batch
+        .entities
+        .iter()
+        .enumerate()
+        .map(|(c, call)| {
+            let sent = call.positions.len();
+            match answers.remove(SharedEntities::alias(c).as_bytes()) {
+                Some(Data::Array(items)) if items.len() == sent => Ok(items),
+                // No answer: the errors say why (or the items are null).
+                Some(Data::Null) | None => Err(None),
+                Some(Data::Array(items)) => Err(Some(format!(
+                    "{} results for {sent} representations",
+                    items.len()
+                ))),
+                Some(_) => Err(Some("something other than a list".to_string())),
+            }
+        })
+        .collect();
     let mut by_prefix: HashMap<&str, (&Entry<'_>, &Group)> = HashMap::new();
     let mut calls: HashMap<&str, Call<'_>> = HashMap::new();
     for entry in &batch.entries {
         let fetch = &entry.join.fetches[entry.fetch];
-        if let Some(prefix) = &entry.entities {
-            let call = place_entities(data, errors, explained, &mut answers, entry, prefix);
-            calls.insert(prefix.as_str(), call);
+        if let Some((c, positions)) = &entry.entities {
+            place_entities(data, errors, explained, entry, positions, &shared[*c]);
             continue;
         }
         if let Some((form, prefix)) = &entry.form {
@@ -421,6 +505,10 @@ fn merge(
         }
     }
     for error in response.errors {
+        if let Some(c) = entities_call(&error) {
+            place_entities_error(errors, explained, upstream, batch, &shared, c, &error);
+            continue;
+        }
         if let Some((call, rest)) = locate_call(&error, &calls) {
             let groups = call.groups_for(rest.first());
             let rest = if rest.first().is_some_and(Value::is_number) {
@@ -667,65 +755,107 @@ fn place_batch<'e>(
     }
 }
 
-/// Puts each result of an `_entities` call into the items of the group at its position. An
-/// answer that is not a list of one result per representation is an error at every item:
-/// matching by position cannot be trusted then.
-fn place_entities<'e>(
+/// Puts each result of a shared `_entities` call into the items of the groups whose
+/// representation sits at its position. An answer that is not a list of one result per
+/// representation is an error at every item: matching by position cannot be trusted then.
+fn place_entities(
     data: &mut Object,
     errors: &mut Vec<Value>,
     explained: &mut Explained,
-    answers: &mut HashMap<Text, Data>,
-    entry: &'e Entry<'e>,
-    prefix: &str,
-) -> Call<'e> {
+    entry: &Entry<'_>,
+    positions: &[usize],
+    answer: &Result<Vec<Data>, Option<String>>,
+) {
     let fetch = &entry.join.fetches[entry.fetch];
     let root_key = &fetch.root_keys[0];
     let root_text = Text::from(root_key.as_str());
-    let sent = entry.groups.len();
-    let answer = answers.remove(format!("{prefix}{root_key}").as_bytes());
-    let wrong = match answer {
-        Some(Data::Array(items)) if items.len() == sent => {
-            // Some subgraphs leave the position out of an error's path: such an error is about
-            // the entities it left null.
-            let mut missing = Vec::new();
-            for (g, (group, item)) in entry.groups.iter().zip(items).enumerate() {
-                if item.is_null() {
-                    missing.push(g);
+    for (g, group) in entry.groups.iter().enumerate() {
+        let value = match answer {
+            Ok(items) => items[positions[g]].clone(),
+            Err(wrong) => {
+                if let Some(wrong) = wrong {
+                    for path in entry.paths(group) {
+                        let full = joined_path(path, &entry.join.key, root_key);
+                        let mut error = ErrorCode::UpstreamBadResponse.error(format!(
+                            "`_entities` answered {wrong}; results are matched by position, so none is used"
+                        ));
+                        error["path"] = Value::from(full.clone());
+                        errors.push(error);
+                        explained.add(&full);
+                    }
                 }
-                place(data, entry, group, &root_text, item);
+                Data::Null
             }
-            return Call {
-                entry,
-                positions: (0..sent).map(Some).collect(),
-                missing,
-            };
+        };
+        place(data, entry, group, &root_text, value);
+    }
+}
+
+/// The shared `_entities` call an upstream error is about, by the alias its path starts with.
+fn entities_call(error: &Value) -> Option<usize> {
+    error
+        .get("path")?
+        .as_array()?
+        .first()?
+        .as_str()?
+        .strip_prefix(ENTITIES_ALIAS)?
+        .parse()
+        .ok()
+}
+
+/// Gives an upstream error inside shared `_entities` call `c` to the items it is about: those
+/// whose representation sits at the position its path names. Some subgraphs leave the
+/// position out: such an error is about the entities that came back null (or all, if none
+/// did) among the lookups that select the field it names.
+fn place_entities_error(
+    errors: &mut Vec<Value>,
+    explained: &mut Explained,
+    upstream: &str,
+    batch: &Batch<'_>,
+    shared: &[Result<Vec<Data>, Option<String>>],
+    c: usize,
+    error: &Value,
+) {
+    let path = error["path"].as_array().map_or(&[][..], Vec::as_slice);
+    let rest = path.get(1..).unwrap_or_default();
+    let index = rest.first().and_then(Value::as_u64).map(|i| i as usize);
+    let rest = if index.is_some() { &rest[1..] } else { rest };
+    let items = shared[c].as_ref().ok();
+    let any_null = items.is_some_and(|items| items.iter().any(Data::is_null));
+    for entry in &batch.entries {
+        let Some((call, positions)) = &entry.entities else {
+            continue;
+        };
+        if *call != c {
+            continue;
         }
-        // No answer: the errors say why (or the items are null).
-        Some(Data::Null) | None => None,
-        Some(Data::Array(items)) => Some(format!(
-            "{} results for {sent} representations",
-            items.len()
-        )),
-        Some(_) => Some("something other than a list".to_string()),
-    };
-    for group in &entry.groups {
-        if let Some(wrong) = &wrong {
+        let fetch = &entry.join.fetches[entry.fetch];
+        let root_key = &fetch.root_keys[0];
+        let selects = match (&fetch.batching, rest.first().and_then(Value::as_str)) {
+            (Batching::Entities(lookup), Some(key)) => lookup.selected.iter().any(|k| k == key),
+            _ => true,
+        };
+        if index.is_none() && !selects {
+            continue;
+        }
+        for (g, group) in entry.groups.iter().enumerate() {
+            let about = match (index, items) {
+                (Some(i), _) => positions[g] == i,
+                (None, Some(items)) if any_null => items[positions[g]].is_null(),
+                (None, _) => true,
+            };
+            if !about {
+                continue;
+            }
             for path in entry.paths(group) {
-                let full = joined_path(path, &entry.join.key, root_key);
-                let mut error = ErrorCode::UpstreamBadResponse.error(format!(
-                    "`_entities` answered {wrong}; results are matched by position, so none is used"
-                ));
-                error["path"] = Value::from(full.clone());
-                errors.push(error);
+                let mut full = joined_path(path, &entry.join.key, root_key);
+                full.extend(rest.iter().cloned());
+                let mut e = attribute(error.clone(), upstream);
+                e["path"] = Value::from(full.clone());
+                errors.push(e);
                 explained.add(&full);
             }
         }
-        place(data, entry, group, &root_text, Data::Null);
-    }
-    Call {
-        entry,
-        positions: Vec::new(),
-        missing: Vec::new(),
     }
 }
 

@@ -18,6 +18,9 @@ pub struct EntityCall {
     pub lookup: Arc<EntityLookup>,
     /// Each argument the operation gives the lookup, by name, and where its value comes from.
     pub arguments: Vec<(String, ArgumentSource)>,
+    /// The response keys the lookup selects at its top level: an upstream error whose path
+    /// names no position is about the lookups that select the key it names.
+    pub selected: Vec<String>,
 }
 
 /// Where the value of an entity lookup's argument comes from.
@@ -123,7 +126,7 @@ pub(crate) fn check_requires(
     let given: HashSet<&str> = field.arguments.iter().map(|a| a.name.as_str()).collect();
     let mut selected = Vec::new();
     top_fields(document, &field.selection_set, &mut selected);
-    for name in selected {
+    for name in selected.iter().map(|f| f.name.as_str()) {
         let Some(needed) = lookup.required_by(name) else {
             continue;
         };
@@ -154,14 +157,27 @@ fn quoted(names: &[&str]) -> String {
         .join(", ")
 }
 
+/// The response keys `field` selects at its top level (through fragments).
+pub(crate) fn selected_keys(
+    document: &ExecutableDocument,
+    field: &executable::Field,
+) -> Vec<String> {
+    let mut fields = Vec::new();
+    top_fields(document, &field.selection_set, &mut fields);
+    fields
+        .into_iter()
+        .map(|f| f.response_key().to_string())
+        .collect()
+}
+
 fn top_fields<'d>(
     document: &'d ExecutableDocument,
     set: &'d executable::SelectionSet,
-    out: &mut Vec<&'d str>,
+    out: &mut Vec<&'d executable::Field>,
 ) {
     for selection in &set.selections {
         match selection {
-            Selection::Field(f) => out.push(f.name.as_str()),
+            Selection::Field(f) => out.push(f),
             Selection::InlineFragment(frag) => top_fields(document, &frag.selection_set, out),
             Selection::FragmentSpread(spread) => {
                 if let Some(frag) = document.fragments.get(&spread.fragment_name) {

@@ -594,7 +594,7 @@ fn entity_fetch(
     })?;
     let mut text = String::new();
     let mut variables = indexmap::IndexSet::new();
-    renderer.entities_field(&p.field, lookup, &mut text, &mut variables);
+    renderer.entity_fragment(&p.field, lookup, &mut text, &mut variables);
     if let Some(v) = variables.iter().find(|v| internal.contains(*v)) {
         return Err(format!(
             "`${v}` is used inside the selection of entity lookup `{name}`; there, only client variables can be used"
@@ -604,6 +604,7 @@ fn entity_fetch(
     let call = EntityCall {
         lookup: lookup.clone(),
         arguments,
+        selected: entities::selected_keys(renderer.document, &p.field),
     };
     let mut fetch = JoinFetch::new(upstream, Batching::Entities(Arc::new(call)));
     binder.add(&mut fetch, &text, &variables, p);

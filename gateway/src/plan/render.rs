@@ -223,37 +223,23 @@ impl Renderer<'_> {
         }
         out.push_str("}])");
         self.directives(&f.directives, out, vars);
-        self.entity_selection(f, lookup, out, vars);
+        out.push_str(" { ");
+        self.entity_fragment(f, lookup, out, vars);
+        out.push_str(" }");
     }
 
-    /// Renders entity lookup `f` inside a join, for all items at once: `<key>:
-    /// _entities(representations: $<prefix>representations) { ... on T { <selections> } }`;
-    /// the executor sends one representation per distinct item.
-    pub(crate) fn entities_field(
+    /// Renders what entity lookup `f` selects, `... on T { <selections> }`: inside a join, the
+    /// executor puts it in the `_entities` call it shares with the wave's other lookups.
+    pub(crate) fn entity_fragment(
         &self,
         f: &executable::Field,
         lookup: &EntityLookup,
         out: &mut String,
         vars: &mut IndexSet<String>,
     ) {
-        let _ = write!(
-            out,
-            "{KEY_MARK}{}: {ENTITIES_FIELD}(representations: ${KEY_MARK}representations)",
-            f.response_key()
-        );
-        self.entity_selection(f, lookup, out, vars);
-    }
-
-    fn entity_selection(
-        &self,
-        f: &executable::Field,
-        lookup: &EntityLookup,
-        out: &mut String,
-        vars: &mut IndexSet<String>,
-    ) {
-        let _ = write!(out, " {{ ... on {} {{ ", lookup.type_name);
+        let _ = write!(out, "... on {} {{ ", lookup.type_name);
         self.selection_set(&f.selection_set, out, vars);
-        out.push_str("} }");
+        out.push('}');
     }
 
     fn selection_set(

@@ -158,6 +158,41 @@ pub struct OperationsConfig {
     /// Per-operation overrides of `server.max_join_fanout`, by operation name, with where each
     /// is written (the build checks that the operation exists). Default none.
     pub max_join_fanout: IndexMap<String, (usize, Position)>,
+    /// `[operations.budget]`: the most an operation may cost, checked by `joinery build`.
+    pub budget: Budget,
+}
+
+/// `[operations.budget]`: limits on what `joinery build` measures of each operation; one above
+/// a limit is refused with its position. Every limit is off by default: persisted operations
+/// are written and reviewed by the API's owners, so a budget is a choice, not a guess.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Deepest field nesting (`_join` counts as a level).
+    pub max_depth: Option<Limit>,
+    /// Most upstream requests one execution makes.
+    pub max_upstream_requests: Option<Limit>,
+    /// Most fields resolved in one execution, list items multiplied in.
+    pub max_fields: Option<Limit>,
+}
+
+/// One budget limit and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// The limit.
+    pub value: u64,
+    /// Where it is written.
+    pub position: Position,
+}
+
+/// One `[upstreams.<ns>] list_sizes` entry: how many items a list field holds at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSizeHint {
+    /// `field` (a root query field) or `Type.field`, as the upstream names them.
+    pub name: String,
+    /// Most items.
+    pub size: u64,
+    /// Where the entry is written.
+    pub position: Position,
 }
 
 /// `[log]`: how the gateway logs.
@@ -211,6 +246,9 @@ pub struct UpstreamConfig {
     pub breaker: Option<BreakerConfig>,
     /// `[upstreams.<ns>.cache]`: answers to queries kept in memory. Default off.
     pub cache: Option<CacheConfig>,
+    /// `list_sizes`: most items of list fields, for the cost `joinery build` measures (they
+    /// win over the upstream's `@listSize`). Checked against the schema at build. Default none.
+    pub list_sizes: Vec<ListSizeHint>,
 }
 
 /// `[upstreams.<ns>.cache]`: answers to queries kept in memory for `ttl` (shorter when the
@@ -406,6 +444,16 @@ struct RawOperations {
     import: Vec<Spanned<String>>,
     #[serde(default)]
     max_join_fanout: IndexMap<Spanned<String>, Spanned<i64>>,
+    #[serde(default)]
+    budget: RawBudget,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    max_depth: Option<Spanned<i64>>,
+    max_upstream_requests: Option<Spanned<i64>>,
+    max_fields: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -435,6 +483,8 @@ struct RawUpstream {
     retry: Option<RawRetry>,
     breaker: Option<RawBreaker>,
     cache: Option<RawCache>,
+    #[serde(default)]
+    list_sizes: IndexMap<Spanned<String>, Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -472,6 +522,9 @@ struct RawBatch {
 /// Default `max_response_bytes` of an upstream: far above any sane GraphQL answer, far below
 /// what would hurt the gateway.
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// Largest `list_sizes` hint: far above any list a join could fan out to.
+const MAX_LIST_SIZE: u64 = 1_000_000_000;
 
 /// Headers that describe one hop or the body, which the gateway sets itself.
 const RESERVED_HEADERS: &[&str] = &[
@@ -921,6 +974,24 @@ impl Config {
                     .as_ref()
                     .map(|_| duration(&c.stale_if_error, Duration::from_secs(60), &mut at)),
             });
+            let mut list_sizes = Vec::new();
+            for (name, size) in &up.list_sizes {
+                if !(1..=MAX_LIST_SIZE as i64).contains(size.get_ref()) {
+                    at(
+                        size.span(),
+                        format!(
+                            "the list size of `{}` must be from 1 to {MAX_LIST_SIZE}",
+                            name.get_ref()
+                        ),
+                    );
+                    continue;
+                }
+                list_sizes.push(ListSizeHint {
+                    name: name.get_ref().clone(),
+                    size: *size.get_ref() as u64,
+                    position: Position::at_offset(path, text, name.span().start),
+                });
+            }
             let policies = plugin_refs(&up.policies, &mut at);
             let batch = up
                 .batch
@@ -957,6 +1028,7 @@ impl Config {
                     retry,
                     breaker,
                     cache,
+                    list_sizes,
                 },
             );
         }
@@ -980,6 +1052,25 @@ impl Config {
                 ),
             );
         }
+        let mut limit = |raw: &Option<Spanned<i64>>, name: &str| {
+            let n = raw.as_ref()?;
+            if *n.get_ref() < 1 {
+                at(n.span(), format!("`{name}` must be at least 1"));
+                return None;
+            }
+            Some(Limit {
+                value: *n.get_ref() as u64,
+                position: Position::at_offset(path, text, n.span().start),
+            })
+        };
+        let budget = Budget {
+            max_depth: limit(&raw.operations.budget.max_depth, "max_depth"),
+            max_upstream_requests: limit(
+                &raw.operations.budget.max_upstream_requests,
+                "max_upstream_requests",
+            ),
+            max_fields: limit(&raw.operations.budget.max_fields, "max_fields"),
+        };
         if needs_upstreams && upstreams.is_empty() {
             diags.push(
                 path,
@@ -1020,6 +1111,7 @@ impl Config {
                 })
                 .collect(),
             max_join_fanout: fanout_overrides,
+            budget,
         };
         Ok(Config {
             path: path.to_path_buf(),

@@ -106,14 +106,7 @@ pub async fn build_with(
             CostModel::from_schema(&supergraph)
         }
     };
-    plan_all(
-        &supergraph,
-        &registered,
-        config,
-        &forms,
-        &costs,
-        &mut diags,
-    );
+    plan_all(&supergraph, &registered, config, &forms, &costs, &mut diags);
     for (name, (_, position)) in &config.operations.max_join_fanout {
         let known = registered
             .iter()

@@ -192,12 +192,15 @@ impl CostModel {
                         _ => Vec::new(),
                     };
                     let key = match root {
-                        Some(composed) => {
-                            (composed.to_string(), format!("{}_{field}", upstream.namespace))
-                        }
+                        Some(composed) => (
+                            composed.to_string(),
+                            format!("{}_{field}", upstream.namespace),
+                        ),
                         None => (format!("{}_{name}", upstream.namespace), field.to_string()),
                     };
-                    model.hints.insert(key, Hint::Directive { assumed, slicing });
+                    model
+                        .hints
+                        .insert(key, Hint::Directive { assumed, slicing });
                 }
             }
         }
@@ -511,5 +514,198 @@ impl Budget {
             ))
         })
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::plan::batch::BatchForms;
+    use crate::plan::Plan;
+    use crate::schema::{compose, UpstreamSdl};
+
+    const SHOP: &str = r#"
+        directive @listSize(assumedSize: Int, slicingArguments: [String!], sizedFields: [String!], requireOneSlicingArgument: Boolean = true) on FIELD_DEFINITION
+        type Query {
+          products(first: Int = 20): [Product!]! @listSize(slicingArguments: ["first"], assumedSize: 100)
+          categories: [Category!]! @listSize(assumedSize: 5)
+          product(id: ID!): Product
+          tags: [String!]!
+        }
+        type Product { id: ID! name: String! reviews: [Review!]! }
+        type Category { name: String! products: [Product!]! }
+        type Review { stars: Int! }
+    "#;
+
+    fn supergraph() -> Supergraph {
+        compose(vec![UpstreamSdl {
+            namespace: "shop".into(),
+            origin: "shop.graphql".into(),
+            sdl: SHOP.into(),
+        }])
+        .unwrap()
+    }
+
+    fn config(extra: &str) -> Config {
+        let text = format!("[upstreams.shop]\nurl = \"http://127.0.0.1:1/graphql\"\n{extra}");
+        Config::parse(Path::new("joinery.toml"), &text, &|_| None).unwrap()
+    }
+
+    fn cost_with(model: &CostModel, supergraph: &Supergraph, text: &str) -> Cost {
+        let document =
+            ExecutableDocument::parse_and_validate(&supergraph.schema, text, "op.graphql").unwrap();
+        let document = Arc::new(document);
+        let operation = document.operations.iter().next().unwrap().clone();
+        let plan = Plan::build(
+            supergraph,
+            document,
+            &operation,
+            false,
+            &BatchForms::default(),
+            model,
+        )
+        .unwrap();
+        plan.cost
+    }
+
+    fn cost(text: &str) -> Cost {
+        let supergraph = supergraph();
+        cost_with(&CostModel::from_schema(&supergraph), &supergraph, text)
+    }
+
+    #[test]
+    fn a_list_without_a_hint_counts_as_the_fanout_limit() {
+        let c = cost(r#"{ shop_product(id: "1") { name reviews { stars } } shop_tags }"#);
+        // shop_product, name, reviews, shop_tags once; stars once per review.
+        assert_eq!(c.fields, 4 + 1000);
+        assert_eq!(c.depth, 3);
+        assert_eq!(c.upstream_requests, 1);
+        assert_eq!(
+            c.lists,
+            vec![ListSize {
+                path: "shop_product.reviews".into(),
+                size: 1000,
+                source: SizeSource::FanoutLimit,
+            }]
+        );
+    }
+
+    #[test]
+    fn list_size_directives_read_slicing_arguments_then_assumed_size() {
+        let sized = |text: &str| {
+            let c = cost(text);
+            (c.fields, c.lists[0].source.clone())
+        };
+        let slicing = SizeSource::SlicingArgument("first".into());
+        assert_eq!(
+            sized("{ shop_products(first: 3) { name } }"),
+            (1 + 3, slicing.clone())
+        );
+        assert_eq!(
+            sized("query($n: Int = 7) { shop_products(first: $n) { name } }"),
+            (1 + 7, slicing.clone())
+        );
+        // The argument's default in the schema.
+        assert_eq!(sized("{ shop_products { name } }"), (1 + 20, slicing));
+        // The client chooses: the assumed size.
+        assert_eq!(
+            sized("query($n: Int) { shop_products(first: $n) { name } }"),
+            (1 + 100, SizeSource::AssumedSize)
+        );
+        assert_eq!(
+            sized("{ shop_categories { name } }"),
+            (1 + 5, SizeSource::AssumedSize)
+        );
+    }
+
+    #[test]
+    fn configured_sizes_win_and_nested_lists_multiply() {
+        let supergraph = supergraph();
+        let config = config(
+            "list_sizes = { categories = 2, \"Category.products\" = 10 }\n[operations]\nmax_join_fanout = { Small = 50 }\n",
+        );
+        let model = CostModel::resolve(&supergraph, &config).unwrap();
+        let text = "query Q { shop_categories { products { name reviews { stars } } } }";
+        let c = cost_with(&model, &supergraph, text);
+        // categories 1, products 2, name and reviews 2 × 10 each, stars 20 × 1000.
+        assert_eq!(c.fields, 1 + 2 + 20 + 20 + 20_000);
+        assert_eq!(c.depth, 4);
+        let sources: Vec<(&str, u64)> = c.lists.iter().map(|l| (l.path.as_str(), l.size)).collect();
+        assert_eq!(
+            sources,
+            [
+                ("shop_categories", 2),
+                ("shop_categories[].products", 10),
+                ("shop_categories[].products[].reviews", 1000),
+            ]
+        );
+        let small = cost_with(&model, &supergraph, &text.replace("query Q", "query Small"));
+        assert_eq!(small.fields, 1 + 2 + 20 + 20 + 20 * 50);
+    }
+
+    #[test]
+    fn a_join_reaches_at_most_the_fanout_limit_and_is_a_level() {
+        let c = cost(
+            r#"query J($id: ID! @internal) {
+                 shop_products(first: 3000) { id @export(as: "id") _join { shop_product(id: $id) { name } } }
+               }"#,
+        );
+        // shop_products 1, id 3000; `_join`, shop_product and name once per joined item.
+        assert_eq!(c.fields, 1 + 3000 + 3 * 1000);
+        assert_eq!(c.depth, 4);
+        assert_eq!(c.upstream_requests, 2);
+    }
+
+    #[test]
+    fn fields_selected_twice_count_once() {
+        let c = cost(
+            r#"{ shop_product(id: "1") { name ...P } } fragment P on shop_Product { name id }"#,
+        );
+        assert_eq!(c.fields, 3);
+    }
+
+    #[test]
+    fn hints_that_name_no_list_are_refused_where_written() {
+        let supergraph = supergraph();
+        let config = config(
+            "list_sizes = { nope = 3, \"Product.name\" = 2, \"Nope.x\" = 1, product = 4 }\n",
+        );
+        let problems: Vec<String> = CostModel::resolve(&supergraph, &config)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                "joinery.toml:3:16: `list_sizes` of upstream `shop` names `nope`, which is not one of its root query fields (write `Type.field` for other types)",
+                "joinery.toml:3:26: `list_sizes` of upstream `shop` names `Product.name`, which is not a list (it is `String!`)",
+                "joinery.toml:3:46: `list_sizes` of upstream `shop` names `Nope.x`, which is not a field of the upstream's schema",
+                "joinery.toml:3:60: `list_sizes` of upstream `shop` names `product`, which is not a list (it is `Product`)",
+            ]
+        );
+    }
+
+    #[test]
+    fn budgets_name_the_measure_the_limit_and_where_it_is_set() {
+        let config = config(
+            "[operations.budget]\nmax_depth = 2\nmax_fields = 100\nmax_upstream_requests = 1\n",
+        );
+        let c = cost(r#"{ shop_product(id: "1") { reviews { stars } } }"#);
+        assert_eq!(
+            config.operations.budget.check("P", &c),
+            [
+                "operation `P` is nested 3 fields deep, above the budget of 2 (`[operations.budget] max_depth` at joinery.toml:4:13)",
+                "operation `P` may resolve 1002 fields, above the budget of 100 (`[operations.budget] max_fields` at joinery.toml:5:14); lists without a size hint count as the join fan-out limit: shop_product.reviews (set `list_sizes` of their upstream where they are shorter)",
+            ]
+        );
+        assert!(config
+            .operations
+            .budget
+            .check("P", &cost(r#"{ shop_product(id: "1") { name } }"#))
+            .is_empty());
     }
 }

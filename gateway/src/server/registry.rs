@@ -136,15 +136,15 @@ impl Registry {
                     &forms,
                     &costs,
                 )
-                    .map_err(|problems| {
-                        fail(
-                            problems
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("; "),
-                        )
-                    })?;
+                .map_err(|problems| {
+                    fail(
+                        problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?;
                 plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
             }
             entries.insert(

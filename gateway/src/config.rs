@@ -1496,6 +1496,20 @@ mod tests {
     }
 
     #[test]
+    fn budgets_and_list_sizes_below_one_are_refused_where_written() {
+        let err = parse("[operations.budget]\nmax_depth = 0\nmax_fields = 10\n[upstreams.a]\nurl = \"http://127.0.0.1:1/graphql\"\nlist_sizes = { items = 0 }\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "joinery.toml:6:24: the list size of `items` must be from 1 to 1000000000\njoinery.toml:2:13: `max_depth` must be at least 1"
+        );
+        let config = parse("[operations.budget]\nmax_fields = 10\n[upstreams.a]\nurl = \"http://127.0.0.1:1/graphql\"\nlist_sizes = { items = 7 }\n").unwrap();
+        assert_eq!(config.operations.budget.max_fields.unwrap().value, 10);
+        assert_eq!(config.operations.budget.max_depth, None);
+        assert_eq!(config.upstreams["a"].list_sizes[0].size, 7);
+    }
+
+    #[test]
     fn absurd_limits_and_url_credentials_are_refused() {
         let err = parse("[server]\nmax_request_bytes = 9223372036854775807\nmax_join_fanout = 99999999\n[upstreams.a]\nurl = \"https://user:secret@api.example.com/graphql\"\n")
             .unwrap_err();

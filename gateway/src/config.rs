@@ -158,6 +158,41 @@ pub struct OperationsConfig {
     /// Per-operation overrides of `server.max_join_fanout`, by operation name, with where each
     /// is written (the build checks that the operation exists). Default none.
     pub max_join_fanout: IndexMap<String, (usize, Position)>,
+    /// `[operations.budget]`: the most an operation may cost, checked by `joinery build`.
+    pub budget: Budget,
+}
+
+/// `[operations.budget]`: limits on what `joinery build` measures of each operation; one above
+/// a limit is refused with its position. Every limit is off by default: persisted operations
+/// are written and reviewed by the API's owners, so a budget is a choice, not a guess.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Deepest field nesting (`_join` counts as a level).
+    pub max_depth: Option<Limit>,
+    /// Most upstream requests one execution makes.
+    pub max_upstream_requests: Option<Limit>,
+    /// Most fields resolved in one execution, list items multiplied in.
+    pub max_fields: Option<Limit>,
+}
+
+/// One budget limit and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// The limit.
+    pub value: u64,
+    /// Where it is written.
+    pub position: Position,
+}
+
+/// One `[upstreams.<ns>] list_sizes` entry: how many items a list field holds at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSizeHint {
+    /// `field` (a root query field) or `Type.field`, as the upstream names them.
+    pub name: String,
+    /// Most items.
+    pub size: u64,
+    /// Where the entry is written.
+    pub position: Position,
 }
 
 /// `[log]`: how the gateway logs.
@@ -215,6 +250,9 @@ pub struct UpstreamConfig {
     /// `_service { sdl }` (or `schema_file`), and its entities can be looked up by key. Default
     /// `false`, but an introspected upstream that answers `_service` is taken as one.
     pub federation: bool,
+    /// `list_sizes`: most items of list fields, for the cost `joinery build` measures (they
+    /// win over the upstream's `@listSize`). Checked against the schema at build. Default none.
+    pub list_sizes: Vec<ListSizeHint>,
 }
 
 /// `[upstreams.<ns>.cache]`: answers to queries kept in memory for `ttl` (shorter when the
@@ -410,6 +448,16 @@ struct RawOperations {
     import: Vec<Spanned<String>>,
     #[serde(default)]
     max_join_fanout: IndexMap<Spanned<String>, Spanned<i64>>,
+    #[serde(default)]
+    budget: RawBudget,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    max_depth: Option<Spanned<i64>>,
+    max_upstream_requests: Option<Spanned<i64>>,
+    max_fields: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -440,6 +488,8 @@ struct RawUpstream {
     breaker: Option<RawBreaker>,
     cache: Option<RawCache>,
     federation: Option<Spanned<bool>>,
+    #[serde(default)]
+    list_sizes: IndexMap<Spanned<String>, Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -477,6 +527,9 @@ struct RawBatch {
 /// Default `max_response_bytes` of an upstream: far above any sane GraphQL answer, far below
 /// what would hurt the gateway.
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// Largest `list_sizes` hint: far above any list a join could fan out to.
+const MAX_LIST_SIZE: u64 = 1_000_000_000;
 
 /// Headers that describe one hop or the body, which the gateway sets itself.
 const RESERVED_HEADERS: &[&str] = &[
@@ -926,6 +979,24 @@ impl Config {
                     .as_ref()
                     .map(|_| duration(&c.stale_if_error, Duration::from_secs(60), &mut at)),
             });
+            let mut list_sizes = Vec::new();
+            for (name, size) in &up.list_sizes {
+                if !(1..=MAX_LIST_SIZE as i64).contains(size.get_ref()) {
+                    at(
+                        size.span(),
+                        format!(
+                            "the list size of `{}` must be from 1 to {MAX_LIST_SIZE}",
+                            name.get_ref()
+                        ),
+                    );
+                    continue;
+                }
+                list_sizes.push(ListSizeHint {
+                    name: name.get_ref().clone(),
+                    size: *size.get_ref() as u64,
+                    position: Position::at_offset(path, text, name.span().start),
+                });
+            }
             let policies = plugin_refs(&up.policies, &mut at);
             let batch = up
                 .batch
@@ -974,6 +1045,7 @@ impl Config {
                     breaker,
                     cache,
                     federation,
+                    list_sizes,
                 },
             );
         }
@@ -997,6 +1069,25 @@ impl Config {
                 ),
             );
         }
+        let mut limit = |raw: &Option<Spanned<i64>>, name: &str| {
+            let n = raw.as_ref()?;
+            if *n.get_ref() < 1 {
+                at(n.span(), format!("`{name}` must be at least 1"));
+                return None;
+            }
+            Some(Limit {
+                value: *n.get_ref() as u64,
+                position: Position::at_offset(path, text, n.span().start),
+            })
+        };
+        let budget = Budget {
+            max_depth: limit(&raw.operations.budget.max_depth, "max_depth"),
+            max_upstream_requests: limit(
+                &raw.operations.budget.max_upstream_requests,
+                "max_upstream_requests",
+            ),
+            max_fields: limit(&raw.operations.budget.max_fields, "max_fields"),
+        };
         if needs_upstreams && upstreams.is_empty() {
             diags.push(
                 path,
@@ -1037,6 +1128,7 @@ impl Config {
                 })
                 .collect(),
             max_join_fanout: fanout_overrides,
+            budget,
         };
         Ok(Config {
             path: path.to_path_buf(),
@@ -1418,6 +1510,20 @@ mod tests {
             "{err}"
         );
         assert_eq!(lines.len(), 6, "{err}");
+    }
+
+    #[test]
+    fn budgets_and_list_sizes_below_one_are_refused_where_written() {
+        let err = parse("[operations.budget]\nmax_depth = 0\nmax_fields = 10\n[upstreams.a]\nurl = \"http://127.0.0.1:1/graphql\"\nlist_sizes = { items = 0 }\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "joinery.toml:6:24: the list size of `items` must be from 1 to 1000000000\njoinery.toml:2:13: `max_depth` must be at least 1"
+        );
+        let config = parse("[operations.budget]\nmax_fields = 10\n[upstreams.a]\nurl = \"http://127.0.0.1:1/graphql\"\nlist_sizes = { items = 7 }\n").unwrap();
+        assert_eq!(config.operations.budget.max_fields.unwrap().value, 10);
+        assert_eq!(config.operations.budget.max_depth, None);
+        assert_eq!(config.upstreams["a"].list_sizes[0].size, 7);
     }
 
     #[test]

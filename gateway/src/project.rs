@@ -11,7 +11,8 @@ use crate::config::{Config, Transport};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::operations::{self, Manifest, OperationsError, Registered};
 use crate::plan::batch::BatchForms;
-use crate::plan::Plan;
+use crate::plan::cost::CostModel;
+use crate::plan::{Plan, PlanProblem};
 use crate::plugin::{Loaded, Plugins};
 use crate::schema::{self, Supergraph, UpstreamSdl};
 use crate::server::{Gateway, Registry};
@@ -98,13 +99,14 @@ pub async fn build_with(
             BatchForms::default()
         }
     };
-    plan_all(
-        &supergraph,
-        &registered,
-        config.policies_fill(),
-        &forms,
-        &mut diags,
-    );
+    let costs = match CostModel::resolve(&supergraph, config) {
+        Ok(costs) => costs,
+        Err(problems) => {
+            diags.0.extend(problems);
+            CostModel::from_schema(&supergraph)
+        }
+    };
+    plan_all(&supergraph, &registered, config, &forms, &costs, &mut diags);
     for (name, (_, position)) in &config.operations.max_join_fanout {
         let known = registered
             .iter()
@@ -137,19 +139,41 @@ pub async fn build_with(
     })
 }
 
+/// Plans every operation and checks its cost against `[operations.budget]`; a problem is
+/// reported at the operation's position.
 fn plan_all(
     supergraph: &Supergraph,
     registered: &[Registered],
-    policies_fill: bool,
+    config: &Config,
     forms: &BatchForms,
+    costs: &CostModel,
     diags: &mut Diagnostics,
 ) {
     for r in registered {
         for op in r.document.operations.iter() {
-            let Err(problems) =
-                Plan::build(supergraph, r.document.clone(), op, policies_fill, forms)
-            else {
-                continue;
+            let problems = match Plan::build(
+                supergraph,
+                r.document.clone(),
+                op,
+                config.policies_fill(),
+                forms,
+                costs,
+            ) {
+                Err(problems) => problems,
+                Ok(plan) => {
+                    let location = op
+                        .location()
+                        .and_then(|s| s.line_column_range(&r.document.sources))
+                        .map(|r| (r.start.line, r.start.column));
+                    let name = plan.name.as_deref().unwrap_or("<anonymous>");
+                    config
+                        .operations
+                        .budget
+                        .check(name, &plan.cost)
+                        .into_iter()
+                        .map(|message| PlanProblem { location, message })
+                        .collect()
+                }
             };
             for problem in problems {
                 let (line, column) = problem.location.unwrap_or((1, 1));

@@ -2,6 +2,7 @@
 //! fetches with their pre-rendered documents, and the response shape.
 
 pub mod batch;
+pub mod cost;
 pub mod entities;
 pub mod join;
 mod render;
@@ -18,6 +19,7 @@ use indexmap::IndexMap;
 
 use crate::schema::Supergraph;
 use batch::BatchForms;
+use cost::{Cost, CostModel};
 use join::{Batching, JoinPlan};
 pub use render::RenderError;
 use render::{Renderer, RootPiece};
@@ -58,6 +60,8 @@ pub struct Plan {
     /// Whether the operation reads the composed schema (`__schema`, `__type`): it is answered
     /// by the gateway from that schema, and asks no upstream.
     pub introspection: bool,
+    /// What one execution costs at most (depth, upstream requests, fields).
+    pub cost: Cost,
 }
 
 /// A reason an operation cannot be planned, at `line:column` of its document when known.
@@ -107,9 +111,26 @@ impl Plan {
             .expect("a plan is built from an operation of its document")
     }
 
-    /// Compiles `operation` of `document`. With `policies_fill`, internal variables that no
-    /// `@export` fills are left to policy plugins instead of being an error.
+    /// Compiles `operation` of `document` and measures its cost with `costs`. With
+    /// `policies_fill`, internal variables that no `@export` fills are left to policy plugins
+    /// instead of being an error.
     pub fn build(
+        supergraph: &Supergraph,
+        document: Arc<Valid<ExecutableDocument>>,
+        operation: &Node<Operation>,
+        policies_fill: bool,
+        forms: &BatchForms,
+        costs: &CostModel,
+    ) -> Result<Self, Vec<PlanProblem>> {
+        let mut plan = Self::compile(supergraph, document, operation, policies_fill, forms)?;
+        plan.cost = Cost {
+            upstream_requests: plan.max_upstream_requests(),
+            ..cost::measure(costs, &plan.document, operation)
+        };
+        Ok(plan)
+    }
+
+    fn compile(
         supergraph: &Supergraph,
         document: Arc<Valid<ExecutableDocument>>,
         operation: &Node<Operation>,
@@ -298,6 +319,7 @@ impl Plan {
             variable_types,
             document,
             introspection: false,
+            cost: Cost::default(),
         })
     }
 
@@ -384,6 +406,16 @@ impl Plan {
             "kind": kind,
             "maxUpstreamRequests": self.max_upstream_requests(),
             "introspection": self.introspection,
+            "cost": {
+                "depth": self.cost.depth,
+                "upstreamRequests": self.cost.upstream_requests,
+                "fields": self.cost.fields,
+                "lists": self.cost.lists.iter().map(|l| serde_json::json!({
+                    "path": l.path,
+                    "size": l.size,
+                    "from": l.source.to_string(),
+                })).collect::<Vec<_>>(),
+            },
             "internalVariables": self.internal,
             "stages": self.stages.iter().map(|stage| stage.iter().map(|f| serde_json::json!({
                 "upstream": f.upstream,
@@ -487,6 +519,7 @@ impl Plan {
             exported: Vec::new(),
             variable_types: HashMap::new(),
             introspection: true,
+            cost: Cost::default(),
         }))
     }
 }
@@ -503,6 +536,18 @@ impl fmt::Display for Plan {
             self.name.as_deref().unwrap_or("<anonymous>"),
             self.max_upstream_requests()
         )?;
+        writeln!(
+            f,
+            "cost: depth {}, {} upstream request(s), at most {} field(s) resolved",
+            self.cost.depth, self.cost.upstream_requests, self.cost.fields
+        )?;
+        for list in &self.cost.lists {
+            writeln!(
+                f,
+                "  {} counted as {} item(s) ({})",
+                list.path, list.size, list.source
+            )?;
+        }
         if self.introspection {
             writeln!(f, "└─ answered by the gateway from the composed schema")?;
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::operations::{self, Manifest, Source};
 use crate::plan::batch::BatchForms;
+use crate::plan::cost::CostModel;
 use crate::plan::Plan;
 use crate::schema::{compose, Supergraph};
 
@@ -50,6 +51,9 @@ pub enum RegistryError {
     /// A batch form in the configuration does not fit the manifest's schemas.
     #[error("{0}")]
     Batch(String),
+    /// A `list_sizes` hint in the configuration does not fit the manifest's schemas.
+    #[error("{0}")]
+    ListSizes(String),
     /// The manifest was built for other upstreams than the configuration names.
     #[error("the manifest was built for upstreams [{manifest}] but the configuration names [{config}]; run `joinery build`")]
     UpstreamsChanged {
@@ -90,6 +94,14 @@ impl Registry {
                     .join("\n"),
             )
         })?;
+        let costs = CostModel::resolve(&supergraph, config).map_err(|d| {
+            RegistryError::ListSizes(
+                d.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
         let mut entries = HashMap::new();
         for doc in &manifest.documents {
             let fail = |message: String| RegistryError::Document {
@@ -116,16 +128,23 @@ impl Registry {
             let document = Arc::new(document);
             let mut plans = Vec::new();
             for op in document.operations.iter() {
-                let plan = Plan::build(&supergraph, document.clone(), op, policies_fill, &forms)
-                    .map_err(|problems| {
-                        fail(
-                            problems
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("; "),
-                        )
-                    })?;
+                let plan = Plan::build(
+                    &supergraph,
+                    document.clone(),
+                    op,
+                    policies_fill,
+                    &forms,
+                    &costs,
+                )
+                .map_err(|problems| {
+                    fail(
+                        problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?;
                 plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
             }
             entries.insert(

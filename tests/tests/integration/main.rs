@@ -9,6 +9,7 @@ mod cached_items;
 mod caching;
 mod coalescing;
 mod connections;
+mod cost;
 mod example;
 mod execution;
 mod explorer;

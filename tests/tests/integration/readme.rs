@@ -56,4 +56,17 @@ fn the_readme_configuration_reference_parses_and_means_what_it_says() {
     assert_eq!(auth.timeout, Duration::from_millis(100));
     assert_eq!(auth.max_memory, 16 << 20);
     assert!(config.upstreams.contains_key("shop"));
+    let budget = &config.operations.budget;
+    assert_eq!(budget.max_depth.as_ref().map(|l| l.value), Some(12));
+    assert_eq!(
+        budget.max_upstream_requests.as_ref().map(|l| l.value),
+        Some(8)
+    );
+    assert_eq!(budget.max_fields.as_ref().map(|l| l.value), Some(100_000));
+    let sizes: Vec<(&str, u64)> = countries
+        .list_sizes
+        .iter()
+        .map(|h| (h.name.as_str(), h.size))
+        .collect();
+    assert_eq!(sizes, [("countries", 250), ("Country.languages", 10)]);
 }

@@ -12,7 +12,7 @@ pub use redis::RedisServer;
 
 pub use upstreams::{
     codes_with_capital, countries_sdl, start_countries, start_rest, start_travel, start_weather,
-    weather_sdl, Fault, Upstream, TRAVEL_V1_SDL,
+    travel_sdl, weather_sdl, Fault, Upstream, TRAVEL_V1_SDL,
 };
 
 /// Requests per mode for a benchmark: `JOINERY_BENCH_REQUESTS`, else `default`.

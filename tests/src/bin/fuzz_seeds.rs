@@ -1,5 +1,5 @@
 //! Writes the seed corpus of the fuzz targets (`tests/fuzz/corpus/<target>/seed-*`) and the
-//! fuzz project's countries schema: every example operation run against the example upstreams
+//! fuzz project's countries and travel schemas: every example operation run against the example upstreams
 //! on loopback, with their answers recorded. Run it after changing the example operations or
 //! upstreams:
 //!   cargo run -p joinery-tests --bin fuzz_seeds
@@ -62,6 +62,8 @@ fn runs() -> Vec<(&'static str, &'static str, Value)> {
         ("ContinentCapitals", "an", json!({ "code": "AN" })),
         ("CountriesWithWeather", "eu", json!({ "continent": "EU" })),
         ("CountriesWithWeather", "oc", json!({ "continent": "OC" })),
+        ("CountriesTravel", "eu", json!({ "continent": "EU" })),
+        ("CountriesTravel", "oc", json!({ "continent": "OC" })),
         ("Countries", "all", json!({})),
         ("Countries", "af", json!({ "continent": "AF" })),
         (
@@ -88,21 +90,27 @@ fn runs() -> Vec<(&'static str, &'static str, Value)> {
 fn main() -> anyhow::Result<()> {
     let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let upstreams = tokio::runtime::Runtime::new()?;
-    let (countries, weather) = upstreams.block_on(async {
+    let (countries, weather, travel) = upstreams.block_on(async {
         anyhow::Ok((
             joinery_tests::start_countries("127.0.0.1:0").await?,
             joinery_tests::start_weather("127.0.0.1:0").await?,
+            joinery_tests::start_travel("127.0.0.1:0").await?,
         ))
     })?;
     std::fs::write(
         fuzz.join("project/schemas/countries.graphql"),
         joinery_tests::countries_sdl(),
     )?;
+    std::fs::write(
+        fuzz.join("project/schemas/travel.graphql"),
+        joinery_tests::travel_sdl(),
+    )?;
     let answers = Arc::new(Mutex::new(Vec::new()));
     let recorder = Recorder {
         urls: vec![
             ("countries".into(), countries.url()),
             ("weather".into(), weather.url()),
+            ("travel".into(), travel.url()),
         ],
         http: reqwest::Client::new(),
         answers: answers.clone(),

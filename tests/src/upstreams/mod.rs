@@ -15,7 +15,7 @@ mod weather;
 pub use countries::{codes_with_capital, countries_sdl, start_countries};
 pub use rest::start_rest;
 pub use server::{Fault, Upstream};
-pub use travel::{start_travel, TRAVEL_V1_SDL};
+pub use travel::{start_travel, travel_sdl, TRAVEL_V1_SDL};
 pub use weather::{start_weather, weather_sdl};
 
 #[cfg(test)]

@@ -28,6 +28,15 @@ pub async fn start_travel(addr: &str) -> std::io::Result<Upstream> {
     server::start(addr, schema()).await
 }
 
+/// The subgraph's SDL as it answers `_service { sdl }` (federation v2).
+pub fn travel_sdl() -> String {
+    schema().sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .federation()
+            .compose_directive(),
+    )
+}
+
 /// The federation v1 SDL of the same subgraph, as a `schema_file` would hold it: `extend
 /// type`s, `@external` key fields, no `@link`.
 pub const TRAVEL_V1_SDL: &str = r#"extend type Query {
@@ -228,7 +237,7 @@ mod tests {
             crate::upstreams::tests::post(&travel, json!({ "query": "{ _service { sdl } }" }))
                 .await;
         let sdl = body["data"]["_service"]["sdl"].as_str().unwrap();
-        println!("{sdl}");
+        assert_eq!(sdl, travel_sdl());
         assert!(sdl.contains("specs.apollo.dev/federation/v2"), "{sdl}");
         assert!(
             sdl.contains(r#"@key(fields: "iata country { code }")"#),

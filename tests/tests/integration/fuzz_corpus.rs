@@ -94,13 +94,19 @@ fn recorded_answers_complete_every_operation_again() {
     }
 }
 
-/// The fuzz project reads the countries schema from a file: it must be the example upstream's.
+/// The fuzz project reads the countries and travel schemas from files: they must be the
+/// example upstreams'.
 #[test]
-fn the_fuzz_projects_countries_schema_is_the_example_upstreams() {
-    let file = std::fs::read_to_string(fuzz_dir().join("project/schemas/countries.graphql"))
-        .expect("the fuzz project has its countries schema");
-    assert!(
-        file == joinery_tests::countries_sdl(),
-        "tests/fuzz/project/schemas/countries.graphql is out of date: run `cargo run -p joinery-tests --bin fuzz_seeds`"
-    );
+fn the_fuzz_projects_schemas_are_the_example_upstreams() {
+    for (file, sdl) in [
+        ("countries.graphql", joinery_tests::countries_sdl()),
+        ("travel.graphql", joinery_tests::travel_sdl()),
+    ] {
+        let text = std::fs::read_to_string(fuzz_dir().join("project/schemas").join(file))
+            .expect("the fuzz project has the schema");
+        assert!(
+            text == sdl,
+            "tests/fuzz/project/schemas/{file} is out of date: run `cargo run -p joinery-tests --bin fuzz_seeds`"
+        );
+    }
 }

@@ -92,10 +92,6 @@ impl Fixture {
             policies: Vec::new(),
             max_request_bytes: config.server.max_request_bytes,
             connections: config.server.connections,
-            limits: crate::execute::Limits {
-                max_join_fanout: config.server.max_join_fanout,
-            },
-            fanout_overrides: Default::default(),
             metrics: Default::default(),
         };
         Ok(Fixture {

@@ -240,15 +240,6 @@ pub async fn gateway_observed(
             .collect(),
         max_request_bytes: config.server.max_request_bytes,
         connections: config.server.connections,
-        limits: crate::execute::Limits {
-            max_join_fanout: config.server.max_join_fanout,
-        },
-        fanout_overrides: config
-            .operations
-            .max_join_fanout
-            .iter()
-            .map(|(name, (limit, _))| (name.clone(), *limit))
-            .collect(),
     }))
 }
 

@@ -126,21 +126,6 @@ impl Explained {
     }
 }
 
-/// Limits that protect upstreams during execution.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Most objects one `_join` may fan out to in one request.
-    pub max_join_fanout: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_join_fanout: 1000,
-        }
-    }
-}
-
 /// Answers an operation that reads the schema (`__schema`, `__type`, `__typename`) from
 /// `schema`, as a GraphQL server would; no upstream is asked.
 pub fn introspect(
@@ -195,7 +180,6 @@ pub async fn execute(
     upstreams: &Upstreams,
     variables: &JsonMap,
     headers: &RequestContext,
-    limits: Limits,
 ) -> Response {
     let mut root = Object::default();
     let mut errors = Vec::new();
@@ -277,7 +261,7 @@ pub async fn execute(
             upstreams,
             variables,
             headers,
-            limits.max_join_fanout,
+            plan.max_join_fanout,
             &mut root,
             &mut errors,
             &mut explained,

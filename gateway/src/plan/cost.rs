@@ -19,7 +19,7 @@ use crate::diagnostic::Diagnostic;
 use crate::schema::{parse_upstream, Supergraph, JOIN_FIELD};
 
 /// Default join fan-out limit (`server.max_join_fanout`).
-const DEFAULT_FANOUT: usize = 1000;
+pub(crate) const DEFAULT_FANOUT: usize = 1000;
 
 /// How lists are sized, checked against the composed schema once per build.
 #[derive(Debug, Clone)]

@@ -62,6 +62,9 @@ pub struct Plan {
     pub introspection: bool,
     /// What one execution costs at most (depth, upstream requests, fields).
     pub cost: Cost,
+    /// Most objects one `_join` may fan out to in one request: the operation's own
+    /// `[operations] max_join_fanout`, else `server.max_join_fanout`.
+    pub max_join_fanout: usize,
 }
 
 /// A reason an operation cannot be planned, at `line:column` of its document when known.
@@ -123,6 +126,7 @@ impl Plan {
         costs: &CostModel,
     ) -> Result<Self, Vec<PlanProblem>> {
         let mut plan = Self::compile(supergraph, document, operation, policies_fill, forms)?;
+        plan.max_join_fanout = costs.fanout(plan.name.as_deref());
         plan.cost = Cost {
             upstream_requests: plan.max_upstream_requests(),
             ..cost::measure(costs, &plan.document, operation)
@@ -320,6 +324,7 @@ impl Plan {
             document,
             introspection: false,
             cost: Cost::default(),
+            max_join_fanout: cost::DEFAULT_FANOUT,
         })
     }
 
@@ -520,6 +525,7 @@ impl Plan {
             variable_types: HashMap::new(),
             introspection: true,
             cost: Cost::default(),
+            max_join_fanout: cost::DEFAULT_FANOUT,
         }))
     }
 }

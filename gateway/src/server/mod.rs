@@ -50,10 +50,6 @@ pub struct Gateway {
     pub max_request_bytes: usize,
     /// Limits on client connections.
     pub connections: ConnectionLimits,
-    /// Execution limits.
-    pub limits: execute::Limits,
-    /// `max_join_fanout` of the operations that have their own, by name.
-    pub fanout_overrides: std::collections::HashMap<String, usize>,
     /// Policy plugins whose request hook runs on every request, in order.
     pub policies: Vec<Arc<PolicyPlugin>>,
     /// What the gateway counts (served by [`serve_metrics`] where configured).
@@ -316,14 +312,7 @@ impl Gateway {
         }
         context.client_headers = headers;
         tracing::debug!(operation = plan.name.as_deref().unwrap_or(""), "executing");
-        Ok(execute::execute(
-            &plan,
-            &self.upstreams,
-            &variables,
-            &context,
-            self.limits_for(&plan),
-        )
-        .await)
+        Ok(execute::execute(&plan, &self.upstreams, &variables, &context).await)
     }
 
     /// Runs the request hook of every policy plugin in order; returns the internal variables
@@ -401,16 +390,6 @@ impl Gateway {
             }
         }
         Ok(filled)
-    }
-
-    fn limits_for(&self, plan: &Plan) -> execute::Limits {
-        let own = plan
-            .name
-            .as_ref()
-            .and_then(|n| self.fanout_overrides.get(n));
-        execute::Limits {
-            max_join_fanout: own.copied().unwrap_or(self.limits.max_join_fanout),
-        }
     }
 
     fn plan_for(&self, request: &GraphQLRequest) -> Result<(String, Arc<Plan>), RequestError> {

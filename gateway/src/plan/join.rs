@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 
 use super::batch::{BatchForm, BatchForms};
 use super::entities::{self, EntityCall};
-use super::render::{collect_variables, Renderer, RootPiece, KEY_MARK, VAR_MARK};
+use super::render::{collect_variables, Renderer, RootPiece};
 use super::shape::possible_types;
 use super::PlanProblem;
 use crate::schema::{Supergraph, JOIN_FIELD};
@@ -134,6 +134,13 @@ impl JoinFetch {
 #[derive(Debug, Clone, Default)]
 pub struct Template(pub Vec<Part>);
 
+impl std::fmt::Write for Template {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
 /// A part of a [`Template`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
@@ -146,27 +153,27 @@ pub enum Part {
 }
 
 impl Template {
-    pub(crate) fn parse(text: &str) -> Self {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(i) = rest.find([VAR_MARK, KEY_MARK]) {
-            if i > 0 {
-                parts.push(Part::Text(rest[..i].to_string()));
-            }
-            let mark = rest[i..].chars().next().expect("found a mark");
-            rest = &rest[i + mark.len_utf8()..];
-            if mark == KEY_MARK {
-                parts.push(Part::KeyPrefix);
-            } else {
-                let end = rest.find(VAR_MARK).expect("variable marks come in pairs");
-                parts.push(Part::Variable(rest[..end].to_string()));
-                rest = &rest[end + VAR_MARK.len_utf8()..];
-            }
+    /// Appends literal text.
+    pub(crate) fn push_str(&mut self, text: &str) {
+        match self.0.last_mut() {
+            Some(Part::Text(last)) => last.push_str(text),
+            _ => self.0.push(Part::Text(text.to_string())),
         }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        Template(parts)
+    }
+
+    /// Appends one literal character.
+    pub(crate) fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    /// Marks where an item's alias prefix goes.
+    pub(crate) fn key_prefix(&mut self) {
+        self.0.push(Part::KeyPrefix);
+    }
+
+    /// Appends internal variable `name` (after its `$`), renamed per item.
+    pub(crate) fn variable(&mut self, name: &str) {
+        self.0.push(Part::Variable(name.to_string()));
     }
 
     /// Writes the template for one item whose aliases and variables start with `prefix`.
@@ -480,7 +487,7 @@ pub(crate) fn analyse(
                     continue;
                 }
                 let Some(form) = forms.get(&p.field.name) else {
-                    binder.add(&mut aliased, &p.text, &p.variables, p);
+                    binder.add(&mut aliased, p.text.clone(), &p.variables, p);
                     continue;
                 };
                 let call = batch_call(p, &pieces, form, internal).and_then(|(argument, variable)| {
@@ -493,18 +500,18 @@ pub(crate) fn analyse(
                 });
                 match call {
                     Ok(argument) => {
-                        let mut text = String::new();
+                        let mut text = Template::default();
                         let mut variables = indexmap::IndexSet::new();
                         renderer.batch_field(&p.field, form, argument, &mut text, &mut variables);
                         let mut fetch = JoinFetch::new(&upstream, Batching::Field(form.clone()));
-                        binder.add(&mut fetch, &text, &variables, p);
+                        binder.add(&mut fetch, text, &variables, p);
                         fetches.push(fetch);
                     }
                     Err(reason) => {
                         if let Batching::Aliases { unused } = &mut aliased.batching {
                             unused.push((p.response_key.clone(), reason));
                         }
-                        binder.add(&mut aliased, &p.text, &p.variables, p);
+                        binder.add(&mut aliased, p.text.clone(), &p.variables, p);
                     }
                 }
             }
@@ -592,7 +599,7 @@ fn entity_fetch(
             other => Ok(other),
         }
     })?;
-    let mut text = String::new();
+    let mut text = Template::default();
     let mut variables = indexmap::IndexSet::new();
     renderer.entity_fragment(&p.field, lookup, &mut text, &mut variables);
     if let Some(v) = variables.iter().find(|v| internal.contains(*v)) {
@@ -607,7 +614,7 @@ fn entity_fetch(
         selected: entities::selected_keys(renderer.document, &p.field),
     };
     let mut fetch = JoinFetch::new(upstream, Batching::Entities(Arc::new(call)));
-    binder.add(&mut fetch, &text, &variables, p);
+    binder.add(&mut fetch, text, &variables, p);
     Ok(fetch)
 }
 
@@ -655,7 +662,7 @@ impl Binder<'_, '_> {
     fn add(
         &mut self,
         fetch: &mut JoinFetch,
-        text: &str,
+        text: Template,
         variables: &indexmap::IndexSet<String>,
         piece: &RootPiece,
     ) {
@@ -680,7 +687,7 @@ impl Binder<'_, '_> {
         if !fetch.root_keys.iter().any(|k| k == response_key) {
             fetch.root_keys.push(response_key.to_string());
         }
-        fetch.pieces.push(Template::parse(text));
+        fetch.pieces.push(text);
     }
 }
 
@@ -902,9 +909,11 @@ mod tests {
 
     #[test]
     fn templates_mark_item_prefixes_and_variables() {
-        let t = Template::parse(&format!(
-            "{KEY_MARK}w: city(name: ${VAR_MARK}c{VAR_MARK}, x: $y) {{ a }}"
-        ));
+        let mut t = Template::default();
+        t.key_prefix();
+        t.push_str("w: city(name: $");
+        t.variable("c");
+        t.push_str(", x: $y) { a }");
         let mut out = String::new();
         t.write("_3_", &mut out);
         assert_eq!(out, "_3_w: city(name: $_3_c, x: $y) { a }");

@@ -265,7 +265,7 @@ impl Plan {
                         }
                         doc.push_str(" { ");
                         for p in &pieces {
-                            doc.push_str(&p.text);
+                            p.text.write("", &mut doc);
                             doc.push(' ');
                         }
                         doc.push('}');

@@ -11,6 +11,7 @@ use indexmap::IndexSet;
 use std::collections::HashSet;
 
 use super::batch::{BatchForm, KEY_ALIAS};
+use super::join::Template;
 use crate::schema::{EntityLookup, Supergraph, ENTITIES_FIELD, JOIN_FIELD};
 
 /// One piece of the root selection: a root field of one namespace, with the directives of
@@ -18,7 +19,8 @@ use crate::schema::{EntityLookup, Supergraph, ENTITIES_FIELD, JOIN_FIELD};
 pub(crate) struct RootPiece {
     pub(crate) namespace: String,
     pub(crate) response_key: String,
-    pub(crate) text: String,
+    /// The field as the upstream gets it (in joins, with the places that differ per item).
+    pub(crate) text: Template,
     pub(crate) variables: IndexSet<String>,
     /// The field as the client wrote it (joins render its batch form from it).
     pub(crate) field: Node<executable::Field>,
@@ -46,11 +48,6 @@ pub(crate) struct Renderer<'a> {
     /// markers, so that each batched item gets its own alias and variables.
     pub(crate) join_mode: bool,
 }
-
-/// Marks an internal variable name in join templates (`$` MARK name MARK).
-pub(crate) const VAR_MARK: char = '\u{1}';
-/// Marks where a join item's alias prefix goes.
-pub(crate) const KEY_MARK: char = '\u{2}';
 
 /// Why an operation cannot be planned.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,7 +90,7 @@ impl Renderer<'_> {
                         return Err(RenderError::UnknownNamespace(f.name.to_string()));
                     };
                     let mut variables = IndexSet::new();
-                    let mut text = String::new();
+                    let mut text = Template::default();
                     for w in wrappers.iter() {
                         text.push_str("...");
                         self.directives(w, &mut text, &mut variables);
@@ -136,14 +133,15 @@ impl Renderer<'_> {
         f: &executable::Field,
         name: &str,
         root: bool,
-        out: &mut String,
+        out: &mut Template,
         vars: &mut IndexSet<String>,
     ) {
         // Root fields lose their prefix upstream; the alias keeps the client's response key,
         // so upstream data and error paths line up with the client's response.
         let key = f.response_key();
         if self.join_mode && root {
-            let _ = write!(out, "{KEY_MARK}{key}: ");
+            out.key_prefix();
+            let _ = write!(out, "{key}: ");
         } else if key.as_str() != name {
             let _ = write!(out, "{key}: ");
         }
@@ -176,10 +174,11 @@ impl Renderer<'_> {
         f: &executable::Field,
         form: &BatchForm,
         key_argument: &str,
-        out: &mut String,
+        out: &mut Template,
         vars: &mut IndexSet<String>,
     ) {
-        let _ = write!(out, "{KEY_MARK}{}: {}(", f.response_key(), form.field);
+        out.key_prefix();
+        let _ = write!(out, "{}: {}(", f.response_key(), form.field);
         for (i, arg) in f.arguments.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
@@ -204,11 +203,11 @@ impl Renderer<'_> {
         &self,
         f: &executable::Field,
         lookup: &EntityLookup,
-        out: &mut String,
+        out: &mut Template,
         vars: &mut IndexSet<String>,
     ) {
         if self.join_mode {
-            out.push(KEY_MARK);
+            out.key_prefix();
         }
         let _ = write!(
             out,
@@ -234,7 +233,7 @@ impl Renderer<'_> {
         &self,
         f: &executable::Field,
         lookup: &EntityLookup,
-        out: &mut String,
+        out: &mut Template,
         vars: &mut IndexSet<String>,
     ) {
         let _ = write!(out, "... on {} {{ ", lookup.type_name);
@@ -245,7 +244,7 @@ impl Renderer<'_> {
     fn selection_set(
         &self,
         set: &executable::SelectionSet,
-        out: &mut String,
+        out: &mut Template,
         vars: &mut IndexSet<String>,
     ) {
         if matches!(
@@ -286,7 +285,7 @@ impl Renderer<'_> {
     fn directives(
         &self,
         list: &executable::DirectiveList,
-        out: &mut String,
+        out: &mut Template,
         vars: &mut IndexSet<String>,
     ) {
         for d in list.iter() {
@@ -306,12 +305,13 @@ impl Renderer<'_> {
     }
 
     /// Writes a value on one line (the AST's own printer breaks objects over lines).
-    fn write_value(&self, value: &Value, out: &mut String) {
+    fn write_value(&self, value: &Value, out: &mut Template) {
         match value {
             Value::Null => out.push_str("null"),
             Value::Enum(name) => out.push_str(name),
             Value::Variable(name) if self.join_mode && self.internal.contains(name.as_str()) => {
-                let _ = write!(out, "${VAR_MARK}{name}{VAR_MARK}");
+                out.push('$');
+                out.variable(name);
             }
             Value::Variable(name) => {
                 let _ = write!(out, "${name}");

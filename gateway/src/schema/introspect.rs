@@ -114,6 +114,14 @@ struct TypeRef {
 const BUILT_IN_DIRECTIVES: &[&str] = &["skip", "include", "deprecated", "specifiedBy", "oneOf"];
 
 impl TypeRef {
+    /// The named type inside the list and non-null wrappers.
+    fn inner_name(&self) -> Option<&str> {
+        match &self.of_type {
+            Some(inner) => inner.inner_name(),
+            None => self.name.as_deref(),
+        }
+    }
+
     fn render(&self, out: &mut String) {
         match (self.kind.as_str(), &self.of_type) {
             ("NON_NULL", Some(inner)) => {
@@ -170,13 +178,18 @@ fn input_values(out: &mut String, args: &[InputValue], indent: &str, separator: 
 }
 
 impl IntrospectionSchema {
-    /// Whether the schema is an Apollo Federation subgraph's: its query type has `_service`.
+    /// Whether the schema is an Apollo Federation subgraph's: its query type has
+    /// `_service: _Service!`.
     pub(crate) fn is_subgraph(&self) -> bool {
         let Some(query) = &self.query_type else {
             return false;
         };
         self.types.iter().any(|t| {
-            t.name == query.name && t.fields.iter().flatten().any(|f| f.name == "_service")
+            t.name == query.name
+                && t.fields
+                    .iter()
+                    .flatten()
+                    .any(|f| f.name == "_service" && f.ty.inner_name() == Some("_Service"))
         })
     }
 

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use cpu_time::ProcessTime;
 use futures::future::join_all;
+use joinery_tests::bench::post;
 use joinery_tests::{RunningGateway, Upstream};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const OPERATION: &str = r#"query WeatherOf50($codes: [String!], $capital: String! @internal) {
   countries_countries(filter: { code: { in: $codes } }) {
@@ -25,11 +26,6 @@ const OPERATION: &str = r#"query WeatherOf50($codes: [String!], $capital: String
 }"#;
 const BATCH_FORM: &str = "[upstreams.weather.batch.getCityByName]\nfield = \"getCitiesByNames\"\nargument = \"names\"\nkey = \"name\"\n";
 const BURST: usize = 100;
-
-async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
-    let r = client.post(url).json(body).send().await.expect("sent");
-    r.json().await.expect("JSON")
-}
 
 async fn gateway(
     dir: &Path,
@@ -52,7 +48,7 @@ async fn gateway(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let n = joinery_tests::bench_requests(2000);
+    let n = joinery_tests::bench::requests(2000);
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let weather = joinery_tests::start_weather("127.0.0.1:0").await?;
     let client = reqwest::Client::new();

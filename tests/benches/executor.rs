@@ -186,7 +186,7 @@ impl Mode {
 }
 
 fn main() {
-    let requests = joinery_tests::bench_requests(5000);
+    let requests = joinery_tests::bench::requests(5000);
     let dir = tempfile::tempdir().expect("temporary directory");
     let batch_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/project/joinery.toml");
     let mut modes = [

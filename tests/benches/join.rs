@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cpu_time::ProcessTime;
+use joinery_tests::bench::post;
 use joinery_tests::{RunningGateway, Upstream};
 use serde_json::{json, Value};
 
@@ -28,18 +29,6 @@ const OPERATION: &str = r#"query WeatherOf50($codes: [String!], $capital: String
 const ONE: &str =
     "query ($name: String!) { getCityByName(name: $name) { weather { temperature { actual } } } }";
 const BATCH_FORM: &str = "[upstreams.weather.batch.getCityByName]\nfield = \"getCitiesByNames\"\nargument = \"names\"\nkey = \"name\"\n";
-
-async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
-    client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON")
-}
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
@@ -104,7 +93,7 @@ async fn by_hand(client: &reqwest::Client, countries: &str, weather: &str, sent:
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let n = joinery_tests::bench_requests(300);
+    let n = joinery_tests::bench::requests(300);
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let weather = joinery_tests::start_weather("127.0.0.1:0").await?;
     let client = reqwest::Client::new();

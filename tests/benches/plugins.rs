@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cpu_time::ProcessTime;
 use hmac::{Hmac, Mac};
+use joinery_tests::bench::{micros, percentile, timed};
 use joinery_tests::plugins::rust_plugin;
 use serde_json::json;
 
@@ -60,14 +61,6 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 /// A project serving OPERATION from `upstream`, with `policy` (a plugin table) if any.
 fn project(upstream: &str, policy: Option<(&str, &str)>) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
@@ -85,22 +78,9 @@ fn project(upstream: &str, policy: Option<(&str, &str)>) -> anyhow::Result<tempf
     Ok(dir)
 }
 
-async fn timed(request: reqwest::RequestBuilder) -> Duration {
-    let started = Instant::now();
-    let response = request.send().await.expect("request sent");
-    assert!(response.status().is_success());
-    let body = response.bytes().await.expect("body read");
-    assert!(
-        body.starts_with(br#"{"data""#),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    started.elapsed()
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let n = joinery_tests::bench_requests(3000);
+    let n = joinery_tests::bench::requests(3000);
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let jwt_extra = "secrets = [\"JOINERY_TEST_JWT_SECRET\"]\n[plugins.p.config]\nsecret = \"JOINERY_TEST_JWT_SECRET\"\noptional = false\nvariable = \"unused\"";
     let jwt_visible = format!("visible_headers = [\"authorization\"]\n{jwt_extra}");
@@ -144,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
         }
         println!(
             "request hook, {label}: {:.2} µs per call (mean of {calls} warm calls)",
-            us(started.elapsed()) / calls as f64
+            micros(started.elapsed()) / calls as f64
         );
         // The same call after the caches were filled with other data, as happens between
         // requests in a gateway.
@@ -167,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
         std::hint::black_box(&other);
         println!(
             "request hook, {label}: {:.2} µs per call after caches were overwritten (mean of {cold_calls})",
-            us(cold) / cold_calls as f64
+            micros(cold) / cold_calls as f64
         );
     }
 
@@ -195,13 +175,13 @@ async fn main() -> anyhow::Result<()> {
     };
     for _ in 0..200 {
         for g in &gateways {
-            timed(request(g)).await;
+            timed(request(g), br#"{"data""#).await;
         }
     }
     let mut samples = vec![Vec::with_capacity(n); gateways.len()];
     for i in 0..n {
         for (k, g) in gateways.iter().enumerate() {
-            samples[k].push(timed(request(g)).await);
+            samples[k].push(timed(request(g), br#"{"data""#).await);
         }
         if i % 500 == 0 {
             countries.reset();
@@ -218,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
             let (started, switched, faulted) =
                 (ProcessTime::now(), context_switches(), minor_faults());
             for _ in 0..BLOCK {
-                timed(request(g)).await;
+                timed(request(g), br#"{"data""#).await;
             }
             cpu[k] += started.elapsed();
             switches[k] += context_switches() - switched;
@@ -240,16 +220,16 @@ async fn main() -> anyhow::Result<()> {
     for s in samples.iter_mut() {
         s.sort();
     }
-    let base = us(percentile(&samples[0], 0.5));
+    let base = micros(percentile(&samples[0], 0.5));
     for (k, s) in samples.iter().enumerate() {
         println!(
             "{:22}: median {:7.1} µs  p99 {:7.1} µs  median ratio to no policy {:.3}x  | process CPU {:.1} µs/request (+{:.1} µs), {:.2} context switches and {:.2} page faults/request",
             labels[k],
-            us(percentile(s, 0.5)),
-            us(percentile(s, 0.99)),
-            us(percentile(s, 0.5)) / base,
-            us(cpu[k]) / n_cpu as f64,
-            (us(cpu[k]) - us(cpu[0])) / n_cpu as f64,
+            micros(percentile(s, 0.5)),
+            micros(percentile(s, 0.99)),
+            micros(percentile(s, 0.5)) / base,
+            micros(cpu[k]) / n_cpu as f64,
+            (micros(cpu[k]) - micros(cpu[0])) / n_cpu as f64,
             switches[k] as f64 / n_cpu as f64,
             faults[k] as f64 / n_cpu as f64,
         );

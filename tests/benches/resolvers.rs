@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use cpu_time::ProcessTime;
 use joinery::plugin::{ResolverRequest, SelectedField};
+use joinery_tests::bench::{micros, percentile, timed};
 use joinery_tests::plugins::rust_plugin;
 use serde_json::json;
 
@@ -25,41 +26,20 @@ const PRODUCT_SHARED: &str =
 const COUNTRY: &str =
     "query Country($code: ID!) { countries_country(code: $code) { code name capital } }";
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-async fn timed(request: reqwest::RequestBuilder, expect: &[u8]) -> Duration {
-    let started = Instant::now();
-    let response = request.send().await.expect("request sent");
-    assert!(response.status().is_success());
-    let body = response.bytes().await.expect("body read");
-    assert!(
-        body.windows(expect.len()).any(|w| w == expect),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    started.elapsed()
-}
-
 fn summary(label: &str, samples: &mut [Duration], base: Option<f64>) -> f64 {
     samples.sort();
-    let median = us(percentile(samples, 0.5));
+    let median = micros(percentile(samples, 0.5));
     let ratio = base.map_or(String::new(), |b| format!("  ratio {:.2}x", median / b));
     println!(
         "{label:46}: median {median:7.1} µs  p99 {:7.1} µs{ratio}",
-        us(percentile(samples, 0.99))
+        micros(percentile(samples, 0.99))
     );
     median
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let n = joinery_tests::bench_requests(2000);
+    let n = joinery_tests::bench::requests(2000);
     let products = joinery_tests::start_rest("127.0.0.1:0").await?;
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let dir = tempfile::tempdir()?;
@@ -87,10 +67,10 @@ async fn main() -> anyhow::Result<()> {
     let fresh = 500;
     let started = Instant::now();
     probe.prewarm(fresh).await?;
-    let policy_fresh = us(started.elapsed()) / fresh as f64;
+    let policy_fresh = micros(started.elapsed()) / fresh as f64;
     let started = Instant::now();
     shop.prewarm(fresh).await?;
-    let resolver_fresh = us(started.elapsed()) / fresh as f64;
+    let resolver_fresh = micros(started.elapsed()) / fresh as f64;
     println!("fresh instance, probe (Rust policy): {policy_fresh:.1} µs; rest-resolver (Rust resolver): {resolver_fresh:.1} µs (mean of {fresh})");
 
     // 2. The resolve call on a warm instance vs the same REST GET from the host.
@@ -196,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
             cpu[side] += started.elapsed();
         }
     }
-    let per = |d: Duration| us(d) / (n / blocks * blocks) as f64;
+    let per = |d: Duration| micros(d) / (n / blocks * blocks) as f64;
     let (plugin_cpu, shared_cpu, http_cpu) = (per(cpu[0]), per(cpu[1]), per(cpu[2]));
     println!(
         "process CPU per request (gateway, upstream and client in one process): resolver plugin {plugin_cpu:.1} µs ({shared_cpu:.1} µs with coalesce = true), HTTP upstream {http_cpu:.1} µs"

@@ -2,6 +2,7 @@
 //! Joinery.
 
 pub mod apt;
+pub mod bench;
 pub mod gateway;
 pub mod plugins;
 pub mod redis;
@@ -14,14 +15,6 @@ pub use upstreams::{
     codes_with_capital, countries_sdl, start_countries, start_rest, start_travel, start_weather,
     travel_sdl, weather_sdl, Fault, Upstream, TRAVEL_V1_SDL,
 };
-
-/// Requests per mode for a benchmark: `JOINERY_BENCH_REQUESTS`, else `default`.
-pub fn bench_requests(default: usize) -> usize {
-    std::env::var("JOINERY_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The variables an example operation is run with: the JSON after `# Example variables:` in
 /// its file's leading comments (`None` when it has no such line; `Err` when it is not JSON).

@@ -41,13 +41,12 @@ impl<'a, 'e> Completer<'a, 'e> {
     }
 
     /// Writes the completed root object into `out` (`null` when a non-null root field
-    /// failed); `covered` lists root keys whose failures are already reported.
+    /// failed).
     pub(super) fn root(
         &mut self,
         data: &Object,
         root_type: &str,
         set: &'a SelectionSet,
-        covered: &[String],
         out: &mut Vec<u8>,
     ) {
         let start = out.len();
@@ -55,7 +54,7 @@ impl<'a, 'e> Completer<'a, 'e> {
         let mut first = true;
         let mut failed = false;
         self.each_field(&[set], root_type, |this, key, group| {
-            this.covered = covered.iter().any(|k| k == key);
+            this.covered = false;
             if !std::mem::take(&mut first) {
                 out.push(b',');
             }

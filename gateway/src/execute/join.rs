@@ -11,7 +11,7 @@ use futures::future::join_all;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::{attribute, Explained, Segment};
+use super::{attribute, Errors, Segment};
 use crate::error_code::ErrorCode;
 use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
@@ -113,8 +113,7 @@ pub(super) async fn run(
     context: &RequestContext,
     max_fanout: usize,
     data: &mut Object,
-    errors: &mut Vec<Value>,
-    explained: &mut Explained,
+    errors: &mut Errors,
 ) {
     for (wave_index, wave) in plan.waves.iter().enumerate() {
         let mut batches: IndexMap<&str, Batch> = IndexMap::new();
@@ -148,17 +147,18 @@ pub(super) async fn run(
                 } else {
                     format!("send a list of {widest} exported values")
                 };
-                let mut error = ErrorCode::JoinFanoutExceeded.error(format!(
+                let error = ErrorCode::JoinFanoutExceeded.error(format!(
                     "this join would {what}; the limit is {max_fanout} (server.max_join_fanout)"
                 ));
-                let mut path = path_value(&instances[0].path);
-                path.push(Value::from(join.key.as_str()));
-                error["path"] = Value::from(path);
-                errors.push(error);
-                for inst in instances.iter() {
+                // One error, at the first item; it explains every item's join.
+                for (i, inst) in instances.iter().enumerate() {
                     let mut path = path_value(&inst.path);
                     path.push(Value::from(join.key.as_str()));
-                    explained.add(&path);
+                    if i == 0 {
+                        errors.at(error.clone(), path);
+                    } else {
+                        errors.explain(&path);
+                    }
                 }
                 continue;
             }
@@ -176,15 +176,7 @@ pub(super) async fn run(
                         let binding = &join.bindings[b];
                         let value = &inst.values[b];
                         if value.is_null() && (binding.non_null || by_field) {
-                            null_export(
-                                data,
-                                errors,
-                                explained,
-                                join,
-                                &fetch.root_keys,
-                                inst,
-                                binding,
-                            );
+                            null_export(data, errors, join, &fetch.root_keys, inst, binding);
                             continue 'items;
                         }
                         serde_json::to_writer(&mut text, value).expect("data serializes");
@@ -394,7 +386,7 @@ pub(super) async fn run(
         });
         let results = tracing::Instrument::instrument(join_all(sent), span).await;
         for ((upstream, batch), result) in batches.iter().zip(results) {
-            merge(data, errors, explained, context, upstream, batch, result);
+            merge(data, errors, context, upstream, batch, result);
         }
     }
 }
@@ -402,8 +394,7 @@ pub(super) async fn run(
 /// Puts a batched response's data into each item and maps its errors to the items' paths.
 fn merge(
     data: &mut Object,
-    errors: &mut Vec<Value>,
-    explained: &mut Explained,
+    errors: &mut Errors,
     context: &RequestContext,
     upstream: &str,
     batch: &Batch<'_>,
@@ -433,10 +424,8 @@ fn merge(
                         for key in &fetch.root_keys {
                             let full = joined_path(path, &entry.join.key, key);
                             let mut error = e.code().error(e.to_string());
-                            error["path"] = Value::from(full.clone());
                             error["extensions"]["upstream"] = Value::from(upstream);
-                            errors.push(error);
-                            explained.add(&full);
+                            errors.at(error, full);
                         }
                     }
                 }
@@ -478,18 +467,11 @@ fn merge(
     for entry in &batch.entries {
         let fetch = &entry.join.fetches[entry.fetch];
         if let Some((c, positions)) = &entry.entities {
-            place_entities(data, errors, explained, entry, positions, &shared[*c]);
+            place_entities(data, errors, entry, positions, &shared[*c]);
             continue;
         }
         if let Some((form, prefix)) = &entry.form {
-            let call = place_batch(
-                data,
-                errors,
-                explained,
-                &mut answers,
-                (entry, form, prefix),
-                fresh,
-            );
+            let call = place_batch(data, errors, &mut answers, (entry, form, prefix), fresh);
             calls.insert(prefix.as_str(), call);
             continue;
         }
@@ -506,7 +488,7 @@ fn merge(
     }
     for error in response.errors {
         if let Some(c) = entities_call(&error) {
-            place_entities_error(errors, explained, upstream, batch, &shared, c, &error);
+            place_entities_error(errors, upstream, batch, &shared, c, &error);
             continue;
         }
         if let Some((call, rest)) = locate_call(&error, &calls) {
@@ -521,10 +503,7 @@ fn merge(
                 for path in call.entry.paths(group) {
                     let mut full = joined_path(path, &call.entry.join.key, &fetch.root_keys[0]);
                     full.extend(rest.iter().cloned());
-                    let mut e = attribute(error.clone(), upstream);
-                    e["path"] = Value::from(full.clone());
-                    errors.push(e);
-                    explained.add(&full);
+                    errors.at(attribute(error.clone(), upstream), full);
                 }
             }
             continue;
@@ -549,10 +528,7 @@ fn merge(
                 for path in entry.paths(group) {
                     let mut full = joined_path(path, &entry.join.key, &key);
                     full.extend(rest.iter().cloned());
-                    let mut e = attribute(error.clone(), upstream);
-                    e["path"] = Value::from(full.clone());
-                    errors.push(e);
-                    explained.add(&full);
+                    errors.at(attribute(error.clone(), upstream), full);
                 }
             }
             // No data and no path: the whole request failed, so every item's fields did.
@@ -563,10 +539,7 @@ fn merge(
                     for path in entry.groups.iter().flat_map(|g| entry.paths(g)) {
                         for key in &fetch.root_keys {
                             let full = joined_path(path, &entry.join.key, key);
-                            let mut e = e.clone();
-                            e["path"] = Value::from(full.clone());
-                            errors.push(e);
-                            explained.add(&full);
+                            errors.at(e.clone(), full);
                         }
                     }
                 }
@@ -658,8 +631,7 @@ impl<'e> Call<'e> {
 /// Results are kept per key for `fresh` where the entry keeps items.
 fn place_batch<'e>(
     data: &mut Object,
-    errors: &mut Vec<Value>,
-    explained: &mut Explained,
+    errors: &mut Errors,
     answers: &mut HashMap<Text, Data>,
     (entry, form, prefix): (&'e Entry<'e>, &BatchForm, &str),
     fresh: Option<std::time::Duration>,
@@ -700,13 +672,13 @@ fn place_batch<'e>(
             for group in &entry.groups {
                 for path in entry.paths(group) {
                     let full = joined_path(path, &entry.join.key, root_key);
-                    let mut error = ErrorCode::UpstreamBadResponse.error(format!(
-                        "`{}` answered with something other than a list",
-                        form.field
-                    ));
-                    error["path"] = Value::from(full.clone());
-                    errors.push(error);
-                    explained.add(&full);
+                    errors.at(
+                        ErrorCode::UpstreamBadResponse.error(format!(
+                            "`{}` answered with something other than a list",
+                            form.field
+                        )),
+                        full,
+                    );
                 }
             }
             false
@@ -736,13 +708,13 @@ fn place_batch<'e>(
             if listed && form.single_non_null {
                 for path in entry.paths(group) {
                     let full = joined_path(path, &entry.join.key, root_key);
-                    let mut error = ErrorCode::UpstreamBadResponse.error(format!(
-                        "`{}` has no result for key {:?}, and `{}` cannot be null",
-                        form.field, key, form.single
-                    ));
-                    error["path"] = Value::from(full.clone());
-                    errors.push(error);
-                    explained.add(&full);
+                    errors.at(
+                        ErrorCode::UpstreamBadResponse.error(format!(
+                            "`{}` has no result for key {:?}, and `{}` cannot be null",
+                            form.field, key, form.single
+                        )),
+                        full,
+                    );
                 }
             }
         }
@@ -760,8 +732,7 @@ fn place_batch<'e>(
 /// representation is an error at every item: matching by position cannot be trusted then.
 fn place_entities(
     data: &mut Object,
-    errors: &mut Vec<Value>,
-    explained: &mut Explained,
+    errors: &mut Errors,
     entry: &Entry<'_>,
     positions: &[usize],
     answer: &Result<Vec<Data>, Option<String>>,
@@ -776,12 +747,9 @@ fn place_entities(
                 if let Some(wrong) = wrong {
                     for path in entry.paths(group) {
                         let full = joined_path(path, &entry.join.key, root_key);
-                        let mut error = ErrorCode::UpstreamBadResponse.error(format!(
+                        errors.at(ErrorCode::UpstreamBadResponse.error(format!(
                             "`_entities` answered {wrong}; results are matched by position, so none is used"
-                        ));
-                        error["path"] = Value::from(full.clone());
-                        errors.push(error);
-                        explained.add(&full);
+                        )), full);
                     }
                 }
                 Data::Null
@@ -808,8 +776,7 @@ fn entities_call(error: &Value) -> Option<usize> {
 /// position out: such an error is about the entities that came back null (or all, if none
 /// did) among the lookups that select the field it names.
 fn place_entities_error(
-    errors: &mut Vec<Value>,
-    explained: &mut Explained,
+    errors: &mut Errors,
     upstream: &str,
     batch: &Batch<'_>,
     shared: &[Result<Vec<Data>, Option<String>>],
@@ -850,10 +817,7 @@ fn place_entities_error(
             for path in entry.paths(group) {
                 let mut full = joined_path(path, &entry.join.key, root_key);
                 full.extend(rest.iter().cloned());
-                let mut e = attribute(error.clone(), upstream);
-                e["path"] = Value::from(full.clone());
-                errors.push(e);
-                explained.add(&full);
+                errors.at(attribute(error.clone(), upstream), full);
             }
         }
     }
@@ -963,8 +927,7 @@ fn path_value(path: &[Segment<'_>]) -> Vec<Value> {
 /// A required exported value is null: the joined fields of this item are null, with an error.
 fn null_export(
     data: &mut Object,
-    errors: &mut Vec<Value>,
-    explained: &mut Explained,
+    errors: &mut Errors,
     join: &JoinPlan,
     root_keys: &[String],
     inst: &Instance<'_>,
@@ -977,13 +940,13 @@ fn null_export(
         {
             joined.insert(key, Data::Null);
         }
-        let mut error = ErrorCode::JoinValueNull.error(format!(
-            "cannot join `{key}`: `${}` is exported from `{}`, which is null here",
-            binding.variable, binding.source
-        ));
-        error["path"] = Value::from(path.clone());
-        errors.push(error);
-        explained.add(&path);
+        errors.at(
+            ErrorCode::JoinValueNull.error(format!(
+                "cannot join `{key}`: `${}` is exported from `{}`, which is null here",
+                binding.variable, binding.source
+            )),
+            path,
+        );
     }
 }
 

@@ -126,6 +126,33 @@ impl Explained {
     }
 }
 
+/// The errors of one response, and the paths they explain: null propagation adds no error of
+/// its own at or below an explained path.
+#[derive(Debug, Default)]
+pub(crate) struct Errors {
+    list: Vec<Value>,
+    explained: Explained,
+}
+
+impl Errors {
+    /// Adds `error` at `path`, which it explains.
+    pub(crate) fn at(&mut self, mut error: Value, path: Vec<Value>) {
+        self.explained.add(&path);
+        error["path"] = Value::from(path);
+        self.list.push(error);
+    }
+
+    /// Adds `error` as it is (with the path it has, or none), explaining nothing.
+    pub(crate) fn push(&mut self, error: Value) {
+        self.list.push(error);
+    }
+
+    /// Records that an error already added explains `path` too.
+    pub(crate) fn explain(&mut self, path: &[Value]) {
+        self.explained.add(path);
+    }
+}
+
 /// Answers an operation that reads the schema (`__schema`, `__type`, `__typename`) from
 /// `schema`, as a GraphQL server would; no upstream is asked.
 pub fn introspect(
@@ -182,10 +209,7 @@ pub async fn execute(
     headers: &RequestContext,
 ) -> Response {
     let mut root = Object::default();
-    let mut errors = Vec::new();
-    let mut explained = Explained::default();
-    // Root keys whose errors are already reported, so null propagation adds none of its own.
-    let mut covered: Vec<String> = Vec::new();
+    let mut errors = Errors::default();
     for stage in &plan.stages {
         let results = join_all(
             stage
@@ -201,7 +225,10 @@ pub async fn execute(
                     ..
                 }) => {
                     if !upstream_errors.is_empty() {
-                        covered.extend(fetch.root_keys.iter().cloned());
+                        // The upstream's errors explain its fields' nulls, wherever they point.
+                        for key in &fetch.root_keys {
+                            errors.explain(&[Value::from(key.as_str())]);
+                        }
                     }
                     for error in upstream_errors {
                         let mut error = attribute(error, &fetch.upstream);
@@ -213,9 +240,7 @@ pub async fn execute(
                         // No data and no path (a request error, often with an HTTP error
                         // status): every root field of the fetch failed with it.
                         for key in &fetch.root_keys {
-                            let mut error = error.clone();
-                            error["path"] = Value::from(vec![Value::from(key.as_str())]);
-                            errors.push(error);
+                            errors.at(error.clone(), vec![Value::from(key.as_str())]);
                         }
                     }
                     // Only the fetch's own root fields: an upstream cannot write another's.
@@ -232,11 +257,9 @@ pub async fn execute(
                                 Ok(value) => root.insert(key, value),
                                 Err(message) => {
                                     let mut error = ErrorCode::UpstreamBadResponse.error(message);
-                                    error["path"] = Value::from(vec![Value::from(key.as_str())]);
                                     error["extensions"]["upstream"] =
                                         Value::from(fetch.upstream.as_str());
-                                    errors.push(error);
-                                    covered.push(key.clone());
+                                    errors.at(error, vec![Value::from(key.as_str())]);
                                 }
                             }
                         }
@@ -246,10 +269,8 @@ pub async fn execute(
                     tracing::warn!(upstream = %fetch.upstream, error = %e, "upstream fetch failed");
                     for key in &fetch.root_keys {
                         let mut error = e.code().error(e.to_string());
-                        error["path"] = Value::from(vec![Value::from(key.as_str())]);
                         error["extensions"]["upstream"] = Value::from(fetch.upstream.as_str());
-                        errors.push(error);
-                        covered.push(key.clone());
+                        errors.at(error, vec![Value::from(key.as_str())]);
                     }
                 }
             }
@@ -264,7 +285,6 @@ pub async fn execute(
             plan.max_join_fanout,
             &mut root,
             &mut errors,
-            &mut explained,
         )
         .await;
     }
@@ -273,11 +293,15 @@ pub async fn execute(
         _ => "Query",
     };
     let mut data = Vec::with_capacity(4096);
-    complete::Completer::new(variables, &mut errors, &explained)
-        .root(&root, root_type, &plan.root, &covered, &mut data);
+    let Errors {
+        mut list,
+        explained,
+    } = errors;
+    complete::Completer::new(variables, &mut list, &explained)
+        .root(&root, root_type, &plan.root, &mut data);
     Response {
         data: Some(data),
-        errors,
+        errors: list,
         extensions: cache_extensions(headers),
     }
 }

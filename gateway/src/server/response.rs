@@ -7,6 +7,7 @@ use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::Value;
 
 use crate::error_code::ErrorCode;
+use crate::pipeline::RequestError;
 
 /// The two response media types of GraphQL-over-HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,51 +68,7 @@ impl MediaType {
     }
 }
 
-/// A request that fails before execution: the response has `errors` and no `data`.
-#[derive(Debug, Clone)]
-pub struct RequestError {
-    /// The error code.
-    pub code: ErrorCode,
-    /// The message.
-    pub message: String,
-    /// A status that applies whatever the media type (405, 406, 413, 415).
-    pub fixed_status: Option<StatusCode>,
-    /// A policy plugin's own code, written instead of `code`.
-    pub plugin_code: Option<String>,
-    /// Whether the message quotes values the client sent (variables): those are answered to
-    /// the client but never written to the logs.
-    pub quotes_values: bool,
-}
-
 impl RequestError {
-    /// A request error with `code`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            fixed_status: None,
-            plugin_code: None,
-            quotes_values: false,
-        }
-    }
-
-    /// Marks the message as quoting values the client sent, so that it is never logged.
-    pub fn quoting_values(mut self) -> Self {
-        self.quotes_values = true;
-        self
-    }
-
-    /// A malformed request (400 whatever the media type).
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::BadRequest, message).with_status(StatusCode::BAD_REQUEST)
-    }
-
-    /// Sets an HTTP status that applies whatever the media type.
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.fixed_status = Some(status);
-        self
-    }
-
     /// The HTTP response for this error.
     pub fn into_response(self, media: MediaType) -> Response<Full<Bytes>> {
         let status = self.fixed_status.unwrap_or(match media {

@@ -16,10 +16,11 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::response::{self, MediaType, RequestError};
+use super::response::{self, MediaType};
 use super::{Gateway, GraphQLRequest};
 use crate::error_code::ErrorCode;
 use crate::execute;
+use crate::pipeline::RequestError;
 use crate::plan::Plan;
 
 /// Where the endpoints live.
@@ -85,7 +86,8 @@ impl Gateway {
             variables: Some(serde_json::from_value(variables).expect("JSON converts")),
             ..GraphQLRequest::default()
         };
-        self.run_named(&parts.method, parts.headers, request, operation)
+        self.pipeline()
+            .run(&parts.method, parts.headers, request, operation)
             .await
     }
 }

@@ -4,7 +4,7 @@
 use apollo_compiler::response::JsonValue;
 use serde::Deserialize;
 
-use super::response::RequestError;
+use super::RequestError;
 use crate::error_code::ErrorCode;
 
 /// A parsed GraphQL request.

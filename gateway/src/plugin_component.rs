@@ -11,7 +11,7 @@ use wasi_preview1_component_adapter_provider::{
     WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
 };
 
-use crate::plugin_new::{World, WIT};
+use crate::plugin::contract::{World, WIT};
 
 /// The C bindings of `world`: `<world>.c`, `<world>.h` and `<world>_component_type.o` (the
 /// world's type, linked into the module so that [`componentize`] knows what it implements),

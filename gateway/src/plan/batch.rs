@@ -9,7 +9,6 @@ use std::sync::Arc;
 use apollo_compiler::ast::Type;
 use apollo_compiler::schema::ExtendedType;
 
-use super::render::upstream_type;
 use crate::config::UpstreamConfig;
 use crate::diagnostic::Diagnostic;
 use crate::schema::Supergraph;
@@ -142,7 +141,7 @@ fn check(
             b.field,
             unprefixed(supergraph, item_type),
             b.single,
-            upstream_type(supergraph, &batch.ty)
+            supergraph.upstream_type(&batch.ty)
         ));
     }
     let argument = batch
@@ -167,7 +166,7 @@ fn check(
             "argument `{}` of `{}` must be a list to take many keys, but is `{}`",
             b.argument,
             b.field,
-            upstream_type(supergraph, &argument.ty)
+            supergraph.upstream_type(&argument.ty)
         ));
     }
     let key_ok = match schema.types.get(item_type) {
@@ -203,7 +202,7 @@ fn check(
         single: b.single.clone(),
         field: b.field.clone(),
         argument: b.argument.clone(),
-        argument_type: upstream_type(supergraph, &argument.ty),
+        argument_type: supergraph.upstream_type(&argument.ty),
         key: b.key.clone(),
         single_non_null: single.ty.is_non_null(),
         other_arguments: batch

@@ -7,6 +7,7 @@ pub mod entities;
 pub mod join;
 mod render;
 pub mod shape;
+pub mod template;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -11,7 +11,7 @@ use indexmap::IndexSet;
 use std::collections::HashSet;
 
 use super::batch::{BatchForm, KEY_ALIAS};
-use super::join::Template;
+use super::template::Template;
 use crate::schema::{EntityLookup, Supergraph, ENTITIES_FIELD, JOIN_FIELD};
 
 /// One piece of the root selection: a root field of one namespace, with the directives of
@@ -352,18 +352,7 @@ impl Renderer<'_> {
 
     /// A variable type with namespace prefixes removed, e.g. `[countries_Filter!]` → `[Filter!]`.
     pub(crate) fn variable_type(&self, ty: &ast::Type) -> String {
-        upstream_type(self.supergraph, ty)
-    }
-}
-
-/// A type with namespace prefixes removed, e.g. `[countries_Filter!]` → `[Filter!]`.
-pub(crate) fn upstream_type(supergraph: &Supergraph, ty: &ast::Type) -> String {
-    let name = |n: &str| supergraph.split(n).map_or(n, |(_, n)| n).to_string();
-    match ty {
-        ast::Type::Named(n) => name(n),
-        ast::Type::NonNullNamed(n) => format!("{}!", name(n)),
-        ast::Type::List(inner) => format!("[{}]", upstream_type(supergraph, inner)),
-        ast::Type::NonNullList(inner) => format!("[{}]!", upstream_type(supergraph, inner)),
+        self.supergraph.upstream_type(ty)
     }
 }
 

@@ -3,6 +3,7 @@
 //! a memory limit and a time limit per call. A plugin that traps, loops, overflows its stack or
 //! exhausts its memory fails only its call; its instance is discarded.
 
+pub mod contract;
 mod engine;
 mod host;
 mod policy;

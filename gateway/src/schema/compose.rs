@@ -35,6 +35,18 @@ impl Supergraph {
         self.upstreams.contains_key(ns).then_some((ns, rest))
     }
 
+    /// A type with namespace prefixes removed, as the upstream writes it: `[countries_Filter!]`
+    /// → `[Filter!]`.
+    pub fn upstream_type(&self, ty: &Type) -> String {
+        let name = |n: &str| self.split(n).map_or(n, |(_, n)| n).to_string();
+        match ty {
+            Type::Named(n) => name(n),
+            Type::NonNullNamed(n) => format!("{}!", name(n)),
+            Type::List(inner) => format!("[{}]", self.upstream_type(inner)),
+            Type::NonNullList(inner) => format!("[{}]!", self.upstream_type(inner)),
+        }
+    }
+
     /// The composed SDL, as `joinery schema` prints it.
     pub fn sdl(&self) -> String {
         self.schema.to_string()

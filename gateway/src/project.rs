@@ -13,10 +13,66 @@ use crate::operations::{self, Manifest, OperationsError, Registered};
 use crate::plan::batch::BatchForms;
 use crate::plan::cost::CostModel;
 use crate::plan::{Plan, PlanProblem};
-use crate::plugin::{Loaded, Plugins};
-use crate::schema::{self, Supergraph, UpstreamSdl};
+use crate::plugin::{LoadError, Loaded, PluginError, Plugins};
+use crate::schema::{self, SchemaError, Supergraph, UpstreamSdl};
 use crate::server::{Gateway, Registry};
 use crate::upstream::Upstreams;
+
+/// Why a project could not be built or served; each message says where.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// Upstream schemas could not be loaded: one line per upstream.
+    #[error("{}", lines(.0))]
+    Schemas(Vec<SchemaError>),
+    /// The upstream schemas do not compose.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// Plugins could not be loaded: one line per problem.
+    #[error("{}", lines(.0))]
+    Plugins(Vec<LoadError>),
+    /// A plugin could not start, or could not give its schema.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The operations folder or a manifest to import could not be read.
+    #[error("{place}: {source}")]
+    Read {
+        /// What was read, and where the configuration names it.
+        place: String,
+        /// Why it could not be read.
+        source: OperationsError,
+    },
+    /// An operation file could not be read.
+    #[error(transparent)]
+    Operations(OperationsError),
+    /// Operations, imports or settings are invalid: every problem with its position.
+    #[error("{}\n{} problem(s) found; nothing was written", .0, .0 .0.len())]
+    Invalid(Diagnostics),
+    /// The manifest could not be read or written.
+    #[error(transparent)]
+    Manifest(#[from] crate::operations::ManifestError),
+    /// The manifest cannot be served with this configuration.
+    #[error(transparent)]
+    Registry(#[from] crate::server::RegistryError),
+    /// A resolver plugin gives another schema than the one the manifest was built with.
+    #[error("upstream `{namespace}`: resolver plugin `{plugin}` gives another schema than the manifest was built with; run `joinery build`")]
+    StaleSchema {
+        /// The upstream.
+        namespace: String,
+        /// Its plugin.
+        plugin: String,
+    },
+    /// A schema in the manifest does not parse any more.
+    #[error(transparent)]
+    ManifestSchema(Diagnostics),
+}
+
+fn lines<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// What `joinery build` produced.
 #[derive(Debug)]
@@ -29,7 +85,10 @@ pub struct BuildOutput {
 
 /// Loads every upstream schema (introspecting live upstreams where configured, asking
 /// resolver plugins for theirs), in configuration order.
-pub async fn load_schemas(config: &Config, plugins: &Plugins) -> anyhow::Result<Vec<UpstreamSdl>> {
+pub async fn load_schemas(
+    config: &Config,
+    plugins: &Plugins,
+) -> Result<Vec<UpstreamSdl>, ProjectError> {
     let loads = config.upstreams.values().map(|u| schema::load(u, plugins));
     let results = futures::future::join_all(loads).await;
     let mut sdls = Vec::new();
@@ -37,17 +96,17 @@ pub async fn load_schemas(config: &Config, plugins: &Plugins) -> anyhow::Result<
     for r in results {
         match r {
             Ok(s) => sdls.push(s),
-            Err(e) => failures.push(e.to_string()),
+            Err(e) => failures.push(e),
         }
     }
     if !failures.is_empty() {
-        anyhow::bail!("{}", failures.join("\n"));
+        return Err(ProjectError::Schemas(failures));
     }
     Ok(sdls)
 }
 
 /// Composes the supergraph from the configured upstreams.
-pub async fn supergraph(config: &Config) -> anyhow::Result<Supergraph> {
+pub async fn supergraph(config: &Config) -> Result<Supergraph, ProjectError> {
     let plugins = load_plugins(config)?;
     Ok(schema::compose(load_schemas(config, &plugins).await?)?)
 }
@@ -55,7 +114,7 @@ pub async fn supergraph(config: &Config) -> anyhow::Result<Supergraph> {
 /// Validates and plans every operation (folder and imports), reporting every problem with
 /// its position; writes the manifest unless `write` is false. Loads every plugin, since
 /// resolver plugins supply their schemas.
-pub async fn build(config: &Config, write: bool) -> anyhow::Result<BuildOutput> {
+pub async fn build(config: &Config, write: bool) -> Result<BuildOutput, ProjectError> {
     build_with(config, &load_plugins(config)?, write).await
 }
 
@@ -64,20 +123,21 @@ pub async fn build_with(
     config: &Config,
     plugins: &Plugins,
     write: bool,
-) -> anyhow::Result<BuildOutput> {
+) -> Result<BuildOutput, ProjectError> {
     let sdls = load_schemas(config, plugins).await?;
     let supergraph = schema::compose(sdls.clone())?;
     let mut sources = operations::read_dir(&config.operations.dir).map_err(|e| match e {
         OperationsError::Read { ref path, .. } if *path == config.operations.dir => {
-            match &config.operations.dir_written {
-                Some(written) => anyhow::anyhow!("{written}: the operations folder: {e}"),
-                None => anyhow::anyhow!(
-                    "{}: the operations folder (`[operations] dir`, by default \"operations\"): {e}",
+            let place = match &config.operations.dir_written {
+                Some(written) => format!("{written}: the operations folder"),
+                None => format!(
+                    "{}: the operations folder (`[operations] dir`, by default \"operations\")",
                     config.path.display()
                 ),
-            }
+            };
+            ProjectError::Read { place, source: e }
         }
-        e => e.into(),
+        e => ProjectError::Operations(e),
     })?;
     let mut diags = Diagnostics::default();
     for (path, written) in &config.operations.import {
@@ -87,7 +147,12 @@ pub async fn build_with(
                 diags.0.extend(problems.0);
             }
             Err(OperationsError::Invalid(d)) => diags.0.extend(d.0),
-            Err(e) => anyhow::bail!("{written}: a manifest to import: {e}"),
+            Err(e) => {
+                return Err(ProjectError::Read {
+                    place: format!("{written}: a manifest to import"),
+                    source: e,
+                })
+            }
         }
     }
     let (registered, problems) = operations::register(&supergraph, sources);
@@ -124,11 +189,9 @@ pub async fn build_with(
     // The parser can report one syntax error twice at the same place.
     diags.0.dedup();
     if !diags.0.is_empty() {
-        anyhow::bail!(
-            "{diags}\n{} problem(s) found; nothing was written",
-            diags.0.len()
-        );
+        return Err(ProjectError::Invalid(diags));
     }
+
     let manifest = Manifest::new(sdls, &registered);
     if write {
         manifest.write(&config.operations.manifest)?;
@@ -201,12 +264,15 @@ fn plan_all(
 }
 
 /// Builds the serving state from the manifest written by `joinery build`.
-pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
+pub async fn gateway(config: &Config) -> Result<Arc<Gateway>, ProjectError> {
     gateway_with(config, &load_plugins(config)?).await
 }
 
 /// [`gateway`] with plugins already loaded.
-pub async fn gateway_with(config: &Config, plugins: &Plugins) -> anyhow::Result<Arc<Gateway>> {
+pub async fn gateway_with(
+    config: &Config,
+    plugins: &Plugins,
+) -> Result<Arc<Gateway>, ProjectError> {
     gateway_observed(config, plugins, Arc::default()).await
 }
 
@@ -215,7 +281,7 @@ pub async fn gateway_observed(
     config: &Config,
     plugins: &Plugins,
     metrics: Arc<crate::metrics::Metrics>,
-) -> anyhow::Result<Arc<Gateway>> {
+) -> Result<Arc<Gateway>, ProjectError> {
     let manifest = Manifest::read(&config.operations.manifest)?;
     let registry = Registry::from_manifest(&manifest, config)?;
     // One warm instance each: a plugin that cannot start is found before serving.
@@ -249,7 +315,7 @@ async fn plugin_schemas(
     config: &Config,
     plugins: &Plugins,
     manifest: &Manifest,
-) -> anyhow::Result<HashMap<String, Valid<Schema>>> {
+) -> Result<HashMap<String, Valid<Schema>>, ProjectError> {
     let mut schemas = HashMap::new();
     for upstream in config.upstreams.values() {
         let Transport::Plugin(name) = &upstream.transport else {
@@ -265,12 +331,12 @@ async fn plugin_schemas(
             .expect("upstream plugins are loaded as resolvers");
         let now = resolver.schema().await?;
         if now != built.sdl {
-            anyhow::bail!(
-                "upstream `{}`: resolver plugin `{name}` gives another schema than the manifest was built with; run `joinery build`",
-                upstream.namespace
-            );
+            return Err(ProjectError::StaleSchema {
+                namespace: upstream.namespace.clone(),
+                plugin: name.clone(),
+            });
         }
-        let parsed = schema::parse_upstream(built).map_err(anyhow::Error::msg)?;
+        let parsed = schema::parse_upstream(built).map_err(ProjectError::ManifestSchema)?;
         schemas.insert(upstream.namespace.clone(), parsed);
     }
     Ok(schemas)
@@ -287,12 +353,12 @@ pub fn plugin_cache_dir(config: &Config) -> std::path::PathBuf {
 }
 
 /// Loads, links and checks every configured plugin; all problems are reported together.
-pub fn load_plugins(config: &Config) -> anyhow::Result<Plugins> {
+pub fn load_plugins(config: &Config) -> Result<Plugins, ProjectError> {
     Ok(load_plugins_reporting(config)?.0)
 }
 
 /// [`load_plugins`], also telling how each plugin was loaded.
-pub fn load_plugins_reporting(config: &Config) -> anyhow::Result<(Plugins, Vec<Loaded>)> {
+pub fn load_plugins_reporting(config: &Config) -> Result<(Plugins, Vec<Loaded>), ProjectError> {
     match Plugins::load(config, Some(plugin_cache_dir(config))) {
         Ok((plugins, loaded)) => {
             for l in &loaded {
@@ -300,9 +366,6 @@ pub fn load_plugins_reporting(config: &Config) -> anyhow::Result<(Plugins, Vec<L
             }
             Ok((plugins, loaded))
         }
-        Err(errors) => {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::bail!("{}", list.join("\n"))
-        }
+        Err(errors) => Err(ProjectError::Plugins(errors)),
     }
 }

@@ -18,7 +18,8 @@ use crate::schema::Supergraph;
 
 pub use import::import_manifest;
 pub use manifest::{
-    Manifest, ManifestDocument, ManifestOperation, ManifestVariable, MANIFEST_VERSION,
+    Manifest, ManifestDocument, ManifestError, ManifestOperation, ManifestVariable,
+    MANIFEST_VERSION,
 };
 
 /// The sha256 of a document's text as lower-case hex: the id clients send.

@@ -7,6 +7,7 @@ mod batch_forms;
 mod build;
 mod cached_items;
 mod caching;
+mod cases;
 mod coalescing;
 mod connections;
 mod cost;

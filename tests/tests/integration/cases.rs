@@ -1,0 +1,146 @@
+//! Request cases as data (`tests/cases/requests/*.json`): each file a list of requests and the
+//! whole answers expected, run against a gateway serving `tests/cases/requests/operations/`.
+//! `JOINERY_BLESS=1` writes the answers given now into the files instead of comparing.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::harness::{repo_root, Gateway};
+
+fn cases_dir() -> PathBuf {
+    repo_root().join("tests/cases/requests")
+}
+
+/// The operations of the cases, as the harness writes them into a project.
+fn operations() -> Vec<(String, String)> {
+    let mut ops: Vec<(String, String)> = std::fs::read_dir(cases_dir().join("operations"))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    ops.sort();
+    ops
+}
+
+/// Replaces `{{hash:Name}}` in every string of `value`.
+fn fill(value: &Value, gw: &Gateway) -> Value {
+    match value {
+        Value::String(s) => Value::from(fill_text(s, gw)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, gw)).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, gw))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn fill_text(text: &str, gw: &Gateway) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{hash:") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("`{{hash:` is closed") + start;
+        out.push_str(&gw.hash(&rest[start + 7..end]));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Sends one exchange's request; the status, the content type and the JSON answer.
+async fn send(gw: &Gateway, exchange: &Value) -> (u16, String, Value) {
+    let method = exchange["method"].as_str().unwrap_or("POST");
+    let mut request = gw.client.request(method.parse().unwrap(), &gw.url);
+    if let Some(query) = exchange.get("query") {
+        let pairs: Vec<(String, String)> = serde_json::from_value(fill(query, gw)).unwrap();
+        request = request.query(&pairs);
+    }
+    let headers = exchange
+        .get("headers")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if !headers.contains_key("content-type")
+        && (exchange.get("body").is_some() || exchange.get("bodyText").is_some())
+    {
+        request = request.header("content-type", "application/json");
+    }
+    for (name, value) in &headers {
+        request = request.header(name, value.as_str().unwrap());
+    }
+    if let Some(body) = exchange.get("body") {
+        request = request.body(fill(body, gw).to_string());
+    } else if let Some(text) = exchange.get("bodyText").and_then(Value::as_str) {
+        request = request.body(fill_text(text, gw));
+    }
+    let reply = gw.send(request).await;
+    (reply.status, reply.content_type().to_string(), reply.body)
+}
+
+async fn run_file(path: &Path, bless: bool) -> Vec<String> {
+    let mut exchanges: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let operations = operations();
+    let ops: Vec<(&str, &str)> = operations
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let gw = Gateway::start(&ops).await;
+    let mut failures = Vec::new();
+    for exchange in exchanges.iter_mut() {
+        let (status, content_type, response) = send(&gw, exchange).await;
+        let name = exchange["name"].as_str().unwrap_or("?").to_string();
+        if bless {
+            exchange["status"] = json!(status);
+            exchange["contentType"] = json!(content_type);
+            exchange["response"] = response;
+            continue;
+        }
+        let expected = (
+            exchange["status"].as_u64(),
+            exchange["contentType"].as_str(),
+            &exchange["response"],
+        );
+        if expected
+            != (
+                Some(u64::from(status)),
+                Some(content_type.as_str()),
+                &response,
+            )
+        {
+            failures.push(format!(
+                "{} — {name}: expected {} {} {}, got {status} {content_type} {response}",
+                path.display(),
+                exchange["status"],
+                exchange["contentType"],
+                exchange["response"]
+            ));
+        }
+    }
+    if bless {
+        let text = serde_json::to_string_pretty(&exchanges).unwrap() + "\n";
+        std::fs::write(path, text).unwrap();
+    }
+    failures
+}
+
+#[tokio::test]
+async fn every_request_case_gets_its_expected_answer() {
+    let bless = std::env::var_os("JOINERY_BLESS").is_some();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no request cases found");
+    let mut failures = Vec::new();
+    for file in &files {
+        failures.extend(run_file(file, bless).await);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

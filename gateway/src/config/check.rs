@@ -28,8 +28,8 @@ const RESERVED_HEADERS: &[&str] = &[
 
 /// The file being checked and the problems found in it so far, in the order they were found.
 pub(super) struct Check<'a> {
-    pub(super) path: &'a Path,
-    pub(super) text: &'a str,
+    path: &'a Path,
+    text: &'a str,
     /// Directory relative paths are resolved against.
     pub(super) base_dir: &'a Path,
     diags: Diagnostics,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::diagnostic::Diagnostics;
 use crate::operations::{self, Manifest, Source};
 use crate::plan::batch::BatchForms;
 use crate::plan::cost::CostModel;
@@ -86,22 +87,10 @@ impl Registry {
             });
         }
         let supergraph = compose(manifest.upstreams.clone())?;
-        let forms = BatchForms::resolve(&supergraph, config.upstreams.values()).map_err(|d| {
-            RegistryError::Batch(
-                d.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
-        let costs = CostModel::resolve(&supergraph, config).map_err(|d| {
-            RegistryError::ListSizes(
-                d.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+        let forms = BatchForms::resolve(&supergraph, config.upstreams.values())
+            .map_err(|d| RegistryError::Batch(Diagnostics(d).to_string()))?;
+        let costs = CostModel::resolve(&supergraph, config)
+            .map_err(|d| RegistryError::ListSizes(Diagnostics(d).to_string()))?;
         let mut entries = HashMap::new();
         for doc in &manifest.documents {
             let fail = |message: String| RegistryError::Document {

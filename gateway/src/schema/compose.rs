@@ -26,6 +26,9 @@ pub struct Supergraph {
     /// The entity lookups of federation subgraphs, by composed root field name
     /// (`products_productByUpc`).
     pub entities: HashMap<String, Arc<EntityLookup>>,
+    /// The input types made for nested entity keys (composed names): they exist only here,
+    /// so upstreams get their values as `_Any`, inside a representation.
+    pub key_inputs: HashSet<String>,
 }
 
 impl Supergraph {
@@ -38,7 +41,13 @@ impl Supergraph {
     /// A type with namespace prefixes removed, as the upstream writes it: `[countries_Filter!]`
     /// → `[Filter!]`.
     pub fn upstream_type(&self, ty: &Type) -> String {
-        let name = |n: &str| self.split(n).map_or(n, |(_, n)| n).to_string();
+        let name = |n: &str| {
+            if self.key_inputs.contains(n) {
+                "_Any".to_string()
+            } else {
+                self.split(n).map_or(n, |(_, n)| n).to_string()
+            }
+        };
         match ty {
             Type::Named(n) => name(n),
             Type::NonNullNamed(n) => format!("{}!", name(n)),
@@ -219,6 +228,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
         ..query.clone()
     };
     let mut lookups = HashMap::new();
+    let mut key_inputs = HashSet::new();
     for upstream in &upstreams {
         let parsed = match parse_upstream(upstream) {
             Ok(s) => s,
@@ -292,6 +302,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
                 )));
                 continue;
             }
+            key_inputs.insert(renamed.name().to_string());
             schema.types.insert(renamed.name().clone(), renamed);
         }
         for (definition, lookup) in entities.lookups {
@@ -357,6 +368,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
             .map(|u| (u.namespace.clone(), u))
             .collect(),
         entities: lookups,
+        key_inputs,
     })
 }
 

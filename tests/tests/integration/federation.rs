@@ -37,10 +37,11 @@ const TRAVEL: (&str, &str) = (
 
 const KEYS: (&str, &str) = (
     "keys.graphql",
-    r#"query Keys($iata: String!) {
+    r#"query Keys($iata: String!, $country: travel_AirportCountryKey!) {
   paris: travel_cityByNameAndCountryCode(name: "Paris", countryCode: "FR") { name tramLines }
   nowhere: travel_cityByNameAndCountryCode(name: "Atlantis", countryCode: "FR") { tramLines }
   airport: travel_airportByIataAndCountry(iata: $iata, country: { code: "FR" }) { name country { code } }
+  tokyo: travel_airportByIataAndCountry(iata: "HND", country: $country) { name }
   travel_advisories { countryCode level }
 }"#,
 );
@@ -221,13 +222,19 @@ async fn a_join_into_entities_sends_one_entities_call_with_each_representation_o
 #[tokio::test]
 async fn compound_and_nested_keys_at_the_root_and_in_joins() {
     let (gw, travel) = start(&[KEYS, CAPITALS]).await;
-    let reply = gw.run("Keys", json!({ "iata": "CDG" })).await;
+    let reply = gw
+        .run(
+            "Keys",
+            json!({ "iata": "CDG", "country": { "code": "JP" } }),
+        )
+        .await;
     assert_eq!(
         reply.body,
         json!({ "data": {
             "paris": { "name": "Paris", "tramLines": 5 },
             "nowhere": null,
             "airport": { "name": "Paris Charles de Gaulle", "country": { "code": "FR" } },
+            "tokyo": { "name": "Tokyo Haneda" },
             "travel_advisories": [{ "countryCode": "AQ", "level": 3 }],
         } })
     );

@@ -359,7 +359,7 @@ pub fn load_plugins(config: &Config) -> Result<Plugins, ProjectError> {
 
 /// [`load_plugins`], also telling how each plugin was loaded.
 pub fn load_plugins_reporting(config: &Config) -> Result<(Plugins, Vec<Loaded>), ProjectError> {
-    match Plugins::load(config, Some(plugin_cache_dir(config))) {
+    match Plugins::load(config.plugins_with_uses(), Some(plugin_cache_dir(config))) {
         Ok((plugins, loaded)) => {
             for l in &loaded {
                 tracing::info!(plugin = %l.name, world = l.world, cached = l.cached, "plugin loaded");

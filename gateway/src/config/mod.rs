@@ -26,7 +26,7 @@ pub(crate) use check::reserved_header;
 pub use observability::{ExplorerConfig, LogConfig, LogFormat, MetricsConfig, TracesConfig};
 pub use operations::{Budget, Limit, OperationsConfig};
 pub(crate) use plugins::valid_plugin_name;
-pub use plugins::PluginConfig;
+pub use plugins::{PluginConfig, PluginRole, PluginUse};
 pub use server::{ConnectionLimits, ServerConfig};
 pub use shared_cache::SharedCacheConfig;
 pub use upstream::{

@@ -150,3 +150,55 @@ pub(crate) fn valid_plugin_name(name: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
+
+/// How the configuration uses a plugin, somewhere: as a policy or as a resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginRole {
+    /// In `[policy] plugins` or an upstream's `policies`.
+    Policy,
+    /// As an upstream (`plugin = "…"`).
+    Resolver,
+}
+
+/// One use of a plugin: its role there, and where (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginUse {
+    /// The role it plays there.
+    pub role: PluginRole,
+    /// Where, e.g. "upstream `shop` (plugin)".
+    pub place: String,
+}
+
+impl super::Config {
+    /// Every configured plugin with the places that use it, in configuration order.
+    pub fn plugins_with_uses(&self) -> Vec<(&PluginConfig, Vec<PluginUse>)> {
+        self.plugins
+            .values()
+            .map(|p| (p, self.plugin_uses(&p.name)))
+            .collect()
+    }
+
+    /// Where the configuration uses plugin `name`.
+    pub fn plugin_uses(&self, name: &str) -> Vec<PluginUse> {
+        let mut uses = Vec::new();
+        let mut add = |role, place: String| uses.push(PluginUse { role, place });
+        if self.policies.iter().any(|p| p == name) {
+            add(PluginRole::Policy, "[policy] plugins".to_string());
+        }
+        for u in self.upstreams.values() {
+            if u.policies.iter().any(|p| p == name) {
+                add(
+                    PluginRole::Policy,
+                    format!("upstream `{}` (policies)", u.namespace),
+                );
+            }
+            if u.transport == super::Transport::Plugin(name.to_string()) {
+                add(
+                    PluginRole::Resolver,
+                    format!("upstream `{}` (plugin)", u.namespace),
+                );
+            }
+        }
+        uses
+    }
+}

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{PluginConfig, PluginRole, PluginUse};
 use crate::error_code::ErrorCode;
 pub use policy::{Decision, Denial, Grant, PolicyPlugin, ResponseDecision, UpstreamDecision};
 pub use resolver::{FieldError, ResolverPlugin, ResolverRequest, RootResult, SelectedField};
@@ -110,19 +110,19 @@ pub struct Loaded {
 }
 
 impl Plugins {
-    /// Loads every plugin of `config`, compiling through the cache in `cache_dir`. Every
+    /// Loads `configured` plugins (each with where the configuration uses it, which decides
+    /// the world it is checked against), compiling through the cache in `cache_dir`. Every
     /// plugin is checked, and all problems are returned together.
     pub fn load(
-        config: &Config,
+        configured: Vec<(&PluginConfig, Vec<PluginUse>)>,
         cache_dir: Option<PathBuf>,
     ) -> Result<(Self, Vec<Loaded>), Vec<LoadError>> {
-        if config.plugins.is_empty() {
+        if configured.is_empty() {
             return Ok((Self::default(), Vec::new()));
         }
-        let max_memory = config
-            .plugins
-            .values()
-            .map(|p| p.max_memory)
+        let max_memory = configured
+            .iter()
+            .map(|(p, _)| p.max_memory)
             .max()
             .unwrap_or(16 << 20);
         let engine = engine::engine(max_memory).map_err(|e| {
@@ -141,7 +141,7 @@ impl Plugins {
         let mut plugins = Plugins::default();
         let mut loaded = Vec::new();
         let mut errors = Vec::new();
-        for p in config.plugins.values() {
+        for (p, uses) in configured {
             let err = |message: String| LoadError {
                 name: p.name.clone(),
                 path: p.path.clone(),
@@ -177,7 +177,10 @@ impl Plugins {
                     .exports(&engine)
                     .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
             };
-            let used_as = usage(config, &p.name);
+            let used_as: Vec<(&str, &str)> = uses
+                .iter()
+                .map(|u| (world_of(u.role), u.place.as_str()))
+                .collect();
             // A component that is neither is checked as the world its use asks for, so that
             // the error explains what that world needs.
             let (world, version) = if let Some(v) = exports("resolver") {
@@ -252,27 +255,12 @@ impl Plugins {
     }
 }
 
-/// Where the configuration uses plugin `name`: (the world it needs there, where).
-fn usage(config: &Config, name: &str) -> Vec<(&'static str, String)> {
-    let mut uses = Vec::new();
-    if config.policies.iter().any(|p| p == name) {
-        uses.push(("policy-plugin", "[policy] plugins".to_string()));
+/// The world a plugin must implement for `role`.
+fn world_of(role: PluginRole) -> &'static str {
+    match role {
+        PluginRole::Policy => "policy-plugin",
+        PluginRole::Resolver => "resolver-plugin",
     }
-    for u in config.upstreams.values() {
-        if u.policies.iter().any(|p| p == name) {
-            uses.push((
-                "policy-plugin",
-                format!("upstream `{}` (policies)", u.namespace),
-            ));
-        }
-        if u.transport == crate::config::Transport::Plugin(name.to_string()) {
-            uses.push((
-                "resolver-plugin",
-                format!("upstream `{}` (plugin)", u.namespace),
-            ));
-        }
-    }
-    uses
 }
 
 /// The largest initial size of the linear memories of `bytes` (a component's core modules, or

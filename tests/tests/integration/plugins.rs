@@ -363,7 +363,9 @@ fn compiled_plugins_are_cached_and_corrupt_entries_are_recompiled() {
     let config = plugin_project(dir.path(), &rust_plugin("probe"));
     let cache = dir.path().join("cache");
     let load = || {
-        let (_, loaded) = joinery::plugin::Plugins::load(&config, Some(cache.clone())).unwrap();
+        let (_, loaded) =
+            joinery::plugin::Plugins::load(config.plugins_with_uses(), Some(cache.clone()))
+                .unwrap();
         loaded[0].cached
     };
     assert!(!load(), "the first load compiles");
@@ -385,7 +387,8 @@ fn compiled_plugins_are_cached_and_corrupt_entries_are_recompiled() {
     let other_dir = dir.path().join("other");
     std::fs::create_dir(&other_dir).unwrap();
     let other = plugin_project(&other_dir, &rust_plugin("jwt-policy"));
-    let (_, loaded) = joinery::plugin::Plugins::load(&other, Some(cache.clone())).unwrap();
+    let (_, loaded) =
+        joinery::plugin::Plugins::load(other.plugins_with_uses(), Some(cache.clone())).unwrap();
     assert!(!loaded[0].cached);
     let mut entries: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
@@ -400,7 +403,8 @@ fn compiled_plugins_are_cached_and_corrupt_entries_are_recompiled() {
         &entries[0]
     };
     std::fs::copy(&first, jwt_entry).unwrap();
-    let (plugins, loaded) = joinery::plugin::Plugins::load(&other, Some(cache.clone())).unwrap();
+    let (plugins, loaded) =
+        joinery::plugin::Plugins::load(other.plugins_with_uses(), Some(cache.clone())).unwrap();
     assert!(
         !loaded[0].cached,
         "the swapped entry is refused and recompiled"
@@ -434,7 +438,7 @@ fn plugins_that_cannot_load_are_refused_with_what_is_wrong() {
     ];
     for (path, message) in cases {
         let config = plugin_project(dir.path(), &path);
-        let errors = joinery::plugin::Plugins::load(&config, None).unwrap_err();
+        let errors = joinery::plugin::Plugins::load(config.plugins_with_uses(), None).unwrap_err();
         assert_eq!(errors.len(), 1);
         let text = errors[0].to_string();
         // Said where the config names the component.
@@ -570,7 +574,7 @@ fn a_memory_limit_below_the_plugins_initial_memory_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = plugin_project(dir.path(), &rust_plugin("jwt-policy"));
     config.plugins["probe"].max_memory = 1 << 20;
-    let errors = joinery::plugin::Plugins::load(&config, None).unwrap_err();
+    let errors = joinery::plugin::Plugins::load(config.plugins_with_uses(), None).unwrap_err();
     let text = errors[0].to_string();
     assert!(
         text.contains(
@@ -589,7 +593,7 @@ async fn a_memory_limit_below_the_initial_memory_is_named_when_another_plugin_ha
     roomy.name = "roomy".into();
     roomy.max_memory = 64 << 20;
     config.plugins.insert("roomy".into(), roomy);
-    let text = match joinery::plugin::Plugins::load(&config, None) {
+    let text = match joinery::plugin::Plugins::load(config.plugins_with_uses(), None) {
         Err(errors) => errors[0].to_string(),
         Ok((plugins, _)) => plugins.prewarm(1).await.unwrap_err().to_string(),
     };
@@ -648,7 +652,7 @@ async fn a_plugin_sees_only_its_visible_headers() {
 async fn a_plugin_built_against_a_compatible_wit_release_is_loaded_and_called() {
     let dir = tempfile::tempdir().unwrap();
     let config = plugin_project(dir.path(), &rust_plugin("newer-wit-patch"));
-    let (_, loaded) = joinery::plugin::Plugins::load(&config, None).unwrap();
+    let (_, loaded) = joinery::plugin::Plugins::load(config.plugins_with_uses(), None).unwrap();
     assert_eq!(loaded[0].version, "0.1.1");
     assert_eq!(loaded[0].world, "policy-plugin");
 

@@ -1,6 +1,7 @@
-//! Request cases as data (`tests/cases/requests/*.json`): each file a list of requests and the
-//! whole answers expected, run against a gateway serving `tests/cases/requests/operations/`.
-//! `JOINERY_BLESS=1` writes the answers given now into the files instead of comparing.
+//! Cases as data (`tests/cases/`, see its README): configuration files and build projects with
+//! the messages expected, requests with the whole answers expected (run against a gateway
+//! serving `tests/cases/requests/operations/`). `JOINERY_BLESS=1` writes what is said now into
+//! the files instead of comparing.
 
 use std::path::{Path, PathBuf};
 
@@ -141,6 +142,88 @@ async fn every_request_case_gets_its_expected_answer() {
     let mut failures = Vec::new();
     for file in &files {
         failures.extend(run_file(file, bless).await);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Compares `actual` with the text in `expected`, or writes it there when blessing.
+fn check_text(expected: &Path, actual: &str, bless: bool, failures: &mut Vec<String>) {
+    if bless {
+        std::fs::write(expected, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(expected)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with JOINERY_BLESS=1)", expected.display()));
+    if want != actual {
+        failures.push(format!(
+            "{}:\n--- expected\n{want}\n--- got\n{actual}",
+            expected.display()
+        ));
+    }
+}
+
+/// Config cases (`tests/cases/config/*.toml`): what `Config::parse` says of each file, next to
+/// it as `*.expected` (`ok` for a valid file). `${TOKEN}` reads `s3cret`; other names are unset.
+#[test]
+fn every_config_case_gets_its_expected_messages() {
+    let bless = std::env::var_os("JOINERY_BLESS").is_some();
+    let dir = repo_root().join("tests/cases/config");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no config cases found");
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let said = match joinery::config::Config::parse(Path::new("joinery.toml"), &text, &|n| {
+            (n == "TOKEN").then(|| "s3cret".to_string())
+        }) {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        check_text(
+            &file.with_extension("expected"),
+            &format!("{said}\n"),
+            bless,
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Build cases (`tests/cases/build/<case>/`): a project whose upstream schemas are files, and
+/// what `joinery build` says of it in `expected.txt` (paths relative to the case).
+#[tokio::test]
+async fn every_build_case_gets_its_expected_messages() {
+    let bless = std::env::var_os("JOINERY_BLESS").is_some();
+    let dir = repo_root().join("tests/cases/build");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no build cases found");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let case = case.canonicalize().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let mut config = joinery::config::Config::load(&case.join("joinery.toml")).unwrap();
+        config.operations.manifest = out.path().join("manifest.json");
+        let said = match joinery::project::build(&config, false).await {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let said = said.replace(&format!("{}/", case.display()), "");
+        check_text(
+            &case.join("expected.txt"),
+            &format!("{said}\n"),
+            bless,
+            &mut failures,
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,5 +1,6 @@
 //! Cases as data (`tests/cases/`, see its README): configuration files and build projects with
-//! the messages expected, requests with the whole answers expected (run against a gateway
+//! the messages expected, the example project's schema and plans, requests with the whole
+//! answers expected (run against a gateway
 //! serving `tests/cases/requests/operations/`). `JOINERY_BLESS=1` writes what is said now into
 //! the files instead of comparing.
 
@@ -221,6 +222,62 @@ async fn every_build_case_gets_its_expected_messages() {
         check_text(
             &case.join("expected.txt"),
             &format!("{said}\n"),
+            bless,
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The example project's composed schema and the plan of each of its operations (text and
+/// JSON), as `joinery schema` and `joinery plan` print them: `tests/cases/example/`.
+#[tokio::test]
+async fn the_example_projects_schema_and_plans_are_as_recorded() {
+    let bless = std::env::var_os("JOINERY_BLESS").is_some();
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
+    let weather = joinery_tests::start_weather("127.0.0.1:0").await.unwrap();
+    let travel = joinery_tests::start_travel("127.0.0.1:0").await.unwrap();
+    let mut config = joinery::config::Config::load(&repo_root().join("joinery.toml")).unwrap();
+    for (ns, upstream) in [
+        ("countries", &countries),
+        ("weather", &weather),
+        ("travel", &travel),
+    ] {
+        config.upstreams[ns].transport = joinery::config::Transport::Http(upstream.url());
+    }
+    let out = tempfile::tempdir().unwrap();
+    config.operations.manifest = out.path().join("manifest.json");
+    let built = joinery::project::build(&config, false).await.unwrap();
+    let registry = joinery::server::Registry::from_manifest(&built.manifest, &config).unwrap();
+    let dir = repo_root().join("tests/cases/example");
+    std::fs::create_dir_all(dir.join("plans")).unwrap();
+    let mut failures = Vec::new();
+    check_text(
+        &dir.join("schema.graphql"),
+        &built.supergraph.sdl(),
+        bless,
+        &mut failures,
+    );
+    let mut names: Vec<&str> = built
+        .manifest
+        .documents
+        .iter()
+        .flat_map(|d| d.operations.iter().filter_map(|o| o.name.as_deref()))
+        .collect();
+    names.sort_unstable();
+    for name in names {
+        let plan = registry.find_operation(name).unwrap();
+        let plans = dir.join("plans");
+        check_text(
+            &plans.join(format!("{name}.txt")),
+            &plan.to_string(),
+            bless,
+            &mut failures,
+        );
+        let json = serde_json::to_string_pretty(&plan.to_json()).unwrap() + "\n";
+        check_text(
+            &plans.join(format!("{name}.json")),
+            &json,
             bless,
             &mut failures,
         );

@@ -350,14 +350,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
         SchemaError::Invalid(Diagnostics(
             with.errors
                 .iter()
-                .map(|d| Diagnostic {
-                    position: Position {
-                        path: "<composed schema>".into(),
-                        line: 1,
-                        column: 1,
-                    },
-                    message: d.error.to_string(),
-                })
+                .map(|d| composed_problem(d.error.to_string()))
                 .collect(),
         ))
     })?;
@@ -420,17 +413,10 @@ fn add_joins(schema: &mut Schema, diags: &mut Diagnostics) {
             _ => continue,
         };
         if fields.contains_key(JOIN_FIELD) {
-            diags.0.push(Diagnostic {
-                position: Position {
-                    path: "<composed schema>".into(),
-                    line: 1,
-                    column: 1,
-                },
-                message: format!(
-                    "type `{}` defines a field `{JOIN_FIELD}`, which Joinery reserves for joins",
-                    ty.name()
-                ),
-            });
+            diags.0.push(composed_problem(format!(
+                "type `{}` defines a field `{JOIN_FIELD}`, which Joinery reserves for joins",
+                ty.name()
+            )));
             continue;
         }
         fields.insert(Name::new_static_unchecked(JOIN_FIELD), join.clone());

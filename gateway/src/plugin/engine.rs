@@ -2,7 +2,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -12,9 +13,63 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// How often the epoch advances; call deadlines are checked at this granularity.
 pub(crate) const TICK: Duration = Duration::from_millis(2);
 
-/// Builds the engine every plugin runs on. `max_memory` is the largest per-instance memory
-/// limit of any configured plugin: the pooling allocator reserves slots of that size.
-pub(crate) fn engine(max_memory: usize) -> wasmtime::Result<Engine> {
+/// Ticks without a running call after which the clock sleeps (one second).
+const IDLE_TICKS: u32 = 500;
+
+/// The engine every plugin runs on, and its epoch clock.
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) clock: Arc<Clock>,
+}
+
+/// The epoch clock of one engine: a thread that advances the epoch every [`TICK`] while plugin
+/// code runs (the deadline callback needs it to stop a call), and sleeps once none has run for
+/// a second, so that an idle gateway is not woken 500 times a second.
+pub(crate) struct Clock {
+    /// Calls (and instantiations) running now.
+    running: AtomicUsize,
+    /// Whether the thread is asleep, or about to be.
+    asleep: AtomicBool,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+/// Keeps the clock ticking while it lives: held for each call and instantiation.
+pub(crate) struct Running<'c>(&'c Clock);
+
+impl Clock {
+    /// Marks plugin code as running until the guard drops, waking the clock if it sleeps.
+    pub(crate) fn running(&self) -> Running<'_> {
+        // Sequentially consistent with the thread's `asleep` store and `running` load: either
+        // this sees it asleep and wakes it, or it sees this call and does not sleep.
+        self.running.fetch_add(1, Ordering::SeqCst);
+        if self.asleep.load(Ordering::SeqCst) {
+            if let Some(thread) = self.thread.get() {
+                thread.unpark();
+            }
+        }
+        Running(self)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Clock {
+    fn drop(&mut self) {
+        // Wakes the thread so that it finds the clock gone and ends.
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+}
+
+/// Builds the engine every plugin runs on and starts its clock. `max_memory` is the largest
+/// per-instance memory limit of any configured plugin: the pooling allocator reserves slots of
+/// that size.
+pub(crate) fn runtime(max_memory: usize) -> wasmtime::Result<Runtime> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(256)
         .total_core_instances(2048)
@@ -30,18 +85,52 @@ pub(crate) fn engine(max_memory: usize) -> wasmtime::Result<Engine> {
         .max_wasm_stack(512 << 10)
         .async_stack_size(2 << 20);
     let engine = Engine::new(&config)?;
-    let weak = engine.weak();
-    // The clock thread ends once the engine is gone.
-    std::thread::Builder::new()
+    let clock = Arc::new(Clock {
+        running: AtomicUsize::new(0),
+        asleep: AtomicBool::new(false),
+        thread: OnceLock::new(),
+    });
+    let (weak_engine, weak_clock) = (engine.weak(), Arc::downgrade(&clock));
+    // The thread ends once the engine or the clock is gone.
+    let thread = std::thread::Builder::new()
         .name("joinery-plugin-epoch".into())
-        .spawn(move || loop {
-            std::thread::sleep(TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => return,
-            }
-        })?;
-    Ok(engine)
+        .spawn(move || tick(weak_engine, weak_clock))?;
+    let _ = clock.thread.set(thread.thread().clone());
+    Ok(Runtime { engine, clock })
+}
+
+/// The clock thread: advances the epoch every tick, and sleeps after [`IDLE_TICKS`] without
+/// running plugin code until [`Clock::running`] wakes it.
+fn tick(engine: wasmtime::EngineWeak, clock: Weak<Clock>) {
+    let mut idle = 0;
+    loop {
+        std::thread::sleep(TICK);
+        let (Some(strong), Some(engine)) = (clock.upgrade(), engine.upgrade()) else {
+            return;
+        };
+        engine.increment_epoch();
+        drop(engine);
+        if strong.running.load(Ordering::SeqCst) > 0 {
+            idle = 0;
+            continue;
+        }
+        idle += 1;
+        if idle < IDLE_TICKS {
+            continue;
+        }
+        strong.asleep.store(true, Ordering::SeqCst);
+        let sleep = strong.running.load(Ordering::SeqCst) == 0;
+        // Not held while asleep: the clock must stay free to go (its drop wakes this thread).
+        drop(strong);
+        if sleep {
+            std::thread::park();
+        }
+        match clock.upgrade() {
+            Some(strong) => strong.asleep.store(false, Ordering::SeqCst),
+            None => return,
+        }
+        idle = 0;
+    }
 }
 
 /// Compiled components on disk, keyed by the component's sha256 and the engine's

@@ -125,7 +125,7 @@ impl Plugins {
             .map(|(p, _)| p.max_memory)
             .max()
             .unwrap_or(16 << 20);
-        let engine = engine::engine(max_memory).map_err(|e| {
+        let runtime = engine::runtime(max_memory).map_err(|e| {
             vec![LoadError {
                 name: "*".into(),
                 path: PathBuf::new(),
@@ -133,6 +133,7 @@ impl Plugins {
                 message: format!("the WebAssembly engine cannot start: {e:#}"),
             }]
         })?;
+        let engine = &runtime.engine;
         let cache = engine::ComponentCache::new(cache_dir);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -161,7 +162,7 @@ impl Plugins {
                 errors.push(err(memory_message(Some(initial), p.max_memory)));
                 continue;
             }
-            let (component, cached) = match cache.load(&engine, &bytes) {
+            let (component, cached) = match cache.load(engine, &bytes) {
                 Ok(c) => c,
                 Err(e) => {
                     errors.push(err(not_loadable(&bytes, &e)));
@@ -174,7 +175,7 @@ impl Plugins {
                 let prefix = format!("joinery:plugin/{interface}@");
                 component
                     .component_type()
-                    .exports(&engine)
+                    .exports(engine)
                     .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
             };
             let used_as: Vec<(&str, &str)> = uses
@@ -198,11 +199,11 @@ impl Plugins {
                 continue;
             }
             let made = if world == "resolver-plugin" {
-                ResolverPlugin::new(&engine, &component, grants, p.timeout).map(|r| {
+                ResolverPlugin::new(&runtime, &component, grants, p.timeout).map(|r| {
                     plugins.resolvers.insert(p.name.clone(), Arc::new(r));
                 })
             } else {
-                PolicyPlugin::new(&engine, &component, grants, p.timeout).map(|r| {
+                PolicyPlugin::new(&runtime, &component, grants, p.timeout).map(|r| {
                     plugins.policies.insert(p.name.clone(), Arc::new(r));
                 })
             };

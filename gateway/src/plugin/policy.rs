@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use wasmtime::component::Component;
-use wasmtime::Engine;
 
 use super::bindings::exports::joinery::plugin::policy as wit;
 use super::bindings::{PolicyPlugin as Bindings, PolicyPluginPre};
+use super::engine::Runtime;
 use super::host::Grants;
 use super::pool::{call, Pool};
 use super::PluginError;
@@ -87,13 +87,13 @@ super::pool::world!(Bindings, PolicyPluginPre, "policy");
 
 impl PolicyPlugin {
     pub(crate) fn new(
-        engine: &Engine,
+        runtime: &Runtime,
         component: &Component,
         grants: Arc<Grants>,
         timeout: Duration,
     ) -> Result<Self, String> {
         Ok(Self {
-            pool: Pool::new(engine, component, grants, timeout)?,
+            pool: Pool::new(runtime, component, grants, timeout)?,
         })
     }
 

@@ -2,11 +2,13 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
+use super::engine::{Clock, Running, Runtime};
 use super::host::{Grants, HostState};
 use super::PluginError;
 
@@ -75,14 +77,15 @@ pub(crate) use world;
 macro_rules! call {
     ($pool:expr, $hook:literal, |$bindings:ident, $store:ident| $call:expr) => {{
         let pool = &$pool;
+        let _running = pool.running();
         match pool.checkout().await {
             Err(e) => Err(e),
             Ok(mut instance) => {
-                let started = std::time::Instant::now();
+                let started = instance.started;
                 let result = {
                     let $bindings = &instance.bindings;
                     let $store = &mut instance.store;
-                    pool.limited($hook, $call).await
+                    pool.limited($hook, started, $call).await
                 };
                 pool.checkin(instance, result, started)
             }
@@ -95,6 +98,8 @@ pub(crate) use call;
 pub(crate) struct Instance<W> {
     pub(crate) store: Store<HostState>,
     pub(crate) bindings: W,
+    /// When the current call started (its time limit counts from here).
+    pub(crate) started: Instant,
 }
 
 /// The instances of one plugin.
@@ -102,6 +107,7 @@ pub(crate) struct Pool<W: World> {
     pub(crate) name: String,
     timeout: Duration,
     engine: Engine,
+    clock: Arc<Clock>,
     pre: W::Pre,
     grants: Arc<Grants>,
     idle: Mutex<Vec<Instance<W>>>,
@@ -126,11 +132,12 @@ impl std::error::Error for OutOfTime {}
 impl<W: World> Pool<W> {
     /// Links `component` against the host and checks that it implements the world.
     pub(crate) fn new(
-        engine: &Engine,
+        runtime: &Runtime,
         component: &Component,
         grants: Arc<Grants>,
         timeout: Duration,
     ) -> Result<Self, String> {
+        let engine = &runtime.engine;
         let mut linker = Linker::<HostState>::new(engine);
         let linked = wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| W::add_to_linker(&mut linker));
@@ -143,6 +150,7 @@ impl<W: World> Pool<W> {
             name: grants.name.clone(),
             timeout,
             engine: engine.clone(),
+            clock: runtime.clock.clone(),
             pre,
             grants,
             idle: Mutex::new(Vec::new()),
@@ -151,16 +159,33 @@ impl<W: World> Pool<W> {
         })
     }
 
-    /// Runs `call` (one export of a checked-out instance) under the plugin's time limit, in a
-    /// `plugin` span when traces are exported.
+    /// Runs `call` (one export of a checked-out instance, started at `started`) under the
+    /// plugin's time limit, in a `plugin` span when traces are exported.
+    ///
+    /// While the plugin runs, the epoch callback enforces the limit; the runtime's timer
+    /// covers only the time it spends suspended (a host call, a yield), so it is armed only
+    /// once the call first suspends: a call that finishes in one go, as most policy hooks
+    /// do, never touches the timer wheel.
     pub(crate) async fn limited<R>(
         &self,
         hook: &'static str,
+        started: Instant,
         call: impl Future<Output = wasmtime::Result<R>>,
     ) -> Result<wasmtime::Result<R>, tokio::time::error::Elapsed> {
         let span =
             crate::telemetry::traced(|| tracing::info_span!("plugin", plugin = %self.name, hook));
-        tracing::Instrument::instrument(tokio::time::timeout(self.deadline(), call), span).await
+        let limited = async {
+            let mut call = std::pin::pin!(call);
+            let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+            match first {
+                Poll::Ready(result) => Ok(result),
+                Poll::Pending => {
+                    let deadline = tokio::time::Instant::from_std(started + self.deadline());
+                    tokio::time::timeout_at(deadline, call).await
+                }
+            }
+        };
+        tracing::Instrument::instrument(limited, span).await
     }
 
     /// How long the async runtime waits for a call: the plugin's timeout, plus a few epoch
@@ -180,13 +205,19 @@ impl<W: World> Pool<W> {
             Some(i) => i,
             None => self.fresh().await?,
         };
-        self.arm(&mut instance.store);
+        instance.started = self.arm(&mut instance.store);
         Ok(instance)
+    }
+
+    /// Keeps the epoch clock ticking while the guard lives: plugin code runs under it.
+    pub(crate) fn running(&self) -> Running<'_> {
+        self.clock.running()
     }
 
     /// Creates `n` fresh instances (each under the call time limit) and keeps them warm, up to
     /// the pool's size; fails like a call if the plugin cannot be instantiated.
     pub(crate) async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
+        let _running = self.running();
         for _ in 0..n {
             let instance = self.fresh().await?;
             self.keep(instance);
@@ -203,8 +234,7 @@ impl<W: World> Pool<W> {
         let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
         store.limiter(|s| s);
         store.epoch_deadline_callback(on_epoch);
-        self.arm(&mut store);
-        let started = Instant::now();
+        let started = self.arm(&mut store);
         let made =
             tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store)).await;
         if made.as_ref().is_ok_and(|r| r.is_err()) {
@@ -215,7 +245,11 @@ impl<W: World> Pool<W> {
             }
         }
         let bindings = self.classify(made, started, store.data().refused_memory)?;
-        Ok(Instance { store, bindings })
+        Ok(Instance {
+            store,
+            bindings,
+            started,
+        })
     }
 
     /// Returns a healthy instance to the pool; a failed one is dropped with its store.
@@ -309,11 +343,13 @@ impl<W: World> Pool<W> {
         Err(error)
     }
 
-    /// Sets the time limit of the next call (the callback reads it from the store; see
-    /// [`Pool::fresh`]).
-    fn arm(&self, store: &mut Store<HostState>) {
-        store.data_mut().deadline = Instant::now() + self.timeout;
+    /// Sets the time limit of a call starting now (the callback reads it from the store; see
+    /// [`Pool::fresh`]); returns the start.
+    fn arm(&self, store: &mut Store<HostState>) -> Instant {
+        let now = Instant::now();
+        store.data_mut().deadline = now + self.timeout;
         store.set_epoch_deadline(1);
+        now
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wasmtime::component::Component;
-use wasmtime::Engine;
 
+use super::engine::Runtime;
 use super::host::Grants;
 use super::pool::{call, Pool};
 use super::resolver_bindings::exports::joinery::plugin::resolver as wit;
@@ -77,13 +77,13 @@ super::pool::world!(Bindings, ResolverPluginPre, "resolver");
 
 impl ResolverPlugin {
     pub(crate) fn new(
-        engine: &Engine,
+        runtime: &Runtime,
         component: &Component,
         grants: Arc<Grants>,
         timeout: Duration,
     ) -> Result<Self, String> {
         Ok(Self {
-            pool: Pool::new(engine, component, grants, timeout)?,
+            pool: Pool::new(runtime, component, grants, timeout)?,
         })
     }
 

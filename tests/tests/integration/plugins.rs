@@ -760,3 +760,56 @@ async fn plugin_call_runs_one_hook_from_json_input() {
     let e = wrong(Hook::Resolve, r#"{"query": "{ nothing }"}"#, "shop").await;
     assert!(e.contains("does not fit the plugin's schema"), "{e}");
 }
+
+/// The epoch clock that stops a looping plugin sleeps while no plugin code runs (an idle
+/// gateway is not woken 500 times a second), and wakes for the next call: a loop after a
+/// long idle time is still stopped at its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_clock_sleeps_when_idle_and_still_stops_a_loop() {
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("operations")).unwrap();
+    std::fs::write(dir.path().join("operations/country.graphql"), COUNTRY.1).unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n[upstreams.countries]\nurl = \"{}\"\n[policy]\nplugins = [\"probe\"]\n[plugins.probe]\npath = \"{}\"\ntimeout = \"200ms\"\n",
+        countries.url(),
+        rust_plugin("probe").display()
+    );
+    std::fs::write(dir.path().join("joinery.toml"), config).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
+    joinery_tests::ServedGateway::build(binary, dir.path()).unwrap();
+    let gw = joinery_tests::ServedGateway::start(binary, dir.path()).unwrap();
+    let hash = joinery::operations::hash(COUNTRY.1);
+    let client = reqwest::Client::new();
+    let send = |mode: &str| {
+        client
+            .post(&gw.url)
+            .header("x-probe", mode)
+            .timeout(std::time::Duration::from_secs(10))
+            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
+            .send()
+    };
+    assert_eq!(send("ok").await.unwrap().status(), 200);
+
+    // A second without calls puts the clock to sleep.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let before = gw.switches_of("joinery-plugin-epoch");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let woken = gw.switches_of("joinery-plugin-epoch") - before;
+    assert!(woken <= 2, "the idle clock woke {woken} times in 500 ms");
+
+    let started = std::time::Instant::now();
+    let reply = send("loop").await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(reply.status(), 504);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PLUGIN_TIMEOUT",
+        "{body}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "the loop was stopped after {took:?}"
+    );
+    assert_eq!(send("ok").await.unwrap().status(), 200, "still serving");
+}

@@ -26,6 +26,28 @@ use joinery::plugin::{config, log};
 
 struct JwtPolicy;
 
+/// What every call reads: the settings and the keyed MAC, made on the first call. The
+/// gateway reads secrets once at start-up and config never changes while an instance lives,
+/// so parsing the settings and keying the MAC once per instance changes nothing but the cost
+/// (each call would otherwise make two host calls, parse JSON and hash the key).
+struct Setup {
+    settings: Value,
+    /// The MAC keyed with the secret, or the secret's name when it is not granted.
+    mac: Result<Hmac<Sha256>, String>,
+}
+
+fn setup() -> &'static Setup {
+    static SETUP: std::sync::OnceLock<Setup> = std::sync::OnceLock::new();
+    SETUP.get_or_init(|| {
+        let settings = settings();
+        let secret_name = setting(&settings, "secret", "JWT_SECRET").to_string();
+        let mac = config::secret(&secret_name)
+            .and_then(|key| Hmac::<Sha256>::new_from_slice(key.as_bytes()).ok())
+            .ok_or(secret_name);
+        Setup { settings, mac }
+    })
+}
+
 fn settings() -> Value {
     serde_json::from_str(&config::get()).unwrap_or(Value::Null)
 }
@@ -43,7 +65,7 @@ fn unauthenticated(message: &str) -> Decision {
 }
 
 /// The verified claims of `token`, or why it is refused.
-fn verify(token: &str, key: &[u8], now: u64) -> Result<Value, &'static str> {
+fn verify(token: &str, mac: &Hmac<Sha256>, now: impl Fn() -> u64) -> Result<Value, &'static str> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -61,7 +83,7 @@ fn verify(token: &str, key: &[u8], now: u64) -> Result<Value, &'static str> {
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| "the token's signature is not valid base64url")?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| "bad key")?;
+    let mut mac = mac.clone();
     mac.update(&token.as_bytes()[..header_len(token)]);
     mac.verify_slice(&signature)
         .map_err(|_| "the token's signature does not verify")?;
@@ -71,7 +93,7 @@ fn verify(token: &str, key: &[u8], now: u64) -> Result<Value, &'static str> {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or("the token's claims are not valid JSON")?;
     match claims.get("exp").and_then(Value::as_u64) {
-        Some(exp) if exp <= now => Err("the token has expired"),
+        Some(exp) if exp <= now() => Err("the token has expired"),
         _ => Ok(claims),
     }
 }
@@ -90,7 +112,7 @@ fn now() -> u64 {
 
 impl Guest for JwtPolicy {
     fn on_request(request: IncomingRequest) -> Decision {
-        let settings = settings();
+        let Setup { settings, mac } = setup();
         let token = request
             .headers
             .iter()
@@ -105,26 +127,28 @@ impl Guest for JwtPolicy {
             }
             return unauthenticated("an `Authorization: Bearer <token>` header is required");
         };
-        let secret_name = setting(&settings, "secret", "JWT_SECRET");
-        let Some(key) = config::secret(secret_name) else {
-            log::write(
-                log::Level::Error,
-                &format!("secret `{secret_name}` is not granted or not set"),
-            );
-            return Decision::Deny(Denial {
-                status: 500,
-                code: "POLICY_MISCONFIGURED".into(),
-                message: "the authentication policy is not configured".into(),
-            });
+        let mac = match mac {
+            Ok(mac) => mac,
+            Err(secret_name) => {
+                log::write(
+                    log::Level::Error,
+                    &format!("secret `{secret_name}` is not granted or not set"),
+                );
+                return Decision::Deny(Denial {
+                    status: 500,
+                    code: "POLICY_MISCONFIGURED".into(),
+                    message: "the authentication policy is not configured".into(),
+                });
+            }
         };
-        let claims = match verify(token, key.as_bytes(), now()) {
+        let claims = match verify(token, mac, now) {
             Ok(c) => c,
             Err(why) => {
                 log::write(log::Level::Info, &format!("refused a token: {why}"));
                 return unauthenticated(why);
             }
         };
-        let claim = setting(&settings, "claim", "sub");
+        let claim = setting(settings, "claim", "sub");
         let Some(value) = claims.get(claim) else {
             return Decision::Deny(Denial {
                 status: 403,
@@ -132,7 +156,7 @@ impl Guest for JwtPolicy {
                 message: format!("the token has no `{claim}` claim"),
             });
         };
-        let variable = setting(&settings, "variable", "userId").to_string();
+        let variable = setting(settings, "variable", "userId").to_string();
         Decision::Allow(Grant {
             variables: vec![(variable, value.to_string())],
             upstream_headers: vec![],
@@ -140,7 +164,7 @@ impl Guest for JwtPolicy {
     }
 
     fn on_upstream_request(_request: UpstreamRequest) -> UpstreamDecision {
-        let settings = settings();
+        let settings = &setup().settings;
         let set_headers = settings
             .get("upstream_headers")
             .and_then(Value::as_object)

@@ -4,6 +4,7 @@
 //! Data flows one way: [`config`] → [`schema`] → [`operations`] → [`plan`] → [`server`] →
 //! [`execute`] → [`upstream`] / [`plugin`]. [`project`] ties the stages together for the command line.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod dev;

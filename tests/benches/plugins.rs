@@ -3,13 +3,18 @@
 //! same persisted operation through three gateways in one interleaved run: no policy, a
 //! minimal policy (the probe's allow path), and the JWT policy verifying a token; both
 //! policies again with `visible_headers` granting only the headers they read. Requests carry
-//! the headers a browser sends (cookies included).
+//! the headers a browser sends (cookies included). The in-process figures are the CPU of the
+//! whole process (client, gateway and upstream share its caches and threads); the same five
+//! gateways then run as `joinery serve` processes under 8 concurrent clients, where the
+//! gateway's own CPU is measured.
 //!
 //! `cargo bench -p joinery-tests --bench plugins` (set `JOINERY_BENCH_REQUESTS` to change N,
 //! `JOINERY_BENCH_COLD_CALLS` for the number of calls after overwritten caches, e.g. to
 //! profile them).
 
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -61,13 +66,42 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
+/// Sends `count` requests made by `make`, 8 at a time, each checked like [`timed`] does.
+async fn concurrently(count: usize, make: impl Fn() -> reqwest::RequestBuilder) {
+    futures::stream::iter(0..count)
+        .map(|_| timed(make(), br#"{"data""#))
+        .buffer_unordered(8)
+        .for_each(|_| async {})
+        .await;
+}
+
 /// A project serving OPERATION from `upstream`, with `policy` (a plugin table) if any.
 fn project(upstream: &str, policy: Option<(&str, &str)>) -> anyhow::Result<tempfile::TempDir> {
+    project_with(upstream, policy, "[log]\nlevel = \"warn\"\n")
+}
+
+/// The same project for `joinery serve` in its own process: any free port, and a JSON log
+/// that says which.
+fn served_project(
+    upstream: &str,
+    policy: Option<(&str, &str)>,
+) -> anyhow::Result<tempfile::TempDir> {
+    let served = "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n";
+    let dir = project_with(upstream, policy, served)?;
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
+    joinery_tests::ServedGateway::build(binary, dir.path())?;
+    Ok(dir)
+}
+
+fn project_with(
+    upstream: &str,
+    policy: Option<(&str, &str)>,
+    head: &str,
+) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("operations"))?;
     std::fs::write(dir.path().join("operations/country.graphql"), OPERATION)?;
-    let mut config =
-        format!("[log]\nlevel = \"warn\"\n[upstreams.countries]\nurl = \"{upstream}\"\n");
+    let mut config = format!("{head}[upstreams.countries]\nurl = \"{upstream}\"\n");
     if let Some((crate_name, extra)) = policy {
         config.push_str(&format!(
             "[policy]\nplugins = [\"p\"]\n[plugins.p]\npath = \"{}\"\n{extra}\n",
@@ -159,9 +193,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let client = reqwest::Client::new();
     // The headers a browser sends along (cookies included), as a policy sees them by default.
-    let request = |g: &joinery_tests::RunningGateway| {
+    let request = |url: &str, hash: &str| {
         client
-            .post(&g.url)
+            .post(url)
             .header("authorization", format!("Bearer {token}"))
             .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
             .header("accept-language", "en-GB,en;q=0.9,fr;q=0.8")
@@ -171,17 +205,18 @@ async fn main() -> anyhow::Result<()> {
             .header("cookie", "session=7f3c9a1e5b2d4c6f8a0b1c2d3e4f5a6b; theme=dark; consent=analytics:0,ads:0; _ga=GA1.2.1234567890.1733300000")
             .header("sec-fetch-mode", "cors")
             .header("sec-fetch-site", "same-origin")
-            .json(&json!({ "documentId": format!("sha256:{}", g.hash("Country")), "variables": { "code": "FR" } }))
+            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
     };
+    let hash = gateways[0].hash("Country");
     for _ in 0..200 {
         for g in &gateways {
-            timed(request(g), br#"{"data""#).await;
+            timed(request(&g.url, &hash), br#"{"data""#).await;
         }
     }
     let mut samples = vec![Vec::with_capacity(n); gateways.len()];
     for i in 0..n {
         for (k, g) in gateways.iter().enumerate() {
-            samples[k].push(timed(request(g), br#"{"data""#).await);
+            samples[k].push(timed(request(&g.url, &hash), br#"{"data""#).await);
         }
         if i % 500 == 0 {
             countries.reset();
@@ -198,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
             let (started, switched, faulted) =
                 (ProcessTime::now(), context_switches(), minor_faults());
             for _ in 0..BLOCK {
-                timed(request(g), br#"{"data""#).await;
+                timed(request(&g.url, &hash), br#"{"data""#).await;
             }
             cpu[k] += started.elapsed();
             switches[k] += context_switches() - switched;
@@ -232,6 +267,54 @@ async fn main() -> anyhow::Result<()> {
             (micros(cpu[k]) - micros(cpu[0])) / n_cpu as f64,
             switches[k] as f64 / n_cpu as f64,
             faults[k] as f64 / n_cpu as f64,
+        );
+    }
+
+    // 3. Each gateway in its own process, driven by 8 concurrent clients: the CPU the gateway
+    // process alone spends per request (the client and the upstream run in this process).
+    drop(gateways);
+    let served_dirs = [
+        served_project(&countries.url(), None)?,
+        served_project(&countries.url(), Some(("probe", "")))?,
+        served_project(&countries.url(), Some(("jwt-policy", jwt_extra)))?,
+        served_project(
+            &countries.url(),
+            Some(("probe", "visible_headers = [\"x-probe\", \"x-probe-arg\"]")),
+        )?,
+        served_project(&countries.url(), Some(("jwt-policy", &jwt_visible)))?,
+    ];
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
+    let served = served_dirs
+        .iter()
+        .map(|dir| joinery_tests::ServedGateway::start(binary, dir.path()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let hash = joinery::operations::hash(OPERATION);
+    for g in &served {
+        concurrently(500, || request(&g.url, &hash)).await;
+    }
+    const SERVED_BLOCK: usize = 250;
+    let rounds = n.div_ceil(SERVED_BLOCK);
+    let mut gateway_cpu = vec![Duration::ZERO; served.len()];
+    for round in 0..rounds {
+        for (k, g) in served.iter().enumerate() {
+            let before = g.cpu();
+            concurrently(SERVED_BLOCK, || request(&g.url, &hash)).await;
+            gateway_cpu[k] += g.cpu() - before;
+        }
+        if round % 4 == 0 {
+            countries.reset();
+        }
+    }
+    let per_request = |k: usize| micros(gateway_cpu[k]) / (rounds * SERVED_BLOCK) as f64;
+    println!(
+        "gateway in its own process, 8 concurrent clients, {} requests per gateway:",
+        rounds * SERVED_BLOCK
+    );
+    for (k, label) in labels.iter().enumerate() {
+        println!(
+            "{label:22}: gateway CPU {:6.1} µs/request (+{:.1} µs)",
+            per_request(k),
+            per_request(k) - per_request(0)
         );
     }
     Ok(())

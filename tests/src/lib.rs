@@ -6,10 +6,12 @@ pub mod bench;
 pub mod gateway;
 pub mod plugins;
 pub mod redis;
+pub mod served;
 pub mod upstreams;
 
 pub use gateway::RunningGateway;
 pub use redis::RedisServer;
+pub use served::ServedGateway;
 
 pub use upstreams::{
     codes_with_capital, countries_sdl, start_countries, start_rest, start_travel, start_weather,

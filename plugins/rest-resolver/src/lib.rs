@@ -57,6 +57,14 @@ fn error(message: String, code: &str) -> FieldError {
 }
 
 impl Api {
+    /// The API as configured, read on an instance's first call and kept: config and secrets
+    /// do not change while an instance lives, and reading them costs two host calls and a
+    /// JSON parse.
+    fn configured() -> &'static Result<Self, FieldError> {
+        static API: std::sync::OnceLock<Result<Api, FieldError>> = std::sync::OnceLock::new();
+        API.get_or_init(Api::from_config)
+    }
+
     fn from_config() -> Result<Self, FieldError> {
         let settings: Value = serde_json::from_str(&config::get()).unwrap_or(Value::Null);
         let base_url = settings
@@ -183,7 +191,7 @@ impl Guest for RestResolver {
             .iter()
             .filter(|f| f.parent.is_none())
             .collect();
-        let api = match Api::from_config() {
+        let api = match Api::configured() {
             Ok(api) => api,
             Err(e) => return roots.iter().map(|_| Err(e.clone())).collect(),
         };
@@ -206,8 +214,8 @@ impl Guest for RestResolver {
             .filter(|f| f.name == "productsIn")
             .map(|f| arg(f, "country"))
             .collect();
-        let by_id = (!ids.is_empty()).then(|| products_by_id(&api, &ids));
-        let by_country = (!countries.is_empty()).then(|| products_by_country(&api, &countries));
+        let by_id = (!ids.is_empty()).then(|| products_by_id(api, &ids));
+        let by_country = (!countries.is_empty()).then(|| products_by_country(api, &countries));
         roots
             .iter()
             .map(|f| {

@@ -89,7 +89,7 @@ fn served_project(
     let served = "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n";
     let dir = project_with(upstream, policy, served)?;
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
-    joinery_tests::ServedGateway::build(binary, dir.path())?;
+    joinery_tests::JoineryProcess::build(binary, dir.path())?;
     Ok(dir)
 }
 
@@ -286,7 +286,7 @@ async fn main() -> anyhow::Result<()> {
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
     let served = served_dirs
         .iter()
-        .map(|dir| joinery_tests::ServedGateway::start(binary, dir.path()))
+        .map(|dir| joinery_tests::ServedGateway::start(binary, dir.path(), &[]))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let hash = joinery::operations::hash(OPERATION);
     for g in &served {
@@ -297,9 +297,9 @@ async fn main() -> anyhow::Result<()> {
     let mut gateway_cpu = vec![Duration::ZERO; served.len()];
     for round in 0..rounds {
         for (k, g) in served.iter().enumerate() {
-            let before = g.cpu();
+            let before = g.process.cpu();
             concurrently(SERVED_BLOCK, || request(&g.url, &hash)).await;
-            gateway_cpu[k] += g.cpu() - before;
+            gateway_cpu[k] += g.process.cpu() - before;
         }
         if round % 4 == 0 {
             countries.reset();

@@ -11,7 +11,7 @@ pub mod upstreams;
 
 pub use gateway::RunningGateway;
 pub use redis::RedisServer;
-pub use served::ServedGateway;
+pub use served::{JoineryProcess, ServedGateway};
 
 pub use upstreams::{
     codes_with_capital, countries_sdl, start_countries, start_rest, start_travel, start_weather,

@@ -1,66 +1,57 @@
-//! A gateway in its own process (`joinery serve`), for what an in-process gateway cannot
-//! show: the CPU the gateway alone spends, apart from the client and upstreams driving it.
+//! `joinery` in its own process (`serve`, `dev`), for what an in-process gateway cannot show:
+//! signals and reloads, exported traces at shutdown, and the CPU the gateway alone spends apart
+//! from the client and upstreams driving it.
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-/// A `joinery serve` process on a built project; killed when dropped.
-pub struct ServedGateway {
+/// A running `joinery` command and the lines of its log; killed when dropped.
+pub struct JoineryProcess {
     child: Child,
-    /// Its `/graphql` URL.
-    pub url: String,
+    lines: mpsc::Receiver<String>,
 }
 
-impl ServedGateway {
-    /// Serves the built project in `dir` with `binary` (a `joinery` command line). The
-    /// project's config must listen on `127.0.0.1:0` and log JSON at `info` or lower: the
-    /// address it bound is read from its log.
-    pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
+/// Runs `f`, which blocks, without starving the tasks of a multi-threaded runtime it is called
+/// from (upstreams the gateway talks to may run there).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+impl JoineryProcess {
+    /// Runs `binary` (a `joinery` command line) with `args` in the project `dir`.
+    pub fn spawn(binary: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new(binary)
-            .arg("serve")
+            .args(args)
             .current_dir(dir)
             .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot run {}", binary.display()))?;
         let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = mpsc::channel();
+        let (tx, lines) = mpsc::channel();
         // Drains the log for the process's life, so that it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
-                // The GraphQL listener's line (the metrics listener logs an address too).
-                let address = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .filter(|_| line.contains("serving GraphQL"))
-                    .and_then(|v| Some(v["address"].as_str()?.to_string()));
-                if let Some(address) = address {
-                    let _ = tx.send(address);
-                }
+                let _ = tx.send(line);
             }
         });
-        let mut served = Self {
-            child,
-            url: String::new(),
-        };
-        let address = rx
-            .recv_timeout(Duration::from_secs(30))
-            .context("the gateway did not log the address it serves on")?;
-        served.url = format!("http://{address}/graphql");
-        Ok(served)
+        Ok(Self { child, lines })
     }
 
     /// Runs `joinery build` with `binary` in the project `dir`; fails with what it printed.
     pub fn build(binary: &Path, dir: &Path) -> anyhow::Result<()> {
-        let built = Command::new(binary)
-            .arg("build")
-            .current_dir(dir)
-            .output()
+        let built = blocking(|| Command::new(binary).arg("build").current_dir(dir).output())
             .with_context(|| format!("cannot run {}", binary.display()))?;
         anyhow::ensure!(
             built.status.success(),
@@ -70,17 +61,60 @@ impl ServedGateway {
         Ok(())
     }
 
+    /// The next log line for which `wanted` holds, waiting up to `timeout`; fails with the
+    /// lines passed over.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match blocking(|| self.lines.recv_timeout(left)) {
+                Ok(line) if wanted(&line) => return Ok(line),
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    anyhow::bail!("no such log line in {timeout:?}; got:\n{}", seen.join("\n"))
+                }
+            }
+        }
+    }
+
+    /// Sends signal `name` (`HUP`, `TERM`, …) to the process.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -{name} failed");
+        Ok(())
+    }
+
+    /// Waits for the process to end.
+    pub fn wait(&mut self) -> anyhow::Result<ExitStatus> {
+        Ok(blocking(|| self.child.wait())?)
+    }
+
+    /// The CPU time the process has spent so far, to the nanosecond: the sum over its threads
+    /// of the scheduler's run time (`/proc/<pid>/task/*/schedstat`), where `/proc/<pid>/stat`
+    /// counts in 10 ms ticks.
+    pub fn cpu(&self) -> Duration {
+        let nanos: u64 = self
+            .tasks()
+            .filter_map(|task| std::fs::read_to_string(task.join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Duration::from_nanos(nanos)
+    }
+
     /// Context switches so far of the process's threads named `name` (voluntary or not).
     pub fn switches_of(&self, name: &str) -> u64 {
-        let tasks = format!("/proc/{}/task", self.child.id());
-        std::fs::read_dir(tasks)
-            .into_iter()
-            .flatten()
-            .flatten()
+        self.tasks()
             .filter(|task| {
-                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+                std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == name)
             })
-            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|task| std::fs::read_to_string(task.join("status")).ok())
             .flat_map(|status| {
                 status
                     .lines()
@@ -91,25 +125,44 @@ impl ServedGateway {
             .sum()
     }
 
-    /// The CPU time the process has spent so far, to the nanosecond: the sum over its threads
-    /// of the scheduler's run time (`/proc/<pid>/task/*/schedstat`), where `/proc/<pid>/stat`
-    /// counts in 10 ms ticks.
-    pub fn cpu(&self) -> Duration {
-        let tasks = format!("/proc/{}/task", self.child.id());
-        let nanos: u64 = std::fs::read_dir(tasks)
+    fn tasks(&self) -> impl Iterator<Item = std::path::PathBuf> {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .sum();
-        Duration::from_nanos(nanos)
+            .map(|task| task.path())
     }
 }
 
-impl Drop for ServedGateway {
+impl Drop for JoineryProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `joinery serve` on a built project, once it serves.
+pub struct ServedGateway {
+    /// The process and its log (the lines after the one saying where it serves).
+    pub process: JoineryProcess,
+    /// Its `/graphql` URL.
+    pub url: String,
+}
+
+impl ServedGateway {
+    /// Serves the built project in `dir` with `binary` (`serve` and `args`), and waits for the
+    /// log line saying where (the project's config picks the address, e.g. `127.0.0.1:0`).
+    pub fn start(binary: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let process = JoineryProcess::spawn(binary, dir, &[&["serve"], args].concat())?;
+        let line = process.wait_for(Duration::from_secs(30), |l| {
+            l.contains("serving GraphQL at http://")
+        })?;
+        let url = line
+            .split("serving GraphQL at ")
+            .nth(1)
+            .and_then(|rest| rest.split(['"', ' ']).next())
+            .context("the serving line names no URL")?
+            .to_string();
+        Ok(Self { process, url })
     }
 }

@@ -777,8 +777,8 @@ async fn the_plugin_clock_sleeps_when_idle_and_still_stops_a_loop() {
     );
     std::fs::write(dir.path().join("joinery.toml"), config).unwrap();
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
-    joinery_tests::ServedGateway::build(binary, dir.path()).unwrap();
-    let gw = joinery_tests::ServedGateway::start(binary, dir.path()).unwrap();
+    joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
+    let gw = joinery_tests::ServedGateway::start(binary, dir.path(), &[]).unwrap();
     let hash = joinery::operations::hash(COUNTRY.1);
     let client = reqwest::Client::new();
     let send = |mode: &str| {
@@ -793,9 +793,9 @@ async fn the_plugin_clock_sleeps_when_idle_and_still_stops_a_loop() {
 
     // A second without calls puts the clock to sleep.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let before = gw.switches_of("joinery-plugin-epoch");
+    let before = gw.process.switches_of("joinery-plugin-epoch");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let woken = gw.switches_of("joinery-plugin-epoch") - before;
+    let woken = gw.process.switches_of("joinery-plugin-epoch") - before;
     assert!(woken <= 2, "the idle clock woke {woken} times in 500 ms");
 
     let started = std::time::Instant::now();

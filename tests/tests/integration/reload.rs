@@ -2,14 +2,13 @@
 //! operations are served without a failed request under load, and a project that does not
 //! load is refused while the old one keeps serving.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use joinery::operations::Manifest;
+use joinery_tests::{JoineryProcess, ServedGateway};
 use serde_json::{json, Value};
 
 const JOINERY: &str = env!("CARGO_BIN_EXE_joinery_cli");
@@ -17,9 +16,7 @@ const JOINERY: &str = env!("CARGO_BIN_EXE_joinery_cli");
 /// A project served by a `joinery serve` process, with its log lines.
 struct Served {
     dir: tempfile::TempDir,
-    child: Child,
-    url: String,
-    log: mpsc::Receiver<Value>,
+    gateway: ServedGateway,
     client: reqwest::Client,
 }
 
@@ -39,37 +36,10 @@ impl Served {
         )
         .unwrap();
         build(dir.path());
-        let mut child = Command::new(JOINERY)
-            .arg("serve")
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                let json: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
-                if tx.send(json).is_err() {
-                    return;
-                }
-            }
-        });
-        let address = loop {
-            let line = log.recv_timeout(Duration::from_secs(20)).expect("serving");
-            if let Some(address) = line["address"].as_str() {
-                break address.to_string();
-            }
-        };
+        let gateway = ServedGateway::start(Path::new(JOINERY), dir.path(), args).unwrap();
         Served {
             dir,
-            child,
-            url: format!("http://{address}/graphql"),
-            log,
+            gateway,
             client: reqwest::Client::new(),
         }
     }
@@ -92,29 +62,23 @@ impl Served {
 
     /// Runs `hash` and returns its HTTP status and body.
     async fn run(&self, hash: &str, variables: Value) -> (u16, Value) {
-        run(&self.client, &self.url, hash, variables).await
+        run(&self.client, &self.gateway.url, hash, variables).await
     }
 
     fn hangup(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.gateway.process.signal("HUP").unwrap();
     }
 
     /// Waits for a log line whose message is `message`.
     fn wait_for(&self, message: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            // Blocking this worker must not starve the upstream builds introspect.
-            let line = tokio::task::block_in_place(|| self.log.recv_timeout(left))
-                .unwrap_or_else(|_| panic!("no `{message}` log line"));
-            if line["message"] == message {
-                return line;
-            }
-        }
+        let line = self
+            .gateway
+            .process
+            .wait_for(Duration::from_secs(20), |line| {
+                serde_json::from_str::<Value>(line).is_ok_and(|v| v["message"] == message)
+            })
+            .unwrap_or_else(|e| panic!("no `{message}` log line: {e}"));
+        serde_json::from_str(&line).unwrap()
     }
 
     /// Waits until operation `name` (just built) is served.
@@ -132,13 +96,6 @@ impl Served {
     }
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn run(client: &reqwest::Client, url: &str, hash: &str, variables: Value) -> (u16, Value) {
     let response = client
         .post(url)
@@ -151,16 +108,7 @@ async fn run(client: &reqwest::Client, url: &str, hash: &str, variables: Value) 
 }
 
 fn build(dir: &Path) {
-    let output = Command::new(JOINERY)
-        .arg("build")
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    JoineryProcess::build(Path::new(JOINERY), dir).unwrap();
 }
 
 /// Adds operation `Op<i>` to the project and builds it.
@@ -186,7 +134,7 @@ async fn sighup_reloads_under_load_without_a_failed_request() {
     let load: Vec<_> = (0..4)
         .map(|_| {
             let (stop, answered, failures) = (stop.clone(), answered.clone(), failures.clone());
-            let (url, hash) = (served.url.clone(), country.clone());
+            let (url, hash) = (served.gateway.url.clone(), country.clone());
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -294,36 +242,10 @@ async fn dev_rebuilds_on_change_and_keeps_the_last_good_build() {
         "query Country($code: ID!) { countries_country(code: $code) { code } }\n",
     )
     .unwrap();
-    let mut child = Command::new(JOINERY)
-        .arg("dev")
-        .current_dir(dir.path())
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, log) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let dev = JoineryProcess::spawn(Path::new(JOINERY), dir.path(), &["dev"]).unwrap();
     let wait_for = |text: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            // Blocking this worker must not starve the upstream the build introspects.
-            let line = tokio::task::block_in_place(|| log.recv_timeout(left))
-                .unwrap_or_else(|_| panic!("no line with `{text}` in:\n{}", seen.join("\n")));
-            if line.contains(text) {
-                return line;
-            }
-            seen.push(line);
-        }
+        dev.wait_for(Duration::from_secs(30), |line| line.contains(text))
+            .unwrap_or_else(|e| panic!("no line with `{text}`: {e}"))
     };
     let line = wait_for("serving 1 operation document(s) at http://");
     let url = line.rsplit(' ').next().unwrap().to_string();
@@ -368,6 +290,4 @@ async fn dev_rebuilds_on_change_and_keeps_the_last_good_build() {
         (status, &body["data"]["countries_country"]["capital"]),
         (200, &json!("Paris"))
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -4,8 +4,6 @@
 //! and passing it on to both upstreams.
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,48 +101,14 @@ async fn a_joined_request_is_one_trace_from_the_client_to_the_upstreams() {
 "#,
     )
     .unwrap();
-    let built = tokio::task::block_in_place(|| {
-        Command::new(JOINERY)
-            .arg("build")
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-    });
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let mut child = Command::new(JOINERY)
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let address = loop {
-        let line = tokio::task::block_in_place(|| rx.recv_timeout(Duration::from_secs(20)))
-            .expect("the gateway starts");
-        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if let Some(a) = json["address"].as_str() {
-            break a.to_string();
-        }
-    };
+    let binary = std::path::Path::new(JOINERY);
+    joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
+    let mut served = joinery_tests::ServedGateway::start(binary, dir.path(), &[]).unwrap();
     let manifest =
         joinery::operations::Manifest::read(&dir.path().join(".joinery/manifest.json")).unwrap();
     let hash = manifest.documents[0].hash.clone();
     let reply: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{address}/graphql"))
+        .post(&served.url)
         .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
         .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "codes": ["FR", "JP"] } }))
         .send()
@@ -155,10 +119,8 @@ async fn a_joined_request_is_one_trace_from_the_client_to_the_upstreams() {
         .unwrap();
     assert!(reply["errors"].is_null(), "{reply}");
     // Stopping flushes the spans not yet exported.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let exit = tokio::task::block_in_place(|| child.wait()).unwrap();
+    served.process.signal("TERM").unwrap();
+    let exit = served.process.wait().unwrap();
     assert!(exit.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !spans.lock().unwrap().iter().any(|s| s.name == "request") {

@@ -56,7 +56,11 @@ fn fill_text(text: &str, gw: &Gateway) -> String {
 /// Sends one exchange's request; the status, the content type and the JSON answer.
 async fn send(gw: &Gateway, exchange: &Value) -> (u16, String, Value) {
     let method = exchange["method"].as_str().unwrap_or("POST");
-    let mut request = gw.client.request(method.parse().unwrap(), &gw.url);
+    let url = match exchange["path"].as_str() {
+        Some(path) => gw.url.replace("/graphql", path),
+        None => gw.url.clone(),
+    };
+    let mut request = gw.client.request(method.parse().unwrap(), url);
     if let Some(query) = exchange.get("query") {
         let pairs: Vec<(String, String)> = serde_json::from_value(fill(query, gw)).unwrap();
         request = request.query(&pairs);
@@ -71,7 +75,8 @@ async fn send(gw: &Gateway, exchange: &Value) -> (u16, String, Value) {
     {
         request = request.header("content-type", "application/json");
     }
-    for (name, value) in &headers {
+    // A header given as `null` is not sent (not even the default content type).
+    for (name, value) in headers.iter().filter(|(_, v)| !v.is_null()) {
         request = request.header(name, value.as_str().unwrap());
     }
     if let Some(body) = exchange.get("body") {

@@ -55,58 +55,15 @@ async fn mutations_over_get_are_refused_with_405() {
     );
 }
 
+/// A body over the size limit (made at run time); the other HTTP-level refusals are cases
+/// (`tests/cases/requests/http.json`).
 #[tokio::test]
-async fn http_level_refusals() {
+async fn a_body_over_the_limit_is_refused_with_413() {
     let gw = gateway().await;
     let big = json!({ "documentId": format!("sha256:{}", gw.hash("Country")), "variables": { "code": "x".repeat(2 << 20) } });
     let r = gw.post(big).await;
     assert_eq!((r.status, r.code()), (413, "REQUEST_TOO_LARGE"));
-    let r = gw
-        .send(
-            gw.client
-                .post(&gw.url)
-                .header("content-type", "text/plain")
-                .body("{}"),
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (415, "UNSUPPORTED_MEDIA_TYPE"));
-    // No Content-Type at all: what a cross-site `fetch` with a Blob body sends.
-    let r = gw
-        .send(
-            gw.client
-                .post(&gw.url)
-                .body(json!({ "documentId": format!("sha256:{}", gw.hash("Country")), "variables": { "code": "FR" } }).to_string()),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (415, "UNSUPPORTED_MEDIA_TYPE"),
-        "{}",
-        r.body
-    );
-    assert!(
-        r.body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no Content-Type"),
-        "{}",
-        r.body
-    );
-    let r = gw
-        .send(
-            gw.client
-                .post(&gw.url)
-                .header("accept", "text/html")
-                .json(&json!({})),
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (406, "NOT_ACCEPTABLE"));
-    let r = gw.send(gw.client.put(&gw.url).json(&json!({}))).await;
-    assert_eq!((r.status, r.code()), (405, "METHOD_NOT_ALLOWED"));
-    let r = gw
-        .send(gw.client.get(gw.url.replace("/graphql", "/nope")))
-        .await;
-    assert_eq!(r.status, 404);
+    assert_eq!(gw.countries.requests(), 0);
 }
 
 #[tokio::test]
@@ -116,7 +73,6 @@ async fn health_and_request_ids() {
         .send(gw.client.get(gw.url.replace("/graphql", "/health")))
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["status"], "ok");
     assert_eq!(r.headers["x-request-id"].len(), 16);
     let r = gw
         .send(

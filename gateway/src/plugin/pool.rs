@@ -117,6 +117,9 @@ pub(crate) struct Pool<W: World> {
     metrics: std::sync::OnceLock<crate::metrics::PluginMetrics>,
 }
 
+/// The async runtime's timer ran out while a call (or an instantiation) was suspended.
+pub(crate) struct TimedOut;
+
 /// Raised by the epoch callback when a call's time is up.
 #[derive(Debug)]
 struct OutOfTime;
@@ -171,20 +174,21 @@ impl<W: World> Pool<W> {
         hook: &'static str,
         started: Instant,
         call: impl Future<Output = wasmtime::Result<R>>,
-    ) -> Result<wasmtime::Result<R>, tokio::time::error::Elapsed> {
+    ) -> Result<wasmtime::Result<R>, TimedOut> {
         let span =
             crate::telemetry::traced(|| tracing::info_span!("plugin", plugin = %self.name, hook));
-        let limited = async {
-            let mut call = std::pin::pin!(call);
-            let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
-            match first {
-                Poll::Ready(result) => Ok(result),
-                Poll::Pending => {
-                    let deadline = tokio::time::Instant::from_std(started + self.deadline());
-                    tokio::time::timeout_at(deadline, call).await
-                }
+        let mut call = std::pin::pin!(call);
+        let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let limited = std::future::poll_fn(move |cx| {
+            if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                return Poll::Ready(Ok(result));
             }
-        };
+            let timer = timer.get_or_insert_with(|| {
+                let deadline = tokio::time::Instant::from_std(started + self.deadline());
+                Box::pin(tokio::time::sleep_until(deadline))
+            });
+            timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+        });
         tracing::Instrument::instrument(limited, span).await
     }
 
@@ -235,8 +239,9 @@ impl<W: World> Pool<W> {
         store.limiter(|s| s);
         store.epoch_deadline_callback(on_epoch);
         let started = self.arm(&mut store);
-        let made =
-            tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store)).await;
+        let made = tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store))
+            .await
+            .map_err(|_| TimedOut);
         if made.as_ref().is_ok_and(|r| r.is_err()) {
             // Growing while it starts (a runtime's set-up): name the setting to change.
             if let Some(needed) = store.data().refused_memory {
@@ -256,7 +261,7 @@ impl<W: World> Pool<W> {
     pub(crate) fn checkin<R>(
         &self,
         instance: Instance<W>,
-        result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        result: Result<wasmtime::Result<R>, TimedOut>,
         started: Instant,
     ) -> Result<R, PluginError> {
         let value = self.classify(result, started, instance.store.data().refused_memory);
@@ -322,7 +327,7 @@ impl<W: World> Pool<W> {
     /// the store's limiter refused during it, if any.
     fn classify<R>(
         &self,
-        result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        result: Result<wasmtime::Result<R>, TimedOut>,
         started: Instant,
         refused_memory: Option<usize>,
     ) -> Result<R, PluginError> {

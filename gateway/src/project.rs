@@ -61,9 +61,6 @@ pub enum ProjectError {
         /// Its plugin.
         plugin: String,
     },
-    /// A schema in the manifest does not parse any more.
-    #[error(transparent)]
-    ManifestSchema(Diagnostics),
 }
 
 fn lines<T: std::fmt::Display>(items: &[T]) -> String {
@@ -286,8 +283,9 @@ pub async fn gateway_observed(
     let registry = Registry::from_manifest(&manifest, config)?;
     // One warm instance each: a plugin that cannot start is found before serving.
     plugins.prewarm(1).await?;
-    let schemas = plugin_schemas(config, plugins, &manifest).await?;
+    check_plugin_schemas(config, plugins, &registry.supergraph).await?;
     plugins.observe(&metrics);
+    let schemas = plugin_schemas(config, &registry.supergraph);
     Ok(Arc::new(Gateway {
         registry,
         upstreams: Upstreams::new(config.upstreams.values(), plugins, &schemas)
@@ -309,37 +307,48 @@ pub async fn gateway_observed(
     }))
 }
 
-/// The manifest's schemas of resolver-plugin upstreams, after checking that each plugin still
-/// gives the schema the operations were validated against.
-async fn plugin_schemas(
+/// Checks that each resolver plugin still gives the schema the operations were validated
+/// against (the one `supergraph` was composed from).
+async fn check_plugin_schemas(
     config: &Config,
     plugins: &Plugins,
-    manifest: &Manifest,
-) -> Result<HashMap<String, Valid<Schema>>, ProjectError> {
-    let mut schemas = HashMap::new();
+    supergraph: &Supergraph,
+) -> Result<(), ProjectError> {
     for upstream in config.upstreams.values() {
         let Transport::Plugin(name) = &upstream.transport else {
             continue;
         };
-        let built = manifest
+        let built = supergraph
             .upstreams
-            .iter()
-            .find(|u| u.namespace == upstream.namespace)
+            .get(&upstream.namespace)
             .expect("the registry checked that the manifest has every upstream");
         let resolver = plugins
             .resolver(name)
             .expect("upstream plugins are loaded as resolvers");
-        let now = resolver.schema().await?;
-        if now != built.sdl {
+        if resolver.schema().await? != built.sdl {
             return Err(ProjectError::StaleSchema {
                 namespace: upstream.namespace.clone(),
                 plugin: name.clone(),
             });
         }
-        let parsed = schema::parse_upstream(built).map_err(ProjectError::ManifestSchema)?;
-        schemas.insert(upstream.namespace.clone(), parsed);
     }
-    Ok(schemas)
+    Ok(())
+}
+
+/// The schemas of resolver-plugin upstreams, as composition parsed them.
+fn plugin_schemas(config: &Config, supergraph: &Supergraph) -> HashMap<String, Valid<Schema>> {
+    config
+        .upstreams
+        .values()
+        .filter(|u| matches!(u.transport, Transport::Plugin(_)))
+        .map(|u| {
+            let parsed = supergraph
+                .parsed
+                .get(&u.namespace)
+                .expect("composition parsed every upstream");
+            (u.namespace.clone(), parsed.clone())
+        })
+        .collect()
 }
 
 /// Where compiled plugins are cached: beside the manifest.

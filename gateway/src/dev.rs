@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, SchemaSource};
 use crate::operations::Manifest;
+use crate::plugin::Plugins;
 use crate::reload::Reloader;
-use crate::server::Current;
+use crate::server::{Current, Registry};
 
 /// How often the files are looked at.
 const WATCH_EVERY: Duration = Duration::from_millis(300);
@@ -27,10 +28,10 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     // Until a first build succeeds there is nothing to serve: wait for a fix.
     let mut seen = inputs(config_path, None);
-    let (config, manifest, started) = loop {
+    let (built, started) = loop {
         let started = SystemTime::now();
         match build(config_path).await {
-            Ok((config, manifest)) => break (config, manifest, started),
+            Ok(built) => break (built, started),
             Err(e) => report(&e),
         }
         tokio::select! {
@@ -38,7 +39,14 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
         }
     };
-    let gateway = crate::project::gateway(&config).await?;
+    let Built {
+        config,
+        plugins,
+        manifest,
+        registry,
+    } = built;
+    let gateway =
+        crate::project::gateway_built(&config, &plugins, registry, Arc::default()).await?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
@@ -69,11 +77,19 @@ pub async fn run(
         }
         let started = SystemTime::now();
         match build(config_path).await {
-            Ok((built_config, manifest)) => {
-                if reloader.reload("rebuilt").await {
-                    on_built(&built_config, &manifest, address);
+            Ok(built) => {
+                if reloader
+                    .swap_built(
+                        built.config.clone(),
+                        &built.plugins,
+                        built.registry,
+                        "rebuilt",
+                    )
+                    .await
+                {
+                    on_built(&built.config, &built.manifest, address);
                 }
-                config = built_config;
+                config = built.config;
                 seen = inputs(config_path, Some(&config));
             }
             Err(e) => report(&e),
@@ -85,16 +101,30 @@ pub async fn run(
     Ok(())
 }
 
-/// Loads the config and builds (writing the manifest).
-async fn build(config_path: &Path) -> anyhow::Result<(Config, Manifest)> {
+/// A build and what it was made with, ready to serve.
+struct Built {
+    config: Config,
+    plugins: Plugins,
+    manifest: Manifest,
+    registry: Registry,
+}
+
+/// Loads the config and plugins and builds (writing the manifest).
+async fn build(config_path: &Path) -> anyhow::Result<Built> {
     let config = Config::load(config_path)?;
-    let built = crate::project::build(&config, true).await?;
+    let plugins = crate::project::load_plugins(&config)?;
+    let built = crate::project::build_with(&config, &plugins, true).await?;
     tracing::info!(
         documents = built.manifest.documents.len(),
         manifest = %config.operations.manifest.display(),
         "built"
     );
-    Ok((config, built.manifest))
+    Ok(Built {
+        config,
+        plugins,
+        manifest: built.manifest,
+        registry: built.registry,
+    })
 }
 
 /// Prints a failed build's errors as they are (one `file:line:column: …` per problem).

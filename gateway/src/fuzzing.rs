@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::config::{Config, ConfigError};
 use crate::plan::batch::KEY_ALIAS;
-use crate::server::{Gateway, GraphQLRequest, MediaType, Registry};
+use crate::server::{Gateway, GraphQLRequest, MediaType};
 use crate::upstream::{Answerer, Upstreams};
 
 /// A gateway built in memory from a project whose upstreams answer in process, with one
@@ -74,7 +74,6 @@ impl Fixture {
         let config = Config::load(config_path)?;
         let plugins = crate::project::load_plugins(&config)?;
         let built = runtime.block_on(crate::project::build_with(&config, &plugins, false))?;
-        let registry = Registry::from_manifest(&built.manifest, &config)?;
         let mut operations: Vec<(String, String)> = built
             .manifest
             .documents
@@ -87,7 +86,7 @@ impl Fixture {
             .collect();
         operations.sort();
         let gateway = Gateway {
-            registry,
+            registry: built.registry,
             upstreams: Upstreams::in_process(config.upstreams.values(), &plugins, answerer),
             policies: Vec::new(),
             max_request_bytes: config.server.max_request_bytes,

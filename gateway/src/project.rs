@@ -15,7 +15,7 @@ use crate::plan::cost::CostModel;
 use crate::plan::{Plan, PlanProblem};
 use crate::plugin::{LoadError, Loaded, PluginError, Plugins};
 use crate::schema::{self, SchemaError, Supergraph, UpstreamSdl};
-use crate::server::{Gateway, Registry};
+use crate::server::{Entry, Gateway, Registry};
 use crate::upstream::Upstreams;
 
 /// Why a project could not be built or served; each message says where.
@@ -61,9 +61,6 @@ pub enum ProjectError {
         /// Its plugin.
         plugin: String,
     },
-    /// A schema in the manifest does not parse any more.
-    #[error(transparent)]
-    ManifestSchema(Diagnostics),
 }
 
 fn lines<T: std::fmt::Display>(items: &[T]) -> String {
@@ -79,8 +76,9 @@ fn lines<T: std::fmt::Display>(items: &[T]) -> String {
 pub struct BuildOutput {
     /// The manifest (already written unless the build was a check).
     pub manifest: Manifest,
-    /// The composed schema.
-    pub supergraph: Supergraph,
+    /// The composed schema and every operation's plan: what serving the manifest would
+    /// make again, for [`gateway_built`] to serve in the same process.
+    pub registry: Registry,
 }
 
 /// Loads every upstream schema (introspecting live upstreams where configured, asking
@@ -171,7 +169,7 @@ pub async fn build_with(
             CostModel::from_schema(&supergraph)
         }
     };
-    plan_all(&supergraph, &registered, config, &forms, &costs, &mut diags);
+    let entries = plan_all(&supergraph, &registered, config, &forms, &costs, &mut diags);
     for (name, (_, position)) in &config.operations.max_join_fanout {
         let known = registered
             .iter()
@@ -198,12 +196,12 @@ pub async fn build_with(
     }
     Ok(BuildOutput {
         manifest,
-        supergraph,
+        registry: Registry::new(supergraph, entries),
     })
 }
 
-/// Plans every operation and checks its cost against `[operations.budget]`; a problem is
-/// reported at the operation's position.
+/// Plans every operation and checks its cost against `[operations.budget]`, a problem
+/// reported at the operation's position; the plans of each document, to serve.
 fn plan_all(
     supergraph: &Supergraph,
     registered: &[Registered],
@@ -211,8 +209,10 @@ fn plan_all(
     forms: &BatchForms,
     costs: &CostModel,
     diags: &mut Diagnostics,
-) {
+) -> Vec<Entry> {
+    let mut entries = Vec::new();
     for r in registered {
+        let mut plans = Vec::new();
         for op in r.document.operations.iter() {
             let problems = match Plan::build(
                 supergraph,
@@ -224,43 +224,65 @@ fn plan_all(
             ) {
                 Err(problems) => problems,
                 Ok(plan) => {
-                    let location = op
-                        .location()
-                        .and_then(|s| s.line_column_range(&r.document.sources))
-                        .map(|r| (r.start.line, r.start.column));
-                    let name = plan.name.as_deref().unwrap_or("<anonymous>");
-                    config
-                        .operations
-                        .budget
-                        .check(name, &plan.cost)
-                        .into_iter()
-                        .map(|message| PlanProblem { location, message })
-                        .collect()
+                    let problems = over_budget(config, r, op, &plan);
+                    plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
+                    problems
                 }
             };
-            for problem in problems {
-                let (line, column) = problem.location.unwrap_or((1, 1));
-                let (position, message) = match &r.source.entry_position {
-                    Some(entry) => (
-                        entry.clone(),
-                        format!(
-                            "in the entry's document at {line}:{column}: {}",
-                            problem.message
-                        ),
-                    ),
-                    None => (
-                        crate::diagnostic::Position {
-                            path: r.source.origin.clone(),
-                            line,
-                            column,
-                        },
-                        problem.message,
-                    ),
-                };
-                diags.0.push(Diagnostic { position, message });
-            }
+            diags
+                .0
+                .extend(problems.into_iter().map(|p| plan_problem(r, p)));
         }
+        entries.push(Entry {
+            hash: r.hash.clone(),
+            plans,
+        });
     }
+    entries
+}
+
+/// What of `[operations.budget]` the plan of `op` exceeds, at the operation.
+fn over_budget(
+    config: &Config,
+    r: &Registered,
+    op: &apollo_compiler::Node<apollo_compiler::executable::Operation>,
+    plan: &Plan,
+) -> Vec<PlanProblem> {
+    let location = op
+        .location()
+        .and_then(|s| s.line_column_range(&r.document.sources))
+        .map(|r| (r.start.line, r.start.column));
+    let name = plan.name.as_deref().unwrap_or("<anonymous>");
+    config
+        .operations
+        .budget
+        .check(name, &plan.cost)
+        .into_iter()
+        .map(|message| PlanProblem { location, message })
+        .collect()
+}
+
+/// A planning problem of a document, where its source says.
+fn plan_problem(r: &Registered, problem: PlanProblem) -> Diagnostic {
+    let (line, column) = problem.location.unwrap_or((1, 1));
+    let (position, message) = match &r.source.entry_position {
+        Some(entry) => (
+            entry.clone(),
+            format!(
+                "in the entry's document at {line}:{column}: {}",
+                problem.message
+            ),
+        ),
+        None => (
+            crate::diagnostic::Position {
+                path: r.source.origin.clone(),
+                line,
+                column,
+            },
+            problem.message,
+        ),
+    };
+    Diagnostic { position, message }
 }
 
 /// Builds the serving state from the manifest written by `joinery build`.
@@ -286,13 +308,37 @@ pub async fn gateway_observed(
     let registry = Registry::from_manifest(&manifest, config)?;
     // One warm instance each: a plugin that cannot start is found before serving.
     plugins.prewarm(1).await?;
-    let schemas = plugin_schemas(config, plugins, &manifest).await?;
+    check_plugin_schemas(config, plugins, &registry.supergraph).await?;
+    Ok(assemble(config, plugins, registry, metrics))
+}
+
+/// The serving state of a build made in this process with `plugins` (as `joinery dev`
+/// does): its registry is served as it is, without reading the manifest back, composing,
+/// validating or planning again.
+pub async fn gateway_built(
+    config: &Config,
+    plugins: &Plugins,
+    registry: Registry,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<Arc<Gateway>, ProjectError> {
+    plugins.prewarm(1).await?;
+    Ok(assemble(config, plugins, registry, metrics))
+}
+
+/// The gateway serving `registry` with `plugins`, whose instances are warm already.
+fn assemble(
+    config: &Config,
+    plugins: &Plugins,
+    registry: Registry,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Arc<Gateway> {
     plugins.observe(&metrics);
-    Ok(Arc::new(Gateway {
-        registry,
+    let schemas = plugin_schemas(config, &registry.supergraph);
+    Arc::new(Gateway {
         upstreams: Upstreams::new(config.upstreams.values(), plugins, &schemas)
             .with_shared_cache(&config.cache)
             .with_metrics(&metrics),
+        registry,
         metrics,
         policies: config
             .policies
@@ -306,40 +352,51 @@ pub async fn gateway_observed(
             .collect(),
         max_request_bytes: config.server.max_request_bytes,
         connections: config.server.connections,
-    }))
+    })
 }
 
-/// The manifest's schemas of resolver-plugin upstreams, after checking that each plugin still
-/// gives the schema the operations were validated against.
-async fn plugin_schemas(
+/// Checks that each resolver plugin still gives the schema the operations were validated
+/// against (the one `supergraph` was composed from).
+async fn check_plugin_schemas(
     config: &Config,
     plugins: &Plugins,
-    manifest: &Manifest,
-) -> Result<HashMap<String, Valid<Schema>>, ProjectError> {
-    let mut schemas = HashMap::new();
+    supergraph: &Supergraph,
+) -> Result<(), ProjectError> {
     for upstream in config.upstreams.values() {
         let Transport::Plugin(name) = &upstream.transport else {
             continue;
         };
-        let built = manifest
+        let built = supergraph
             .upstreams
-            .iter()
-            .find(|u| u.namespace == upstream.namespace)
+            .get(&upstream.namespace)
             .expect("the registry checked that the manifest has every upstream");
         let resolver = plugins
             .resolver(name)
             .expect("upstream plugins are loaded as resolvers");
-        let now = resolver.schema().await?;
-        if now != built.sdl {
+        if resolver.schema().await? != built.sdl {
             return Err(ProjectError::StaleSchema {
                 namespace: upstream.namespace.clone(),
                 plugin: name.clone(),
             });
         }
-        let parsed = schema::parse_upstream(built).map_err(ProjectError::ManifestSchema)?;
-        schemas.insert(upstream.namespace.clone(), parsed);
     }
-    Ok(schemas)
+    Ok(())
+}
+
+/// The schemas of resolver-plugin upstreams, as composition parsed them.
+fn plugin_schemas(config: &Config, supergraph: &Supergraph) -> HashMap<String, Valid<Schema>> {
+    config
+        .upstreams
+        .values()
+        .filter(|u| matches!(u.transport, Transport::Plugin(_)))
+        .map(|u| {
+            let parsed = supergraph
+                .parsed
+                .get(&u.namespace)
+                .expect("composition parsed every upstream");
+            (u.namespace.clone(), parsed.clone())
+        })
+        .collect()
 }
 
 /// Where compiled plugins are cached: beside the manifest.

@@ -91,7 +91,7 @@ impl Registry {
             .map_err(|d| RegistryError::Batch(Diagnostics(d).to_string()))?;
         let costs = CostModel::resolve(&supergraph, config)
             .map_err(|d| RegistryError::ListSizes(Diagnostics(d).to_string()))?;
-        let mut entries = HashMap::new();
+        let mut entries = Vec::new();
         for doc in &manifest.documents {
             let fail = |message: String| RegistryError::Document {
                 hash: doc.hash.clone(),
@@ -136,19 +136,25 @@ impl Registry {
                 })?;
                 plans.push((op.name.as_ref().map(|n| n.to_string()), Arc::new(plan)));
             }
-            entries.insert(
-                doc.hash.clone(),
-                Arc::new(Entry {
-                    hash: doc.hash.clone(),
-                    plans,
-                }),
-            );
+            entries.push(Entry {
+                hash: doc.hash.clone(),
+                plans,
+            });
         }
-        Ok(Registry {
+        Ok(Registry::new(supergraph, entries))
+    }
+
+    /// The documents of `entries`, validated and planned against `supergraph` already (by a
+    /// build in this process, which need not be repeated to serve them).
+    pub fn new(supergraph: Supergraph, entries: Vec<Entry>) -> Self {
+        Registry {
             implementers: supergraph.schema.implementers_map(),
             supergraph,
-            entries,
-        })
+            entries: entries
+                .into_iter()
+                .map(|e| (e.hash.clone(), Arc::new(e)))
+                .collect(),
+        }
     }
 
     /// The document with this hash (lower-case hex).

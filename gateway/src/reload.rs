@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::server::Current;
+use crate::plugin::Plugins;
+use crate::server::{Current, Gateway, Registry};
 
 /// How often `--watch` looks at the files.
 const WATCH_EVERY: Duration = Duration::from_millis(300);
@@ -85,7 +86,29 @@ impl Reloader {
                 crate::project::gateway_observed(&config, &plugins, self.metrics.clone()).await?;
             anyhow::Ok((config, gateway))
         };
-        match made.await {
+        self.swap(made.await, why)
+    }
+
+    /// Swaps in what a build in this process made from `config` with `plugins` (as `joinery
+    /// dev` builds), served as built rather than loaded again; says which way it went.
+    pub async fn swap_built(
+        &mut self,
+        config: Config,
+        plugins: &Plugins,
+        registry: Registry,
+        why: &str,
+    ) -> bool {
+        let made =
+            crate::project::gateway_built(&config, plugins, registry, self.metrics.clone()).await;
+        self.swap(
+            made.map(|gateway| (config, gateway)).map_err(Into::into),
+            why,
+        )
+    }
+
+    /// Swaps in the gateway made, or logs why there is none and keeps the serving one.
+    fn swap(&mut self, made: anyhow::Result<(Config, Arc<Gateway>)>, why: &str) -> bool {
+        match made {
             Ok((config, gateway)) => {
                 for unchanged in self.needs_restart(&config) {
                     tracing::warn!(

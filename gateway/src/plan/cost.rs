@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 
 use crate::config::{Budget, Config, UpstreamConfig};
 use crate::diagnostic::Diagnostic;
-use crate::schema::{parse_upstream, Supergraph, JOIN_FIELD};
+use crate::schema::{Supergraph, JOIN_FIELD};
 
 /// Default join fan-out limit (`server.max_join_fanout`).
 pub(crate) const DEFAULT_FANOUT: usize = 1000;
@@ -151,11 +151,7 @@ impl CostModel {
                 );
             }
         }
-        for upstream in supergraph.upstreams.values() {
-            // Composition has already reported an upstream schema that does not parse.
-            let Ok(parsed) = parse_upstream(upstream) else {
-                continue;
-            };
+        for (namespace, parsed) in &supergraph.parsed {
             let roots = [
                 (parsed.schema_definition.query.as_ref(), "Query"),
                 (parsed.schema_definition.mutation.as_ref(), "Mutation"),
@@ -192,11 +188,8 @@ impl CostModel {
                         _ => Vec::new(),
                     };
                     let key = match root {
-                        Some(composed) => (
-                            composed.to_string(),
-                            format!("{}_{field}", upstream.namespace),
-                        ),
-                        None => (format!("{}_{name}", upstream.namespace), field.to_string()),
+                        Some(composed) => (composed.to_string(), format!("{namespace}_{field}")),
+                        None => (format!("{namespace}_{name}"), field.to_string()),
                     };
                     model
                         .hints

@@ -23,6 +23,10 @@ pub struct Supergraph {
     pub schema: Valid<Schema>,
     /// The upstream schemas as loaded, in configuration order.
     pub upstreams: indexmap::IndexMap<String, UpstreamSdl>,
+    /// Each upstream's schema as parsed and validated for composition (un-namespaced), by
+    /// namespace: what later needs an upstream's own schema takes it here instead of
+    /// parsing the SDL again.
+    pub parsed: HashMap<String, Valid<Schema>>,
     /// The entity lookups of federation subgraphs, by composed root field name
     /// (`products_productByUpc`).
     pub entities: HashMap<String, Arc<EntityLookup>>,
@@ -229,6 +233,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
     };
     let mut lookups = HashMap::new();
     let mut key_inputs = HashSet::new();
+    let mut parsed_upstreams = HashMap::new();
     for upstream in &upstreams {
         let parsed = match parse_upstream(upstream) {
             Ok(s) => s,
@@ -319,6 +324,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
                 lookups.insert(name.to_string(), lookup);
             }
         }
+        parsed_upstreams.insert(upstream.namespace.clone(), parsed);
     }
     add_joins(&mut schema, &mut diags);
     diags.into_result().map_err(SchemaError::Invalid)?;
@@ -360,6 +366,7 @@ pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
             .into_iter()
             .map(|u| (u.namespace.clone(), u))
             .collect(),
+        parsed: parsed_upstreams,
         entities: lookups,
         key_inputs,
     })

@@ -259,7 +259,7 @@ async fn the_example_projects_schema_and_plans_are_as_recorded() {
     let mut failures = Vec::new();
     check_text(
         &dir.join("schema.graphql"),
-        &built.supergraph.sdl(),
+        &built.registry.supergraph.sdl(),
         bless,
         &mut failures,
     );

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cpu_time::ProcessTime;
 use hmac::{Hmac, Mac};
-use joinery_tests::bench::{micros, percentile, timed};
+use joinery_tests::bench::{context_switches, micros, percentile, timed};
 use joinery_tests::plugins::rust_plugin;
 use serde_json::json;
 
@@ -37,24 +37,6 @@ fn token() -> String {
         "{header}.{payload}.{}",
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     )
-}
-
-/// Context switches of every thread of this process so far (voluntary and not).
-fn context_switches() -> u64 {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        total += status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches:"))
-            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
-            .sum::<u64>();
-    }
-    total
 }
 
 /// Minor page faults of this process so far (`/proc/self/stat`, field 10).

@@ -49,3 +49,21 @@ pub async fn timed(request: reqwest::RequestBuilder, expect: &[u8]) -> Duration 
     );
     started.elapsed()
 }
+
+/// Context switches of every thread of this process so far (voluntary and not).
+pub fn context_switches() -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    total
+}

@@ -44,6 +44,11 @@ impl Guest for Probe {
             "loop" => loop {
                 std::hint::black_box(0);
             },
+            // Waits in the host (a WASI clock), where no epoch interrupts it.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                report("UNREACHED", "woke up".into())
+            }
             "memory" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {

@@ -220,6 +220,12 @@ async fn hostile_plugins_fail_only_their_request() {
     let cases = [
         ("loop", "PLUGIN_TIMEOUT", 504, "did not finish within 200ms"),
         (
+            "sleep",
+            "PLUGIN_TIMEOUT",
+            504,
+            "did not finish within 200ms",
+        ),
+        (
             "memory",
             "PLUGIN_FAILED",
             500,
@@ -232,7 +238,14 @@ async fn hostile_plugins_fail_only_their_request() {
         ("bad-denial", "PLUGIN_FAILED", 500, "not in 400..=599"),
     ];
     for (mode, code, status, message) in cases {
+        let started = std::time::Instant::now();
         let reply = probe(&gw, mode, "").await;
+        // Stopped at its limits, not when it gives up (the sleep would last 30 s).
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{mode} took {:?}",
+            started.elapsed()
+        );
         assert_eq!(reply.code(), code, "{mode}: {}", reply.body);
         assert_eq!(reply.status, status, "{mode}");
         let text = reply.body["errors"][0]["message"].as_str().unwrap();

@@ -100,16 +100,18 @@ async fn main() -> anyhow::Result<()> {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let jwt_extra = "secrets = [\"JOINERY_TEST_JWT_SECRET\"]\n[plugins.p.config]\nsecret = \"JOINERY_TEST_JWT_SECRET\"\noptional = false\nvariable = \"unused\"";
     let jwt_visible = format!("visible_headers = [\"authorization\"]\n{jwt_extra}");
-    let dirs = [
-        project(&countries.url(), None)?,
-        project(&countries.url(), Some(("probe", "")))?,
-        project(&countries.url(), Some(("jwt-policy", jwt_extra)))?,
-        project(
-            &countries.url(),
-            Some(("probe", "visible_headers = [\"x-probe\", \"x-probe-arg\"]")),
-        )?,
-        project(&countries.url(), Some(("jwt-policy", &jwt_visible)))?,
+    // The five gateways: no policy, each policy, each policy shown only what it reads.
+    let policies = [
+        None,
+        Some(("probe", "")),
+        Some(("jwt-policy", jwt_extra)),
+        Some(("probe", "visible_headers = [\"x-probe\", \"x-probe-arg\"]")),
+        Some(("jwt-policy", jwt_visible.as_str())),
     ];
+    let dirs = policies
+        .iter()
+        .map(|policy| project(&countries.url(), *policy))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let config = joinery::config::Config::load(&dirs[0].path().join("joinery.toml"))?;
     joinery::telemetry::init(&config.log);
 
@@ -255,16 +257,10 @@ async fn main() -> anyhow::Result<()> {
     // 3. Each gateway in its own process, driven by 8 concurrent clients: the CPU the gateway
     // process alone spends per request (the client and the upstream run in this process).
     drop(gateways);
-    let served_dirs = [
-        served_project(&countries.url(), None)?,
-        served_project(&countries.url(), Some(("probe", "")))?,
-        served_project(&countries.url(), Some(("jwt-policy", jwt_extra)))?,
-        served_project(
-            &countries.url(),
-            Some(("probe", "visible_headers = [\"x-probe\", \"x-probe-arg\"]")),
-        )?,
-        served_project(&countries.url(), Some(("jwt-policy", &jwt_visible)))?,
-    ];
+    let served_dirs = policies
+        .iter()
+        .map(|policy| served_project(&countries.url(), *policy))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
     let served = served_dirs
         .iter()

@@ -10,13 +10,13 @@ pub mod config;
 pub mod dev;
 pub mod diagnostic;
 pub mod error_code;
-pub mod execute;
+pub(crate) mod execute;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod metrics;
 pub mod operations;
 pub mod pipeline;
-pub mod plan;
+pub(crate) mod plan;
 pub mod plugin;
 pub mod plugin_call;
 pub mod plugin_component;

@@ -28,13 +28,13 @@ use crate::error_code::ErrorCode;
 use crate::execute;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-pub use crate::pipeline::{DocumentRef, GraphQLRequest, RequestError};
+pub(crate) use crate::pipeline::{GraphQLRequest, RequestError};
 use crate::plugin::PolicyPlugin;
 pub(crate) use crate::registry::Entry;
 pub use crate::registry::{Registry, RegistryError};
 use crate::upstream::Upstreams;
 pub use explorer::serve_explorer;
-pub use response::MediaType;
+pub(crate) use response::MediaType;
 
 /// Everything a running gateway serves from; shared by all connections.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 /// The label of a request whose persisted operation was not found.
-pub const NO_OPERATION: &str = "(none)";
+pub(crate) const NO_OPERATION: &str = "(none)";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {

@@ -16,7 +16,7 @@ use crate::plugin::contract::{World, WIT};
 /// The C bindings of `world`: `<world>.c`, `<world>.h` and `<world>_component_type.o` (the
 /// world's type, linked into the module so that [`componentize`] knows what it implements),
 /// with `-` in the world's name turned into `_`.
-pub fn c_bindings(world: World) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+pub(crate) fn c_bindings(world: World) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut sources = wit_parser::SourceMap::default();
     for (file, text) in WIT {
         sources.push_str(file, text);
@@ -42,7 +42,7 @@ pub fn c_bindings(world: World) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
 /// Turns a core module built for `wasm32-wasi` (preview 1) with bindings from [`c_bindings`]
 /// into a component: its WASI preview 1 imports are served by the adapter of this gateway's
 /// wasmtime, and its exports become the world's.
-pub fn componentize(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn componentize(module: &[u8]) -> anyhow::Result<Vec<u8>> {
     if wasmparser::Parser::is_component(module) {
         anyhow::bail!("it is a component already: configure it as it is");
     }

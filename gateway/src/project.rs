@@ -83,7 +83,7 @@ pub struct BuildOutput {
 
 /// Loads every upstream schema (introspecting live upstreams where configured, asking
 /// resolver plugins for theirs), in configuration order.
-pub async fn load_schemas(
+async fn load_schemas(
     config: &Config,
     plugins: &Plugins,
 ) -> Result<Vec<UpstreamSdl>, ProjectError> {
@@ -299,7 +299,7 @@ pub async fn gateway_with(
 }
 
 /// [`gateway_with`], counting in `metrics` (kept across reloads).
-pub async fn gateway_observed(
+pub(crate) async fn gateway_observed(
     config: &Config,
     plugins: &Plugins,
     metrics: Arc<crate::metrics::Metrics>,
@@ -315,7 +315,7 @@ pub async fn gateway_observed(
 /// The serving state of a build made in this process with `plugins` (as `joinery dev`
 /// does): its registry is served as it is, without reading the manifest back, composing,
 /// validating or planning again.
-pub async fn gateway_built(
+pub(crate) async fn gateway_built(
     config: &Config,
     plugins: &Plugins,
     registry: Registry,
@@ -400,7 +400,7 @@ fn plugin_schemas(config: &Config, supergraph: &Supergraph) -> HashMap<String, V
 }
 
 /// Where compiled plugins are cached: beside the manifest.
-pub fn plugin_cache_dir(config: &Config) -> std::path::PathBuf {
+fn plugin_cache_dir(config: &Config) -> std::path::PathBuf {
     config
         .operations
         .manifest
@@ -415,7 +415,9 @@ pub fn load_plugins(config: &Config) -> Result<Plugins, ProjectError> {
 }
 
 /// [`load_plugins`], also telling how each plugin was loaded.
-pub fn load_plugins_reporting(config: &Config) -> Result<(Plugins, Vec<Loaded>), ProjectError> {
+pub(crate) fn load_plugins_reporting(
+    config: &Config,
+) -> Result<(Plugins, Vec<Loaded>), ProjectError> {
     match Plugins::load(config.plugins_with_uses(), Some(plugin_cache_dir(config))) {
         Ok((plugins, loaded)) => {
             for l in &loaded {

@@ -13,11 +13,11 @@ use crate::schema::{compose, Supergraph};
 
 /// One registered document and the plan of each of its operations.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// sha256 of the document text.
-    pub hash: String,
+    pub(crate) hash: String,
     /// Plans by operation name (`None` for the anonymous operation).
-    pub plans: Vec<(Option<String>, Arc<Plan>)>,
+    pub(crate) plans: Vec<(Option<String>, Arc<Plan>)>,
 }
 
 /// Every persisted document by hash.
@@ -26,7 +26,7 @@ pub struct Registry {
     /// The supergraph the documents were validated against.
     pub supergraph: Supergraph,
     /// The types that implement each interface of the supergraph (for introspection).
-    pub implementers: apollo_compiler::collections::HashMap<
+    pub(crate) implementers: apollo_compiler::collections::HashMap<
         apollo_compiler::Name,
         apollo_compiler::schema::Implementers,
     >,
@@ -146,7 +146,7 @@ impl Registry {
 
     /// The documents of `entries`, validated and planned against `supergraph` already (by a
     /// build in this process, which need not be repeated to serve them).
-    pub fn new(supergraph: Supergraph, entries: Vec<Entry>) -> Self {
+    pub(crate) fn new(supergraph: Supergraph, entries: Vec<Entry>) -> Self {
         Registry {
             implementers: supergraph.schema.implementers_map(),
             supergraph,
@@ -158,22 +158,17 @@ impl Registry {
     }
 
     /// The document with this hash (lower-case hex).
-    pub fn get(&self, hash: &str) -> Option<&Arc<Entry>> {
+    pub(crate) fn get(&self, hash: &str) -> Option<&Arc<Entry>> {
         self.entries.get(hash)
     }
 
     /// Number of registered documents.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether no document is registered.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The operation named `name` in any document: its document's hash and its plan.
-    pub fn find_named(&self, name: &str) -> Option<(&str, &Arc<Plan>)> {
+    pub(crate) fn find_named(&self, name: &str) -> Option<(&str, &Arc<Plan>)> {
         self.entries.values().find_map(|e| {
             e.plans
                 .iter()
@@ -184,7 +179,7 @@ impl Registry {
 
     /// Every named operation with its plan (an operation registered in several documents
     /// once).
-    pub fn named_operations(&self) -> impl Iterator<Item = (&str, &Arc<Plan>)> {
+    pub(crate) fn named_operations(&self) -> impl Iterator<Item = (&str, &Arc<Plan>)> {
         let mut seen = std::collections::HashSet::new();
         self.entries
             .values()

@@ -18,7 +18,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(300);
 
 /// What reloading needs: where the config is, what serves now, and what keeps counting.
 #[derive(Debug)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     config_path: PathBuf,
     current: Arc<Current>,
     metrics: Arc<Metrics>,
@@ -28,7 +28,7 @@ pub struct Reloader {
 
 impl Reloader {
     /// A reloader of the project at `config_path`, now serving `current` made from `config`.
-    pub fn new(config_path: &Path, config: Config, current: Arc<Current>) -> Self {
+    pub(crate) fn new(config_path: &Path, config: Config, current: Arc<Current>) -> Self {
         let metrics = current.load().metrics.clone();
         Self {
             config_path: config_path.to_path_buf(),
@@ -40,7 +40,7 @@ impl Reloader {
 
     /// Reloads on every `SIGHUP` and, with `watch`, whenever a file the project is made of
     /// changes; never returns.
-    pub async fn run(mut self, watch: bool) {
+    pub(crate) async fn run(mut self, watch: bool) {
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             Ok(signal) => Some(signal),
@@ -78,7 +78,7 @@ impl Reloader {
     }
 
     /// Loads the project again and swaps it in if it loads; says which way it went.
-    pub async fn reload(&mut self, why: &str) -> bool {
+    pub(crate) async fn reload(&mut self, why: &str) -> bool {
         let made = async {
             let config = Config::load(&self.config_path)?;
             let plugins = crate::project::load_plugins(&config)?;
@@ -91,7 +91,7 @@ impl Reloader {
 
     /// Swaps in what a build in this process made from `config` with `plugins` (as `joinery
     /// dev` builds), served as built rather than loaded again; says which way it went.
-    pub async fn swap_built(
+    pub(crate) async fn swap_built(
         &mut self,
         config: Config,
         plugins: &Plugins,

@@ -17,7 +17,7 @@ use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamRespo
 
 /// A GraphQL response.
 #[derive(Debug, Default)]
-pub struct Response {
+pub(crate) struct Response {
     /// `data` as JSON text: `null` when a non-null root field failed.
     pub data: Option<Vec<u8>>,
     /// `errors`, in the order they arose.
@@ -28,7 +28,7 @@ pub struct Response {
 
 impl Response {
     /// The response as a JSON document: `errors` first (when there are any), then `data`.
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.data.as_ref().map_or(64, |d| d.len() + 64));
         out.push(b'{');
         if !self.errors.is_empty() {
@@ -155,7 +155,7 @@ impl Errors {
 
 /// Answers an operation that reads the schema (`__schema`, `__type`, `__typename`) from
 /// `schema`, as a GraphQL server would; no upstream is asked.
-pub fn introspect(
+pub(crate) fn introspect(
     schema: &apollo_compiler::validation::Valid<apollo_compiler::Schema>,
     implementers: &apollo_compiler::collections::HashMap<
         apollo_compiler::Name,
@@ -202,7 +202,7 @@ pub fn introspect(
 }
 
 /// Executes `plan` with coerced `variables`; `headers` are the client's request headers.
-pub async fn execute(
+pub(crate) async fn execute(
     plan: &Plan,
     upstreams: &Upstreams,
     variables: &JsonMap,

@@ -25,7 +25,7 @@ struct ApolloOperation {
 /// Reads a client manifest and returns its documents, and the problems of entries that were
 /// refused (a hash that does not match its document), each at the entry's position. An
 /// unreadable file or an unknown format is an error of its own.
-pub fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics), OperationsError> {
+pub(crate) fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics), OperationsError> {
     let text = std::fs::read_to_string(path).map_err(|source| OperationsError::Read {
         path: path.to_path_buf(),
         source,

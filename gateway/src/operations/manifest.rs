@@ -10,7 +10,7 @@ use super::Registered;
 use crate::schema::UpstreamSdl;
 
 /// Bumped whenever the manifest's shape changes incompatibly.
-pub const MANIFEST_VERSION: u32 = 1;
+pub(crate) const MANIFEST_VERSION: u32 = 1;
 const FORMAT: &str = "joinery-manifest";
 
 /// The build output.
@@ -95,7 +95,7 @@ pub enum ManifestError {
 
 impl Manifest {
     /// Describes the registered documents.
-    pub fn new(upstreams: Vec<UpstreamSdl>, registered: &[Registered]) -> Self {
+    pub(crate) fn new(upstreams: Vec<UpstreamSdl>, registered: &[Registered]) -> Self {
         let documents = registered
             .iter()
             .map(|r| ManifestDocument {
@@ -138,7 +138,7 @@ impl Manifest {
 
     /// Writes the manifest atomically (a temporary file renamed into place), so a failed
     /// build never leaves a half-written manifest behind.
-    pub fn write(&self, path: &Path) -> Result<(), ManifestError> {
+    pub(crate) fn write(&self, path: &Path) -> Result<(), ManifestError> {
         let io = |source| ManifestError::Io {
             action: "write",
             path: path.to_path_buf(),

@@ -16,10 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 use crate::schema::Supergraph;
 
-pub use import::import_manifest;
+pub(crate) use import::import_manifest;
 pub use manifest::{
     Manifest, ManifestDocument, ManifestError, ManifestOperation, ManifestVariable,
-    MANIFEST_VERSION,
 };
 
 /// The sha256 of a document's text as lower-case hex: the id clients send.
@@ -29,7 +28,7 @@ pub fn hash(text: &str) -> String {
 
 /// A document read from the operations folder or an imported client manifest.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// Where it came from: a file, or `manifest.json` plus the entry.
     pub origin: PathBuf,
     /// The exact registered text (the hash is computed over it).
@@ -41,7 +40,7 @@ pub struct Source {
 
 /// A validated document with its hash.
 #[derive(Debug, Clone)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// sha256 of `source.text`, hex.
     pub hash: String,
     /// The document as read.
@@ -67,7 +66,7 @@ pub enum OperationsError {
 }
 
 /// Reads every `*.graphql` file below `dir` (sorted, so builds are reproducible).
-pub fn read_dir(dir: &Path) -> Result<Vec<Source>, OperationsError> {
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<Source>, OperationsError> {
     let mut files = Vec::new();
     collect_files(dir, &mut files)?;
     files.sort();
@@ -109,7 +108,10 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), OperationsErr
 /// Validates every source against the supergraph and returns the valid documents with the
 /// problems of the others: GraphQL validation errors, subscriptions, and operation names used
 /// by two different documents. Identical documents (same hash) are registered once.
-pub fn register(supergraph: &Supergraph, sources: Vec<Source>) -> (Vec<Registered>, Diagnostics) {
+pub(crate) fn register(
+    supergraph: &Supergraph,
+    sources: Vec<Source>,
+) -> (Vec<Registered>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let mut registered: Vec<Registered> = Vec::new();
     let mut by_hash: HashMap<String, usize> = HashMap::new();

@@ -17,8 +17,8 @@ use crate::plan::Plan;
 use crate::plugin::{Decision, PolicyPlugin};
 use crate::registry::Registry;
 use crate::upstream::{RequestContext, Upstreams};
-pub use error::RequestError;
-pub use request::{DocumentRef, GraphQLRequest};
+pub(crate) use error::RequestError;
+pub(crate) use request::{DocumentRef, GraphQLRequest};
 
 /// What a request runs against: the registered operations, the upstreams, the policies.
 pub(crate) struct Pipeline<'g> {

@@ -15,11 +15,11 @@ use crate::schema::Supergraph;
 
 /// Alias under which a batch call's results carry their key, so that results are matched to
 /// items by key even when the operation did not select the key field.
-pub const KEY_ALIAS: &str = "_joinery_key";
+pub(crate) const KEY_ALIAS: &str = "_joinery_key";
 
 /// One checked batch form.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchForm {
+pub(crate) struct BatchForm {
     /// The root field that takes one key, as the upstream names it.
     pub single: String,
     /// The root field that takes many keys, as the upstream names it.
@@ -39,12 +39,12 @@ pub struct BatchForm {
 /// Every checked batch form, by the composed name of its single-key field
 /// (`weather_getCityByName`).
 #[derive(Debug, Clone, Default)]
-pub struct BatchForms(HashMap<String, Arc<BatchForm>>);
+pub(crate) struct BatchForms(HashMap<String, Arc<BatchForm>>);
 
 impl BatchForms {
     /// Checks every upstream's `batch` tables against the composed schema; every problem is
     /// reported with the position of its table.
-    pub fn resolve<'a>(
+    pub(crate) fn resolve<'a>(
         supergraph: &Supergraph,
         upstreams: impl IntoIterator<Item = &'a UpstreamConfig>,
     ) -> Result<Self, Vec<Diagnostic>> {
@@ -90,7 +90,7 @@ impl BatchForms {
     }
 
     /// The batch form of a root field, by its composed name.
-    pub fn get(&self, composed_field: &str) -> Option<&Arc<BatchForm>> {
+    pub(crate) fn get(&self, composed_field: &str) -> Option<&Arc<BatchForm>> {
         self.0.get(composed_field)
     }
 }

@@ -23,7 +23,7 @@ pub(crate) const DEFAULT_FANOUT: usize = 1000;
 
 /// How lists are sized, checked against the composed schema once per build.
 #[derive(Debug, Clone)]
-pub struct CostModel {
+pub(crate) struct CostModel {
     /// Hints by composed `(type, field)`.
     hints: HashMap<(String, String), Hint>,
     /// Types an object type implements, to find hints declared on interfaces.
@@ -111,7 +111,10 @@ pub struct Cost {
 impl CostModel {
     /// Reads `@listSize` from every upstream schema, then checks the `list_sizes` of every
     /// upstream against the composed schema; each problem is reported where it is written.
-    pub fn resolve(supergraph: &Supergraph, config: &Config) -> Result<Self, Vec<Diagnostic>> {
+    pub(crate) fn resolve(
+        supergraph: &Supergraph,
+        config: &Config,
+    ) -> Result<Self, Vec<Diagnostic>> {
         let mut model = CostModel {
             max_join_fanout: config.server.max_join_fanout,
             fanout_overrides: config
@@ -134,7 +137,7 @@ impl CostModel {
     }
 
     /// The model of a schema with the default fan-out limit and no configured hints.
-    pub fn from_schema(supergraph: &Supergraph) -> Self {
+    pub(crate) fn from_schema(supergraph: &Supergraph) -> Self {
         let schema = &supergraph.schema;
         let mut model = CostModel {
             introspection: introspection_size(supergraph),
@@ -242,7 +245,7 @@ impl CostModel {
     }
 
     /// The join fan-out limit of the operation named `operation`.
-    pub fn fanout(&self, operation: Option<&str>) -> usize {
+    pub(crate) fn fanout(&self, operation: Option<&str>) -> usize {
         operation
             .and_then(|n| self.fanout_overrides.get(n))
             .copied()

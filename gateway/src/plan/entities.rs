@@ -13,7 +13,7 @@ use crate::schema::EntityLookup;
 
 /// An entity lookup inside a join, sent for all items as one `_entities` call.
 #[derive(Debug, Clone)]
-pub struct EntityCall {
+pub(crate) struct EntityCall {
     /// The entity and its key.
     pub lookup: Arc<EntityLookup>,
     /// Each argument the operation gives the lookup, by name, and where its value comes from.
@@ -25,7 +25,7 @@ pub struct EntityCall {
 
 /// Where the value of an entity lookup's argument comes from.
 #[derive(Debug, Clone)]
-pub enum ArgumentSource {
+pub(crate) enum ArgumentSource {
     /// An exported value: the item's value of this binding of the join.
     Binding(usize),
     /// A client variable (absent: left out of the representation).
@@ -37,7 +37,7 @@ pub enum ArgumentSource {
 impl EntityCall {
     /// One representation: `{"__typename": T, <argument>: <value>, …}`, the values of
     /// exported arguments taken from `bound` (the item's values, by binding).
-    pub fn representation(
+    pub(crate) fn representation(
         &self,
         bound: impl Fn(usize) -> JsonValue,
         variables: &JsonMap,

@@ -16,14 +16,14 @@ use super::batch::{BatchForm, BatchForms};
 use super::entities::{self, EntityCall};
 use super::render::{collect_variables, Renderer, RootPiece};
 use super::shape::possible_types;
-pub use super::template::{Part, Template};
+pub(crate) use super::template::Template;
 use super::PlanProblem;
 use crate::schema::{Supergraph, JOIN_FIELD};
 
 /// Restricts an object on a path to some runtime types (the static type is abstract, and the
 /// selection sits in fragments with type conditions).
 #[derive(Debug, Clone)]
-pub struct TypeFilter {
+pub(crate) struct TypeFilter {
     /// Namespace that prefixes the upstream's `__typename`.
     pub namespace: String,
     /// Namespaced object types that pass.
@@ -32,7 +32,7 @@ pub struct TypeFilter {
 
 /// One step of a path through the response: a field's response key in an object.
 #[derive(Debug, Clone)]
-pub struct ScopeStep {
+pub(crate) struct ScopeStep {
     /// The response key.
     pub key: String,
     /// Whether the field is a list (each item is its own scope).
@@ -43,7 +43,7 @@ pub struct ScopeStep {
 
 /// One `_join` of an operation.
 #[derive(Debug, Clone)]
-pub struct JoinPlan {
+pub(crate) struct JoinPlan {
     /// Index in [`super::Plan::joins`].
     pub id: usize,
     /// Path from the root object to the object holding the `_join` field.
@@ -66,7 +66,7 @@ pub struct JoinPlan {
 
 /// Where an internal variable's value comes from.
 #[derive(Debug, Clone)]
-pub struct Binding {
+pub(crate) struct Binding {
     /// The internal variable.
     pub variable: String,
     /// Depth, along the join's scope path, of the object the export is reached from.
@@ -83,7 +83,7 @@ pub struct Binding {
 
 /// The part of a join that goes to one upstream, batched over all its items.
 #[derive(Debug, Clone)]
-pub struct JoinFetch {
+pub(crate) struct JoinFetch {
     /// The upstream's namespace.
     pub upstream: String,
     /// The root fields, rendered as templates (alias prefix and internal variables per item).
@@ -103,7 +103,7 @@ pub struct JoinFetch {
 
 /// How one join fetch asks for all items at once.
 #[derive(Debug, Clone)]
-pub enum Batching {
+pub(crate) enum Batching {
     /// One aliased copy of the pieces per distinct set of values; `unused` says why a root
     /// field's batch form could not be used, where it has one.
     Aliases {
@@ -120,7 +120,7 @@ pub enum Batching {
 
 impl JoinFetch {
     /// The fetch's selections as one item's copy would read without a prefix, for plans.
-    pub fn selections(&self) -> String {
+    pub(crate) fn selections(&self) -> String {
         let mut out = String::new();
         for p in &self.pieces {
             p.write("", &mut out);

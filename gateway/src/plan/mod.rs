@@ -1,13 +1,13 @@
 //! Compiling a registered operation into a plan, once, before any request: the upstream
 //! fetches with their pre-rendered documents, and the response shape.
 
-pub mod batch;
-pub mod cost;
-pub mod entities;
-pub mod join;
+pub(crate) mod batch;
+pub(crate) mod cost;
+pub(crate) mod entities;
+pub(crate) mod join;
 mod render;
-pub mod shape;
-pub mod template;
+pub(crate) mod shape;
+pub(crate) mod template;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -22,7 +22,6 @@ use crate::schema::Supergraph;
 use batch::BatchForms;
 use cost::{Cost, CostModel};
 use join::{Batching, JoinPlan};
-pub use render::RenderError;
 use render::{Renderer, RootPiece};
 use shape::{SelectionSet, ShapeBuilder};
 
@@ -30,47 +29,47 @@ use shape::{SelectionSet, ShapeBuilder};
 #[derive(Debug)]
 pub struct Plan {
     /// The operation's name, if any.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Query or mutation.
-    pub kind: OperationType,
+    pub(crate) kind: OperationType,
     /// The validated document the operation belongs to (variable coercion reads it).
-    pub document: Arc<Valid<ExecutableDocument>>,
+    pub(crate) document: Arc<Valid<ExecutableDocument>>,
     /// The root selection set as the client asked for it.
-    pub root: SelectionSet,
+    pub(crate) root: SelectionSet,
     /// Stages run one after the other; the fetches of one stage run in parallel. A query has
     /// one stage; a mutation has one per run of consecutive root fields of one upstream, so
     /// that root fields run in document order.
     pub stages: Vec<Vec<Fetch>>,
     /// The operation's `_join`s.
-    pub joins: Vec<JoinPlan>,
+    pub(crate) joins: Vec<JoinPlan>,
     /// Joins by wave: a wave runs after the root stages and the waves before it; the joins of
     /// one wave run together, one request per upstream.
     pub waves: Vec<Vec<usize>>,
     /// The operation without its `@internal` variables: what client variables are coerced against.
-    pub client_operation: Node<Operation>,
+    pub(crate) client_operation: Node<Operation>,
     /// The operation without the variables exports fill: what variables are coerced against
     /// once policy plugins have filled theirs.
-    pub policy_operation: Node<Operation>,
+    pub(crate) policy_operation: Node<Operation>,
     /// Names of the `@internal` variables.
-    pub internal: Vec<String>,
+    pub(crate) internal: Vec<String>,
     /// Internal variables filled by `@export`s; the other internal variables are filled by
     /// policy plugins before execution.
-    pub exported: Vec<String>,
+    pub(crate) exported: Vec<String>,
     /// Variable types as upstreams see them (namespace prefixes removed), by name.
-    pub variable_types: HashMap<String, String>,
+    pub(crate) variable_types: HashMap<String, String>,
     /// Whether the operation reads the composed schema (`__schema`, `__type`): it is answered
     /// by the gateway from that schema, and asks no upstream.
-    pub introspection: bool,
+    pub(crate) introspection: bool,
     /// What one execution costs at most (depth, upstream requests, fields).
-    pub cost: Cost,
+    pub(crate) cost: Cost,
     /// Most objects one `_join` may fan out to in one request: the operation's own
     /// `[operations] max_join_fanout`, else `server.max_join_fanout`.
-    pub max_join_fanout: usize,
+    pub(crate) max_join_fanout: usize,
 }
 
 /// A reason an operation cannot be planned, at `line:column` of its document when known.
 #[derive(Debug, Clone)]
-pub struct PlanProblem {
+pub(crate) struct PlanProblem {
     /// `(line, column)` in the document.
     pub location: Option<(usize, usize)>,
     /// What is wrong and what to do.
@@ -90,35 +89,27 @@ impl fmt::Display for PlanProblem {
 #[derive(Debug)]
 pub struct Fetch {
     /// The upstream's namespace.
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// The upstream document, prefixes removed.
-    pub document: String,
+    pub(crate) document: String,
     /// The JSON request body up to the variables: `{"operationName":…,"query":…,"variables":`.
-    pub body_prefix: String,
+    pub(crate) body_prefix: String,
     /// Variables the document declares (names without `$`).
-    pub variables: Vec<String>,
+    pub(crate) variables: Vec<String>,
     /// Response keys of the root fields this fetch resolves.
-    pub root_keys: Vec<String>,
+    pub(crate) root_keys: Vec<String>,
     /// The root fields, as the upstream names them (for caching rules).
-    pub fields: Vec<String>,
+    pub(crate) fields: Vec<String>,
     /// Response keys of the root fields that are entity lookups: sent as `_entities` with one
     /// representation, their answer is a list of one.
-    pub entities: Vec<String>,
+    pub(crate) entities: Vec<String>,
 }
 
 impl Plan {
-    /// The operation this plan executes.
-    pub fn operation(&self) -> &Node<Operation> {
-        self.document
-            .operations
-            .get(self.name.as_deref())
-            .expect("a plan is built from an operation of its document")
-    }
-
     /// Compiles `operation` of `document` and measures its cost with `costs`. With
     /// `policies_fill`, internal variables that no `@export` fills are left to policy plugins
     /// instead of being an error.
-    pub fn build(
+    pub(crate) fn build(
         supergraph: &Supergraph,
         document: Arc<Valid<ExecutableDocument>>,
         operation: &Node<Operation>,
@@ -391,7 +382,7 @@ fn group(pieces: Vec<RootPiece>, kind: OperationType) -> Vec<IndexMap<String, Ve
 
 impl JoinPlan {
     /// The join's position in the response, e.g. `countries_countries[].weather`.
-    pub fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         join::display_path(&self.scope, &self.key)
     }
 

@@ -51,7 +51,7 @@ pub(crate) struct Renderer<'a> {
 
 /// Why an operation cannot be planned.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RenderError {
+pub(crate) enum RenderError {
     /// Introspection inside a `_join` (an operation's root reads the schema on its own).
     #[error("introspection fields (`{0}`) cannot be read inside `_join`: read the schema in an operation of its own")]
     Introspection(String),

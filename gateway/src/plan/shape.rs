@@ -12,7 +12,7 @@ use crate::schema::Supergraph;
 
 /// A selection set as the executor walks it.
 #[derive(Debug, Clone, Default)]
-pub struct SelectionSet {
+pub(crate) struct SelectionSet {
     /// Fields and fragments in document order.
     pub items: Vec<Selection>,
     /// Only fields, without conditions, each response key once: the fields as they stand are
@@ -22,7 +22,7 @@ pub struct SelectionSet {
 
 /// One selection.
 #[derive(Debug, Clone)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// A field.
     Field(Field),
     /// An inline fragment or an inlined fragment spread.
@@ -31,7 +31,7 @@ pub enum Selection {
 
 /// A field of the response.
 #[derive(Debug, Clone)]
-pub struct Field {
+pub(crate) struct Field {
     /// The response key (alias or name).
     pub key: String,
     /// `true` for `__typename`, answered by the gateway with namespaced type names.
@@ -44,7 +44,7 @@ pub struct Field {
 
 /// A fragment whose selections apply when the object's type matches.
 #[derive(Debug, Clone)]
-pub struct Fragment {
+pub(crate) struct Fragment {
     /// Object types the type condition matches (`None`: no condition).
     pub types: Option<HashSet<String>>,
     /// `@skip` / `@include` conditions on variables.
@@ -55,11 +55,11 @@ pub struct Fragment {
 
 /// `@skip`/`@include` on variables: each `(variable, value that includes)` must hold.
 #[derive(Debug, Clone, Default)]
-pub struct Conditions(pub Vec<(String, bool)>);
+pub(crate) struct Conditions(pub Vec<(String, bool)>);
 
 /// An output type with its sub-selection.
 #[derive(Debug, Clone)]
-pub struct OutputType {
+pub(crate) struct OutputType {
     /// `true` for `T!`.
     pub non_null: bool,
     /// What the value holds.
@@ -68,7 +68,7 @@ pub struct OutputType {
 
 /// The kind of an output value.
 #[derive(Debug, Clone)]
-pub enum OutputKind {
+pub(crate) enum OutputKind {
     /// A scalar or enum: checked against its type, then passed on.
     Leaf(Leaf),
     /// A list of values.
@@ -79,7 +79,7 @@ pub enum OutputKind {
 
 /// What a scalar or enum value from an upstream must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Leaf {
+pub(crate) enum Leaf {
     /// A 32-bit integer.
     Int,
     /// A number.
@@ -98,7 +98,7 @@ pub enum Leaf {
 
 /// A composite value's static type and selections.
 #[derive(Debug, Clone)]
-pub struct Composite {
+pub(crate) struct Composite {
     /// The static (namespaced) type name.
     pub type_name: String,
     /// Namespace prefix used to name runtime types read from upstream `__typename`; `None`

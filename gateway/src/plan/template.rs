@@ -3,7 +3,7 @@
 
 /// Pre-rendered upstream text with the places that differ per batched item.
 #[derive(Debug, Clone, Default)]
-pub struct Template(pub Vec<Part>);
+pub(crate) struct Template(pub Vec<Part>);
 
 impl std::fmt::Write for Template {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
@@ -14,7 +14,7 @@ impl std::fmt::Write for Template {
 
 /// A part of a [`Template`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     /// Literal text.
     Text(String),
     /// An internal variable's name (after its `$`): written as `<prefix><name>`.
@@ -48,7 +48,7 @@ impl Template {
     }
 
     /// Writes the template for one item whose aliases and variables start with `prefix`.
-    pub fn write(&self, prefix: &str, out: &mut String) {
+    pub(crate) fn write(&self, prefix: &str, out: &mut String) {
         for part in &self.0 {
             match part {
                 Part::Text(t) => out.push_str(t),

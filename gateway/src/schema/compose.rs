@@ -217,7 +217,7 @@ impl Namespacer<'_> {
 
 /// Composes upstream schemas into the supergraph: every upstream-defined type and root field
 /// is prefixed with `<namespace>_`; the built-in scalars are shared.
-pub fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
+pub(crate) fn compose(upstreams: Vec<UpstreamSdl>) -> Result<Supergraph, SchemaError> {
     let mut diags = Diagnostics::default();
     let mut schema = Schema::new();
     let mut query = ObjectType {
@@ -431,7 +431,7 @@ fn add_joins(schema: &mut Schema, diags: &mut Diagnostics) {
 }
 
 /// The field every object type gets for joins.
-pub const JOIN_FIELD: &str = "_join";
+pub(crate) const JOIN_FIELD: &str = "_join";
 
 #[cfg(test)]
 mod tests {

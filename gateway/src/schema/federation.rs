@@ -22,7 +22,7 @@ use super::UpstreamSdl;
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 
 /// The subgraph field that resolves entities from representations.
-pub const ENTITIES_FIELD: &str = "_entities";
+pub(crate) const ENTITIES_FIELD: &str = "_entities";
 
 /// The scalar the definitions added for federation's directives take for every argument.
 const ANY_ARGUMENT: &str = "_joinery_Any";

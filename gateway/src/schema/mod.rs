@@ -13,8 +13,8 @@ use crate::config::{SchemaSource, Transport, UpstreamConfig};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 use crate::plugin::Plugins;
 
-pub use compose::{compose, Supergraph, JOIN_FIELD};
-pub use federation::{EntityLookup, ENTITIES_FIELD};
+pub(crate) use compose::{compose, Supergraph, JOIN_FIELD};
+pub(crate) use federation::{EntityLookup, ENTITIES_FIELD};
 
 /// The schema of one upstream as it defines it (before namespacing).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,7 +71,7 @@ pub enum SchemaError {
 }
 
 /// Loads an upstream's SDL from its file, by introspecting it, or from its resolver plugin.
-pub async fn load(
+pub(crate) async fn load(
     upstream: &UpstreamConfig,
     plugins: &Plugins,
 ) -> Result<UpstreamSdl, SchemaError> {

@@ -28,12 +28,13 @@ use crate::error_code::ErrorCode;
 use crate::execute;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-pub use crate::pipeline::{DocumentRef, GraphQLRequest, RequestError};
+pub(crate) use crate::pipeline::{GraphQLRequest, RequestError};
 use crate::plugin::PolicyPlugin;
-pub use crate::registry::{Entry, Registry, RegistryError};
+pub(crate) use crate::registry::Entry;
+pub use crate::registry::{Registry, RegistryError};
 use crate::upstream::Upstreams;
 pub use explorer::serve_explorer;
-pub use response::MediaType;
+pub(crate) use response::MediaType;
 
 /// Everything a running gateway serves from; shared by all connections.
 #[derive(Debug)]
@@ -41,13 +42,13 @@ pub struct Gateway {
     /// Persisted documents and their plans.
     pub registry: Registry,
     /// Upstream clients.
-    pub upstreams: Upstreams,
+    pub(crate) upstreams: Upstreams,
     /// Largest accepted request body.
-    pub max_request_bytes: usize,
+    pub(crate) max_request_bytes: usize,
     /// Limits on client connections.
-    pub connections: ConnectionLimits,
+    pub(crate) connections: ConnectionLimits,
     /// Policy plugins whose request hook runs on every request, in order.
-    pub policies: Vec<Arc<PolicyPlugin>>,
+    pub(crate) policies: Vec<Arc<PolicyPlugin>>,
     /// What the gateway counts (served by [`serve_metrics`] where configured).
     pub metrics: Arc<Metrics>,
 }
@@ -56,7 +57,7 @@ const REQUEST_ID: &str = "x-request-id";
 
 impl Gateway {
     /// Answers one HTTP request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let request_id = request_id(&req);
         let span = tracing::info_span!(
@@ -260,7 +261,7 @@ impl Gateway {
 
     /// Runs a parsed GraphQL request: finds its persisted operation, runs the policy plugins,
     /// coerces the variables and executes the plan.
-    pub async fn run(
+    pub(crate) async fn run(
         &self,
         method: &Method,
         headers: hyper::HeaderMap,

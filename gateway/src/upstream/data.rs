@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// A JSON value from an upstream.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub enum Data {
+pub(crate) enum Data {
     /// `null`.
     #[default]
     Null,
@@ -32,12 +32,12 @@ pub enum Data {
 
 /// A JSON object, keys in the order they came.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Object(Vec<(Text, Data)>);
+pub(crate) struct Object(Vec<(Text, Data)>);
 
 /// UTF-8 text: short text (most keys, codes and names) held inline, longer text as a slice of
 /// an upstream's body; neither allocates, and inline text costs no reference counting.
 #[derive(Clone)]
-pub struct Text(Repr);
+pub(crate) struct Text(Repr);
 
 /// Longest text held inline.
 const INLINE: usize = 30;
@@ -50,7 +50,7 @@ enum Repr {
 
 impl Text {
     /// The text's bytes (UTF-8).
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => &bytes[..*len as usize],
             Repr::Shared(b) => b,
@@ -58,12 +58,12 @@ impl Text {
     }
 
     /// The text as a `str`.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).expect("text is only ever made from `str`")
     }
 
     /// The text as a `String`.
-    pub fn to_string_lossless(&self) -> String {
+    pub(crate) fn to_string_lossless(&self) -> String {
         String::from_utf8_lossy(self.as_bytes()).into_owned()
     }
 
@@ -122,7 +122,7 @@ impl fmt::Debug for Text {
 
 impl Data {
     /// The object, if this is one.
-    pub fn as_object(&self) -> Option<&Object> {
+    pub(crate) fn as_object(&self) -> Option<&Object> {
         match self {
             Data::Object(o) => Some(o),
             _ => None,
@@ -130,7 +130,7 @@ impl Data {
     }
 
     /// The object, if this is one.
-    pub fn as_object_mut(&mut self) -> Option<&mut Object> {
+    pub(crate) fn as_object_mut(&mut self) -> Option<&mut Object> {
         match self {
             Data::Object(o) => Some(o),
             _ => None,
@@ -138,7 +138,7 @@ impl Data {
     }
 
     /// The text, if this is a string.
-    pub fn as_text(&self) -> Option<&Text> {
+    pub(crate) fn as_text(&self) -> Option<&Text> {
         match self {
             Data::String(t) => Some(t),
             _ => None,
@@ -146,12 +146,13 @@ impl Data {
     }
 
     /// Whether this is `null`.
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(self, Data::Null)
     }
 
-    /// A `serde_json` copy (for exported values and plugins).
-    pub fn to_value(&self) -> Value {
+    /// A `serde_json` copy (the unit tests compare with it).
+    #[cfg(test)]
+    pub(crate) fn to_value(&self) -> Value {
         match self {
             Data::Null => Value::Null,
             Data::Bool(b) => Value::Bool(*b),
@@ -169,7 +170,7 @@ impl Data {
 
 impl Data {
     /// A copy as GraphQL variables hold it (join keys sent upstream).
-    pub fn to_json(&self) -> JsonValue {
+    pub(crate) fn to_json(&self) -> JsonValue {
         match self {
             Data::Null => JsonValue::Null,
             Data::Bool(b) => JsonValue::Bool(*b),
@@ -210,7 +211,7 @@ impl From<serde_json::Map<String, Value>> for Object {
 
 impl Object {
     /// The value under `key`.
-    pub fn get(&self, key: &str) -> Option<&Data> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Data> {
         self.0
             .iter()
             .find(|(k, _)| k.as_bytes() == key.as_bytes())
@@ -218,12 +219,12 @@ impl Object {
     }
 
     /// The value under `key`.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Data> {
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Data> {
         self.get_mut_bytes(key.as_bytes())
     }
 
     /// Sets `key` to `value`, in place if the key is there, else at the end.
-    pub fn insert(&mut self, key: &str, value: Data) {
+    pub(crate) fn insert(&mut self, key: &str, value: Data) {
         match self.get_mut(key) {
             Some(v) => *v = value,
             None => self.0.push((Text::from(key), value)),
@@ -231,7 +232,7 @@ impl Object {
     }
 
     /// [`Object::insert`] with a key made once for many objects (shared, not copied).
-    pub fn insert_text(&mut self, key: &Text, value: Data) {
+    pub(crate) fn insert_text(&mut self, key: &Text, value: Data) {
         match self.get_mut_bytes(key.as_bytes()) {
             Some(v) => *v = value,
             None => self.0.push((key.clone(), value)),
@@ -246,7 +247,7 @@ impl Object {
     }
 
     /// Takes the value under `key` out; the last entry takes its place.
-    pub fn remove(&mut self, key: &str) -> Option<Data> {
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Data> {
         let i = self
             .0
             .iter()
@@ -255,23 +256,19 @@ impl Object {
     }
 
     /// Number of keys.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
-    /// Whether there are no keys.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The entries, in order.
-    pub fn into_entries(self) -> Vec<(Text, Data)> {
+    pub(crate) fn into_entries(self) -> Vec<(Text, Data)> {
         self.0
     }
 }
 
 /// Reads one JSON value (such as a cached item) as [`Data`], strings sliced from `body`.
-pub fn parse(body: &Bytes) -> Result<Data, serde_json::Error> {
+pub(crate) fn parse(body: &Bytes) -> Result<Data, serde_json::Error> {
     let text = std::str::from_utf8(body)
         .map_err(|e| <serde_json::Error as de::Error>::custom(format!("not UTF-8: {e}")))?;
     let mut deserializer = serde_json::Deserializer::from_str(text);

@@ -20,7 +20,7 @@ const ITEM_MARK: &[u8] = b"\0item\0";
 /// The per-key cache of one upstream for one client request (its headers are part of every
 /// key, as they are of whole answers).
 #[derive(Debug)]
-pub struct ItemCache {
+pub(crate) struct ItemCache {
     namespace: String,
     cache: Arc<Cache>,
     shared: Option<Arc<SharedCache>>,
@@ -30,13 +30,13 @@ pub struct ItemCache {
 
 /// The key of one item: the headers, and the call's identity with the item's key.
 #[derive(Debug, Clone)]
-pub struct ItemKey(Arc<Key>);
+pub(crate) struct ItemKey(Arc<Key>);
 
 impl Upstream {
     /// The per-key cache for batch-form calls of `context`'s request, when this upstream keeps
     /// answers and has no policy plugins (a policy's response hook runs on each whole answer,
     /// which an item served on its own would skip).
-    pub fn item_cache(&self, context: &RequestContext) -> Option<ItemCache> {
+    pub(crate) fn item_cache(&self, context: &RequestContext) -> Option<ItemCache> {
         if !self.policies.is_empty() {
             return None;
         }
@@ -53,7 +53,7 @@ impl Upstream {
 impl ItemCache {
     /// The key of an item whose call reads `identity` (the call's rendered selection and the
     /// values of everything it sends but the key) and whose key is `key` (as JSON).
-    pub fn key(&self, identity: &[u8], key: &[u8]) -> ItemKey {
+    pub(crate) fn key(&self, identity: &[u8], key: &[u8]) -> ItemKey {
         let mut body = Vec::with_capacity(ITEM_MARK.len() + identity.len() + key.len() + 1);
         body.extend_from_slice(ITEM_MARK);
         body.extend_from_slice(identity);
@@ -65,7 +65,11 @@ impl ItemCache {
     /// The fresh entry of each key (as JSON text, in the keys' order): the in-process layer
     /// first, then the shared one (one round trip for all that were missing). Entries found are
     /// noted in `context` for the response's freshness report.
-    pub async fn get_many(&self, keys: &[ItemKey], context: &RequestContext) -> Vec<Option<Bytes>> {
+    pub(crate) async fn get_many(
+        &self,
+        keys: &[ItemKey],
+        context: &RequestContext,
+    ) -> Vec<Option<Bytes>> {
         let namespace = &self.namespace;
         let mut oldest: Option<SystemTime> = None;
         let mut note = |stored: SystemTime| {
@@ -104,7 +108,7 @@ impl ItemCache {
     }
 
     /// Keeps `item` (JSON text) under `key`, fresh for `fresh`, in both layers.
-    pub fn keep(&self, key: &ItemKey, item: Vec<u8>, fresh: Duration) {
+    pub(crate) fn keep(&self, key: &ItemKey, item: Vec<u8>, fresh: Duration) {
         let answer = Answer {
             status: reqwest::StatusCode::OK,
             is_json: true,
@@ -125,7 +129,7 @@ impl ItemCache {
 
     /// The entry of `key` past its freshness, within `stale_if_error` (in-process layer only):
     /// for when the upstream fails. Noted in `context` as stale.
-    pub fn stale(&self, key: &ItemKey, context: &RequestContext) -> Option<Bytes> {
+    pub(crate) fn stale(&self, key: &ItemKey, context: &RequestContext) -> Option<Bytes> {
         let (answer, stored) = self.cache.stale(&key.0)?;
         context.note_cached(&self.namespace, stored, true);
         self.counted.cache("stale", 1);

@@ -2,7 +2,7 @@
 //! plugins, with the upstream's policy hooks around each request.
 
 mod cache;
-pub mod data;
+pub(crate) mod data;
 mod in_flight;
 mod items;
 mod resilience;
@@ -24,12 +24,12 @@ use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::plugin::{PluginError, Plugins, PolicyPlugin, ResponseDecision, UpstreamDecision};
 use data::{Object, ResponseSeed};
 use in_flight::InFlight;
-pub use items::{ItemCache, ItemKey};
+pub(crate) use items::{ItemCache, ItemKey};
 use resolver::PluginTransport;
 
 /// What one client request brings to every upstream request it causes.
 #[derive(Debug, Default)]
-pub struct RequestContext {
+pub(crate) struct RequestContext {
     /// The client's headers (only `forward_headers` are copied).
     pub client_headers: HeaderMap,
     /// Headers policy plugins added for every upstream of this request.
@@ -42,7 +42,7 @@ pub struct RequestContext {
 
 /// An upstream answer served from the cache instead of the upstream.
 #[derive(Debug, Clone)]
-pub struct CachedAnswer {
+pub(crate) struct CachedAnswer {
     /// The upstream's namespace.
     pub upstream: String,
     /// When the upstream gave the answer.
@@ -68,7 +68,7 @@ impl RequestContext {
 /// a JSON body, resolver plugins get the document and variables as they are (no JSON to read
 /// back).
 #[derive(Debug)]
-pub struct UpstreamRequest<'a> {
+pub(crate) struct UpstreamRequest<'a> {
     /// `operationName`.
     pub operation_name: Option<&'a str>,
     /// The upstream document.
@@ -89,7 +89,7 @@ pub struct UpstreamRequest<'a> {
 
 impl UpstreamRequest<'_> {
     /// The GraphQL-over-HTTP JSON body.
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut body =
             Vec::with_capacity(self.body_prefix.map_or(self.document.len() + 64, str::len) + 64);
         match self.body_prefix {
@@ -110,14 +110,14 @@ impl UpstreamRequest<'_> {
 
 /// Every upstream, by namespace.
 #[derive(Debug, Clone)]
-pub struct Upstreams {
+pub(crate) struct Upstreams {
     clients: IndexMap<String, Upstream>,
     metrics: Option<Arc<Metrics>>,
 }
 
 /// One upstream GraphQL API: its headers, its policies and how it is reached.
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     namespace: String,
     forward_headers: Vec<HeaderName>,
     headers: HeaderMap,
@@ -167,7 +167,7 @@ struct Http {
 
 /// A GraphQL response from an upstream.
 #[derive(Debug, Default, serde::Serialize)]
-pub struct UpstreamResponse {
+pub(crate) struct UpstreamResponse {
     /// `data`, when present and an object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Object>,
@@ -234,7 +234,7 @@ impl Status for () {
 
 /// Why an upstream request produced no GraphQL response.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// No answer within the configured timeout.
     #[error("upstream `{0}` did not answer within {1:?}")]
     Timeout(String, Duration),
@@ -258,7 +258,7 @@ pub enum FetchError {
 impl FetchError {
     /// Whether the upstream itself failed (no answer in time, unreachable, an unusable
     /// answer), as opposed to a policy refusing the request or a plugin failing.
-    pub fn upstream_failed(&self) -> bool {
+    pub(crate) fn upstream_failed(&self) -> bool {
         matches!(
             self,
             Self::Timeout(..) | Self::Unavailable(..) | Self::BadResponse(..)
@@ -266,7 +266,7 @@ impl FetchError {
     }
 
     /// The client-visible code.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         match self {
             Self::Timeout(..) => ErrorCode::UpstreamTimeout,
             Self::Unavailable(..) => ErrorCode::UpstreamUnavailable,
@@ -280,7 +280,7 @@ impl FetchError {
 impl Upstreams {
     /// Builds one pooled HTTP client shared by all HTTP upstreams; `plugins` holds the plugins
     /// upstreams name, `schemas` the (un-namespaced) schemas of resolver-plugin upstreams.
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         configs: impl IntoIterator<Item = &'a UpstreamConfig>,
         plugins: &Plugins,
         schemas: &std::collections::HashMap<
@@ -376,7 +376,7 @@ impl Upstreams {
     /// [`Upstreams::new`] for configurations whose upstreams are all answered by `answerer`
     /// (URLs and plugins are ignored; headers and policies apply as configured).
     #[cfg(feature = "fuzzing")]
-    pub fn in_process<'a>(
+    pub(crate) fn in_process<'a>(
         configs: impl IntoIterator<Item = &'a UpstreamConfig>,
         plugins: &Plugins,
         answerer: Arc<dyn Answerer>,
@@ -396,7 +396,7 @@ impl Upstreams {
     }
 
     /// Counts every upstream's requests and cache lookups in `metrics`.
-    pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> Self {
+    pub(crate) fn with_metrics(mut self, metrics: &Arc<Metrics>) -> Self {
         for upstream in self.clients.values_mut() {
             upstream.metrics = Some(Arc::new(metrics.upstream(&upstream.namespace)));
         }
@@ -413,7 +413,7 @@ impl Upstreams {
 
     /// Shares the answer caches of upstreams that have one through the Redis server of
     /// `config`, if it names one.
-    pub fn with_shared_cache(mut self, config: &crate::config::SharedCacheConfig) -> Self {
+    pub(crate) fn with_shared_cache(mut self, config: &crate::config::SharedCacheConfig) -> Self {
         if let Some(shared) = shared_cache::SharedCache::new(config) {
             for upstream in self.clients.values_mut() {
                 if upstream.cache.is_some() {
@@ -425,7 +425,7 @@ impl Upstreams {
     }
 
     /// The upstream of `namespace`.
-    pub fn get(&self, namespace: &str) -> Option<&Upstream> {
+    pub(crate) fn get(&self, namespace: &str) -> Option<&Upstream> {
         self.clients.get(namespace)
     }
 }
@@ -516,7 +516,7 @@ impl Answer {
 impl Upstream {
     /// Sends one GraphQL request, copying the configured client headers and applying the
     /// upstream's policy plugins before the request and after the response.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         request: &UpstreamRequest<'_>,
         context: &RequestContext,
@@ -964,7 +964,7 @@ impl Http {
 
 /// Sends `query` (written against the plugin's own schema, no namespace) to resolver plugin
 /// `plugin` as an upstream request, and gives its GraphQL response (`joinery plugin call`).
-pub async fn call_resolver(
+pub(crate) async fn call_resolver(
     plugin: &Arc<crate::plugin::ResolverPlugin>,
     query: &str,
     operation_name: Option<&str>,

@@ -1,8 +1,9 @@
 //! Joinery: a GraphQL gateway that stitches namespaced upstream APIs into one schema and
 //! serves persisted operations only.
 //!
-//! Data flows one way: [`config`] → [`schema`] → [`operations`] → [`plan`] → [`server`] →
-//! [`execute`] → [`upstream`] / [`plugin`]. [`project`] ties the stages together for the command line.
+//! Data flows one way: [`config`] → `schema` → [`operations`] → `plan` → `registry` →
+//! [`server`] → `pipeline` → `execute` → [`upstream`] / [`plugin`]. [`project`] ties the stages
+//! together for the command line; the modules without a link are internal.
 
 pub mod allocator;
 pub mod cli;

@@ -77,7 +77,7 @@ pub struct BuildOutput {
     /// The manifest (already written unless the build was a check).
     pub manifest: Manifest,
     /// The composed schema and every operation's plan: what serving the manifest would
-    /// make again, for [`gateway_built`] to serve in the same process.
+    /// make again, for `gateway_built` to serve in the same process.
     pub registry: Registry,
 }
 

@@ -18,7 +18,7 @@ const FORMAT: &str = "joinery-manifest";
 pub struct Manifest {
     /// Always `joinery-manifest`.
     pub format: String,
-    /// [`MANIFEST_VERSION`] at the time of writing.
+    /// `MANIFEST_VERSION` at the time of writing.
     pub version: u32,
     /// The upstream schemas as loaded at build time (so serving needs no introspection).
     pub upstreams: Vec<UpstreamSdl>,

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use exports::joinery::plugin::resolver::{Field, FieldError, Guest, Request};
 use joinery::plugin::outbound_http::{self, Error as HttpError};
 use joinery::plugin::{config, log};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 const SCHEMA: &str = r#""A product of the catalogue."
@@ -93,8 +95,8 @@ impl Api {
         Ok(Api { base_url, headers })
     }
 
-    /// `GET base_url + path`, as JSON.
-    fn get(&self, path: &str) -> Result<Value, FieldError> {
+    /// `GET base_url + path`: the body of a 2xx answer.
+    fn get(&self, path: &str) -> Result<Vec<u8>, FieldError> {
         let request = outbound_http::Request {
             method: "GET".into(),
             url: format!("{}{path}", self.base_url),
@@ -125,18 +127,60 @@ impl Api {
                 "REST_STATUS",
             ));
         }
-        serde_json::from_slice(&response.body).map_err(|e| {
-            error(
-                format!("the products API answered something that is not JSON: {e}"),
-                "REST_BAD_RESPONSE",
-            )
-        })
+        Ok(response.body)
     }
 }
 
-fn argument(field: &Field, name: &str) -> Option<Value> {
-    let args: Value = serde_json::from_str(&field.arguments).ok()?;
-    args.get(name).cloned()
+/// The products of a REST answer, each kept as the JSON text it was sent as (answers are
+/// that text again: nothing is parsed into a tree, copied and written back), with the few
+/// members this adapter reads. An answer that is JSON but not a list has no products.
+fn products(body: &[u8]) -> Result<Vec<Product<'_>>, FieldError> {
+    match serde_json::from_slice::<Vec<&RawValue>>(body) {
+        Ok(items) => Ok(items.into_iter().filter_map(Product::read).collect()),
+        Err(_) => match serde_json::from_slice::<&RawValue>(body) {
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(error(
+                format!("the products API answered something that is not JSON: {e}"),
+                "REST_BAD_RESPONSE",
+            )),
+        },
+    }
+}
+
+/// One product of a REST answer.
+struct Product<'a> {
+    json: &'a RawValue,
+    keys: Keys,
+}
+
+/// What this adapter reads of a product; the rest stays in its JSON text.
+#[derive(Deserialize)]
+struct Keys {
+    id: Option<Value>,
+    country: Option<Value>,
+    #[serde(rename = "priceCents")]
+    price_cents: Option<Value>,
+}
+
+impl<'a> Product<'a> {
+    /// `None` for an item that is not an object (it is no product).
+    fn read(json: &'a RawValue) -> Option<Self> {
+        let keys = serde_json::from_str(json.get()).ok()?;
+        Some(Product { json, keys })
+    }
+}
+
+/// A JSON list of `items`' texts.
+fn list<'a>(items: impl IntoIterator<Item = &'a RawValue>) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item.get());
+    }
+    out.push(']');
+    out
 }
 
 fn as_id(v: &Value) -> String {
@@ -146,38 +190,33 @@ fn as_id(v: &Value) -> String {
     }
 }
 
-/// Fetches the products with `ids` in one call, by id.
-fn products_by_id(api: &Api, ids: &[String]) -> Result<HashMap<String, Value>, FieldError> {
-    let mut unique: Vec<&String> = ids.iter().collect();
-    unique.sort();
-    unique.dedup();
-    let list: Vec<&str> = unique.iter().map(|s| s.as_str()).collect();
-    let found = api.get(&format!("/products?ids={}", list.join(",")))?;
-    Ok(found
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| Some((as_id(p.get("id")?), p.clone())))
-        .collect())
-}
-
-/// Fetches the products of `countries` in one call, grouped by country.
-fn products_by_country(
-    api: &Api,
-    countries: &[String],
-) -> Result<HashMap<String, Vec<Value>>, FieldError> {
-    let mut unique: Vec<&String> = countries.iter().collect();
-    unique.sort();
-    unique.dedup();
-    let list: Vec<&str> = unique.iter().map(|s| s.as_str()).collect();
-    let found = api.get(&format!("/products?country={}", list.join(",")))?;
-    let mut grouped: HashMap<String, Vec<Value>> = HashMap::new();
-    for p in found.as_array().into_iter().flatten() {
-        if let Some(c) = p.get("country").and_then(Value::as_str) {
-            grouped.entry(c.to_string()).or_default().push(p.clone());
+/// The ids, then the countries, that `roots` look up: each becomes one REST call.
+fn wanted(roots: &[(&Field, Value)]) -> (Vec<String>, Vec<String>) {
+    let (mut ids, mut countries) = (Vec::new(), Vec::new());
+    for (field, args) in roots {
+        match field.name.as_str() {
+            "product" => ids.push(arg(args, "id")),
+            "productsByIds" => ids.extend(listed(args)),
+            "productsIn" => countries.push(arg(args, "country")),
+            _ => {}
         }
     }
-    Ok(grouped)
+    for keys in [&mut ids, &mut countries] {
+        keys.sort();
+        keys.dedup();
+    }
+    (ids, countries)
+}
+
+fn arg(args: &Value, name: &str) -> String {
+    args.get(name).map(as_id).unwrap_or_default()
+}
+
+fn listed(args: &Value) -> Vec<String> {
+    args.get("ids")
+        .and_then(Value::as_array)
+        .map(|ids| ids.iter().map(as_id).collect())
+        .unwrap_or_default()
 }
 
 impl Guest for RestResolver {
@@ -186,78 +225,77 @@ impl Guest for RestResolver {
     }
 
     fn resolve(request: Request) -> Vec<Result<String, FieldError>> {
-        let roots: Vec<&Field> = request
+        // Each root field with its arguments, parsed once.
+        let roots: Vec<(&Field, Value)> = request
             .fields
             .iter()
             .filter(|f| f.parent.is_none())
+            .map(|f| (f, serde_json::from_str(&f.arguments).unwrap_or(Value::Null)))
             .collect();
         let api = match Api::configured() {
             Ok(api) => api,
             Err(e) => return roots.iter().map(|_| Err(e.clone())).collect(),
         };
-        let arg = |f: &Field, name: &str| argument(f, name).map(|v| as_id(&v)).unwrap_or_default();
-        let listed = |f: &Field| -> Vec<String> {
-            argument(f, "ids")
-                .and_then(|v| v.as_array().map(|ids| ids.iter().map(as_id).collect()))
-                .unwrap_or_default()
-        };
-        let ids: Vec<String> = roots
-            .iter()
-            .flat_map(|f| match f.name.as_str() {
-                "product" => vec![arg(f, "id")],
-                "productsByIds" => listed(f),
-                _ => Vec::new(),
-            })
-            .collect();
-        let countries: Vec<String> = roots
-            .iter()
-            .filter(|f| f.name == "productsIn")
-            .map(|f| arg(f, "country"))
-            .collect();
-        let by_id = (!ids.is_empty()).then(|| products_by_id(api, &ids));
-        let by_country = (!countries.is_empty()).then(|| products_by_country(api, &countries));
+        let (ids, countries) = wanted(&roots);
+        let by_id = (!ids.is_empty()).then(|| api.get(&format!("/products?ids={}", ids.join(","))));
+        let by_country = (!countries.is_empty())
+            .then(|| api.get(&format!("/products?country={}", countries.join(","))));
+        // The products of each answer, keyed (the answers' bodies outlive them).
+        let by_id = by_id.as_ref().map(|body| {
+            let found = products(body.as_ref().map_err(Clone::clone)?)?;
+            Ok::<HashMap<String, &RawValue>, FieldError>(
+                found
+                    .into_iter()
+                    .filter_map(|p| Some((as_id(p.keys.id.as_ref()?), p.json)))
+                    .collect(),
+            )
+        });
+        let by_country = by_country.as_ref().map(|body| {
+            let mut grouped: HashMap<String, Vec<&RawValue>> = HashMap::new();
+            for p in products(body.as_ref().map_err(Clone::clone)?)? {
+                if let Some(c) = p.keys.country.as_ref().and_then(Value::as_str) {
+                    grouped.entry(c.to_string()).or_default().push(p.json);
+                }
+            }
+            Ok::<_, FieldError>(grouped)
+        });
         roots
             .iter()
-            .map(|f| {
-                let value = match f.name.as_str() {
-                    "product" => match by_id.as_ref().expect("fetched above") {
-                        Ok(found) => found.get(&arg(f, "id")).cloned().unwrap_or(Value::Null),
-                        Err(e) => return Err(e.clone()),
-                    },
-                    "productsByIds" => match by_id.as_ref().expect("fetched above") {
-                        Ok(found) => Value::from(
-                            listed(f)
-                                .iter()
-                                .filter_map(|id| found.get(id).cloned())
-                                .collect::<Vec<_>>(),
-                        ),
-                        Err(e) => return Err(e.clone()),
-                    },
-                    "productsIn" => match by_country.as_ref().expect("fetched above") {
-                        Ok(found) => {
-                            Value::from(found.get(&arg(f, "country")).cloned().unwrap_or_default())
-                        }
-                        Err(e) => return Err(e.clone()),
-                    },
-                    "products" => {
-                        let limit = argument(f, "limit").and_then(|v| v.as_u64()).unwrap_or(10);
-                        let mut all = api
-                            .get("/products")?
-                            .as_array()
-                            .cloned()
-                            .unwrap_or_default();
-                        all.sort_by_key(|p| p.get("priceCents").and_then(Value::as_u64));
-                        all.truncate(limit as usize);
-                        Value::from(all)
-                    }
-                    other => {
-                        return Err(error(
-                            format!("this adapter has no field `{other}`"),
-                            "ADAPTER_UNKNOWN_FIELD",
-                        ))
-                    }
-                };
-                Ok(value.to_string())
+            .map(|(f, args)| match f.name.as_str() {
+                "product" => match by_id.as_ref().expect("fetched above") {
+                    Ok(found) => Ok(found
+                        .get(&arg(args, "id"))
+                        .map_or_else(|| "null".to_string(), |p| p.get().to_string())),
+                    Err(e) => Err(e.clone()),
+                },
+                "productsByIds" => match by_id.as_ref().expect("fetched above") {
+                    Ok(found) => Ok(list(
+                        listed(args).iter().filter_map(|id| found.get(id).copied()),
+                    )),
+                    Err(e) => Err(e.clone()),
+                },
+                "productsIn" => match by_country.as_ref().expect("fetched above") {
+                    Ok(found) => Ok(list(
+                        found
+                            .get(&arg(args, "country"))
+                            .into_iter()
+                            .flatten()
+                            .copied(),
+                    )),
+                    Err(e) => Err(e.clone()),
+                },
+                "products" => {
+                    let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10);
+                    let body = api.get("/products")?;
+                    let mut all = products(&body)?;
+                    all.sort_by_key(|p| p.keys.price_cents.as_ref().and_then(Value::as_u64));
+                    all.truncate(limit as usize);
+                    Ok(list(all.iter().map(|p| p.json)))
+                }
+                other => Err(error(
+                    format!("this adapter has no field `{other}`"),
+                    "ADAPTER_UNKNOWN_FIELD",
+                )),
             })
             .collect()
     }

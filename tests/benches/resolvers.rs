@@ -3,7 +3,8 @@
 //! 1. fresh instances: instantiating a Rust policy and a Rust resolver component (pooling
 //!    allocator, `InstancePre`), per instance;
 //! 2. `resolve` called directly on a warm `rest-resolver` (one REST GET inside), interleaved
-//!    with the same REST GET sent by the host itself: the difference is the plugin's cost, in
+//!    with the same REST GET sent by the host itself and with the plugin's whole work done
+//!    natively by the host (the GET and its JSON): the differences are the plugin's cost, in
 //!    latency and in process CPU;
 //! 3. the same product through the gateway (persisted operation → plugin → REST) interleaved
 //!    with the client's own REST GET, and a GraphQL-over-HTTP upstream through the gateway
@@ -38,10 +39,136 @@ fn summary(label: &str, samples: &mut [Duration], base: Option<f64>) -> f64 {
     median
 }
 
+/// A `resolve` request for one product's name.
+fn request() -> ResolverRequest {
+    ResolverRequest {
+        mutation: false,
+        operation_name: "Product".into(),
+        headers: vec![],
+        fields: vec![
+            SelectedField {
+                parent: None,
+                key: "product".into(),
+                name: "product".into(),
+                arguments: r#"{"id":"3"}"#.into(),
+            },
+            SelectedField {
+                parent: Some(0),
+                key: "name".into(),
+                name: "name".into(),
+                arguments: "{}".into(),
+            },
+        ],
+    }
+}
+
+/// What `rest-resolver` does for [`request`], done by the host in Rust: the GET, the REST
+/// answer parsed, the product picked by id and written as the field's JSON, which the
+/// gateway parses back (as it parses a plugin's answer).
+async fn native(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let body = client
+        .get(url)
+        .send()
+        .await
+        .expect("sent")
+        .bytes()
+        .await
+        .expect("read");
+    let found: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    let product = found
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == "3"))
+        .cloned()
+        .unwrap_or_default();
+    serde_json::from_str(&product.to_string()).expect("JSON")
+}
+
+/// Section 2: `resolve()` against the host's GET and its native equivalent, in latency and
+/// in process CPU per call (interleaved blocks).
+async fn direct_calls(
+    n: usize,
+    shop: &joinery::plugin::ResolverPlugin,
+    client: &reqwest::Client,
+    rest_url: &str,
+    products: &joinery_tests::Upstream,
+) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        shop.resolve(request()).await?;
+        timed(client.get(rest_url), b"Chef").await;
+        native(client, rest_url).await;
+    }
+    // The sides take turns in blocks: latency and process CPU of each call are measured with
+    // the runtime busy with that side (alternating call by call, each call would mostly time
+    // the wake-up of threads the other side left asleep).
+    const BLOCK: usize = 50;
+    let mut latency: [Vec<Duration>; 3] = Default::default();
+    let mut cpu = [Duration::ZERO; 3];
+    let mut switches = [0u64; 3];
+    for block in 0..n.div_ceil(BLOCK) {
+        for side in 0..3 {
+            let (spent, before) = (ProcessTime::now(), context_switches());
+            for _ in 0..BLOCK {
+                let started = Instant::now();
+                match side {
+                    0 => assert!(shop.resolve(request()).await?[0].is_ok()),
+                    1 => drop(timed(client.get(rest_url), b"Chef").await),
+                    _ => assert_eq!(native(client, rest_url).await["name"], "Chef's knife"),
+                }
+                latency[side].push(started.elapsed());
+            }
+            cpu[side] += spent.elapsed();
+            switches[side] += context_switches() - before;
+        }
+        if block % 10 == 0 {
+            products.reset();
+        }
+    }
+    let [direct, host, natively] = &mut latency;
+    println!("requests per side: {}", host.len());
+    let base = summary("REST GET from the host", host, None);
+    let own = summary("its work done natively (GET + JSON)", natively, Some(base));
+    let resolve = summary(
+        "resolve() on a warm rest-resolver (1 GET)",
+        direct,
+        Some(base),
+    );
+    println!(
+        "  → resolve() costs {:.1} µs over the GET, {:.1} µs over its work done natively",
+        resolve - base,
+        resolve - own
+    );
+    let calls = (n.div_ceil(BLOCK) * BLOCK) as f64;
+    let per_call = |side: usize| micros(cpu[side]) / calls;
+    // The call alone: a field the plugin answers with an error at once, no HTTP.
+    let started = ProcessTime::now();
+    for _ in 0..n {
+        let mut alone = request();
+        alone.fields.truncate(1);
+        alone.fields[0].name = "unknown".into();
+        assert!(shop.resolve(alone).await?[0].is_err());
+    }
+    println!(
+        "process CPU per call of resolve() with no HTTP call (a field it refuses at once): {:.1} µs",
+        micros(started.elapsed()) / n as f64
+    );
+    println!(
+        "process CPU per call (client and REST API in this process): resolve() {:.1} µs, the GET {:.1} µs, natively {:.1} µs → resolve() costs {:.1} µs over the GET, {:.1} µs over its work done natively; context switches per call {:.2} / {:.2} / {:.2}",
+        per_call(0),
+        per_call(1),
+        per_call(2),
+        per_call(0) - per_call(1),
+        per_call(0) - per_call(2),
+        switches[0] as f64 / calls,
+        switches[1] as f64 / calls,
+        switches[2] as f64 / calls,
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let n = joinery_tests::bench::requests(2000);
-    let products = joinery_tests::start_rest("127.0.0.1:0").await?;
+    let products = std::sync::Arc::new(joinery_tests::start_rest("127.0.0.1:0").await?);
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("operations"))?;
@@ -74,82 +201,15 @@ async fn main() -> anyhow::Result<()> {
     let resolver_fresh = micros(started.elapsed()) / fresh as f64;
     println!("fresh instance, probe (Rust policy): {policy_fresh:.1} µs; rest-resolver (Rust resolver): {resolver_fresh:.1} µs (mean of {fresh})");
 
-    // 2. The resolve call on a warm instance vs the same REST GET from the host.
+    // 2. The resolve call on a warm instance vs the same REST GET from the host, and vs the
+    //    plugin's whole work done natively. Run in a runtime task, as the gateway runs it (a
+    //    caller outside the runtime adds thread hand-offs to every wake-up).
     let client = reqwest::Client::new();
-    let rest_url = format!("http://{}/products/3", products.addr());
-    let request = || ResolverRequest {
-        mutation: false,
-        operation_name: "Product".into(),
-        headers: vec![],
-        fields: vec![
-            SelectedField {
-                parent: None,
-                key: "product".into(),
-                name: "product".into(),
-                arguments: r#"{"id":"3"}"#.into(),
-            },
-            SelectedField {
-                parent: Some(0),
-                key: "name".into(),
-                name: "name".into(),
-                arguments: "{}".into(),
-            },
-        ],
-    };
-    for _ in 0..200 {
-        shop.resolve(request()).await?;
-        timed(client.get(&rest_url), b"Chef").await;
-    }
-    let (mut direct, mut host) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for i in 0..n {
-        let started = Instant::now();
-        let answer = shop.resolve(request()).await?;
-        direct.push(started.elapsed());
-        assert!(answer[0].is_ok());
-        host.push(timed(client.get(&rest_url), b"Chef").await);
-        if i % 500 == 0 {
-            products.reset();
-        }
-    }
-    println!("requests per side: {n}");
-    let base = summary("REST GET from the host", &mut host, None);
-    let resolve = summary(
-        "resolve() on a warm rest-resolver (1 GET)",
-        &mut direct,
-        Some(base),
-    );
-    println!(
-        "  → the plugin's own cost per call ≈ {:.1} µs",
-        resolve - base
-    );
-    // The same two, as process CPU in interleaved blocks (latency hides work done while the
-    // other side waits; CPU does not).
-    const BLOCK: usize = 50;
-    let (mut resolve_cpu, mut host_cpu) = (Duration::ZERO, Duration::ZERO);
-    let (mut resolve_switches, mut host_switches) = (0, 0);
-    for _ in 0..n.div_ceil(BLOCK) {
-        let (started, switched) = (ProcessTime::now(), context_switches());
-        for _ in 0..BLOCK {
-            shop.resolve(request()).await?;
-        }
-        resolve_cpu += started.elapsed();
-        resolve_switches += context_switches() - switched;
-        let (started, switched) = (ProcessTime::now(), context_switches());
-        for _ in 0..BLOCK {
-            timed(client.get(&rest_url), b"Chef").await;
-        }
-        host_cpu += started.elapsed();
-        host_switches += context_switches() - switched;
-    }
-    let calls = (n.div_ceil(BLOCK) * BLOCK) as f64;
-    println!(
-        "process CPU per call (client and REST API in this process): resolve() {:.1} µs, the host's GET {:.1} µs → the plugin's own cost ≈ {:.1} µs; context switches per call {:.2} vs {:.2}",
-        micros(resolve_cpu) / calls,
-        micros(host_cpu) / calls,
-        (micros(resolve_cpu) - micros(host_cpu)) / calls,
-        resolve_switches as f64 / calls,
-        host_switches as f64 / calls
-    );
+    let rest_url = format!("http://{}/products?ids=3", products.addr());
+    let (shop2, client2, rest2) = (shop.clone(), client.clone(), rest_url.clone());
+    let products2 = products.clone();
+    tokio::spawn(async move { direct_calls(n, &shop2, &client2, &rest2, &products2).await })
+        .await??;
 
     // 3. Through the gateway.
     let gateway = joinery_tests::RunningGateway::start(&path).await?;

@@ -20,15 +20,15 @@ pub struct Cli {
         env = "JOINERY_CONFIG",
         default_value = "joinery.toml"
     )]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Validate every operation against the composed schema and write the manifest.
     Build,
     /// Like `build`, without writing anything, and loads and checks every configured plugin.
@@ -64,7 +64,7 @@ pub enum Command {
 
 /// `joinery plugin` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum PluginCommand {
+pub(crate) enum PluginCommand {
     /// Make a plugin project from a template, with this gateway's WIT, ready to build.
     New {
         /// The plugin's name: lower-case letters, digits and `-`.

@@ -1,4 +1,5 @@
-//! Positions in user files, so that every build-time error can say `file:line:column`.
+//! Positions in user files, so that every build-time error can say `file:line:column`; and
+//! [`FileError`], why a user file could not be used.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -102,6 +103,31 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// Why a user file (the config, an operation document, a manifest to import) could not be
+/// used: it could not be read, or it has problems.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file or folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file has problems, each with its position.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads the text file at `path`.
+pub(crate) fn read_text(path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@ use serde::Serialize;
 /// A client-visible error code; see the README's error table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// The request is not a well-formed GraphQL-over-HTTP request (malformed JSON, wrong field types, missing id).
     BadRequest,
     /// The request body exceeds `server.max_request_bytes`.
@@ -48,13 +48,11 @@ pub enum ErrorCode {
     PluginTimeout,
     /// A policy plugin refused an upstream request (the plugin's own code is in the message).
     PolicyDenied,
-    /// A bug in the gateway.
-    InternalServerError,
 }
 
 impl ErrorCode {
     /// The code as written in responses.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "BAD_REQUEST",
             Self::RequestTooLarge => "REQUEST_TOO_LARGE",
@@ -77,12 +75,6 @@ impl ErrorCode {
             Self::PluginFailed => "PLUGIN_FAILED",
             Self::PluginTimeout => "PLUGIN_TIMEOUT",
             Self::PolicyDenied => "POLICY_DENIED",
-            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
-    }
-
-    /// A GraphQL error object with this code.
-    pub fn error(self, message: impl Into<String>) -> serde_json::Value {
-        serde_json::json!({ "message": message.into(), "extensions": { "code": self.as_str() } })
     }
 }

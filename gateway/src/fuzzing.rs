@@ -14,7 +14,8 @@ use futures::future::BoxFuture;
 use hyper::{HeaderMap, Method};
 use serde_json::Value;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::diagnostic::FileError;
 use crate::plan::batch::KEY_ALIAS;
 use crate::server::{Gateway, GraphQLRequest, MediaType};
 use crate::upstream::{Answerer, Upstreams};
@@ -232,8 +233,8 @@ pub fn config(fixture: &Fixture, input: &[u8]) {
     };
     let path = &fixture.config_path;
     match Config::parse(path, text, &|name| (name == "FUZZ").then(|| "value".into())) {
-        Ok(_) | Err(ConfigError::Read { .. }) => {}
-        Err(ConfigError::Invalid(diags)) => {
+        Ok(_) | Err(FileError::Read { .. }) => {}
+        Err(FileError::Invalid(diags)) => {
             assert!(
                 !diags.0.is_empty(),
                 "an invalid configuration without a problem"

@@ -14,6 +14,7 @@ pub(crate) mod error_code;
 pub(crate) mod execute;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub(crate) mod graphql_error;
 pub(crate) mod metrics;
 pub mod operations;
 pub(crate) mod pipeline;

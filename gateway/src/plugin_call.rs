@@ -45,9 +45,9 @@ pub struct Called {
     /// The hook's answer, as JSON.
     pub answer: Value,
     /// How long creating the instance took, in microseconds.
-    pub instantiate_us: u128,
+    pub(crate) instantiate_us: u128,
     /// How long the call took on the warm instance, in microseconds.
-    pub call_us: u128,
+    pub(crate) call_us: u128,
     /// The largest linear memory the instance grew to, and the plugin's `max_memory`.
     pub memory: (usize, usize),
 }

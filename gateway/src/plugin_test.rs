@@ -33,7 +33,7 @@ pub struct Outcome {
     /// `None` when the answer was the expected one; else what went wrong.
     pub failure: Option<String>,
     /// The time of the call on a warm instance.
-    pub took: Duration,
+    pub(crate) took: Duration,
 }
 
 /// Runs the cases of `file` (a JSON array of `{name, hook, input, expect}`) against plugin

@@ -8,8 +8,8 @@ use apollo_compiler::validation::Valid;
 use apollo_compiler::Schema;
 
 use crate::config::{Config, Transport};
-use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::operations::{self, Manifest, OperationsError, Registered};
+use crate::diagnostic::{Diagnostic, Diagnostics, FileError};
+use crate::operations::{self, Manifest, Registered};
 use crate::plan::batch::BatchForms;
 use crate::plan::cost::CostModel;
 use crate::plan::{Plan, PlanProblem};
@@ -39,11 +39,11 @@ pub enum ProjectError {
         /// What was read, and where the configuration names it.
         place: String,
         /// Why it could not be read.
-        source: OperationsError,
+        source: FileError,
     },
     /// An operation file could not be read.
     #[error(transparent)]
-    Operations(OperationsError),
+    Operations(FileError),
     /// Operations, imports or settings are invalid: every problem with its position.
     #[error("{}\n{} problem(s) found; nothing was written", .0, .0 .0.len())]
     Invalid(Diagnostics),
@@ -125,7 +125,7 @@ pub async fn build_with(
     let sdls = load_schemas(config, plugins).await?;
     let supergraph = schema::compose(sdls.clone())?;
     let mut sources = operations::read_dir(&config.operations.dir).map_err(|e| match e {
-        OperationsError::Read { ref path, .. } if *path == config.operations.dir => {
+        FileError::Read { ref path, .. } if *path == config.operations.dir => {
             let place = match &config.operations.dir_written {
                 Some(written) => format!("{written}: the operations folder"),
                 None => format!(
@@ -144,7 +144,7 @@ pub async fn build_with(
                 sources.extend(s);
                 diags.0.extend(problems.0);
             }
-            Err(OperationsError::Invalid(d)) => diags.0.extend(d.0),
+            Err(FileError::Invalid(d)) => diags.0.extend(d.0),
             Err(e) => {
                 return Err(ProjectError::Read {
                     place: format!("{written}: a manifest to import"),

@@ -24,11 +24,11 @@ static TRACING: AtomicBool = AtomicBool::new(false);
 
 /// Flushes the spans not yet exported when the gateway stops.
 #[derive(Debug)]
-pub struct Traces(SdkTracerProvider);
+pub(crate) struct Traces(SdkTracerProvider);
 
 impl Traces {
     /// Exports what is left and stops the exporter.
-    pub fn shutdown(self) {
+    pub(crate) fn shutdown(self) {
         if let Err(e) = self.0.shutdown() {
             tracing::warn!(error = %e, "the last spans could not be exported");
         }
@@ -41,7 +41,10 @@ pub fn init(log: &LogConfig) {
 }
 
 /// [`init`], exporting traces where `traces` says. Returns what flushes them at the end.
-pub fn init_with_traces(log: &LogConfig, traces: &TracesConfig) -> anyhow::Result<Option<Traces>> {
+pub(crate) fn init_with_traces(
+    log: &LogConfig,
+    traces: &TracesConfig,
+) -> anyhow::Result<Option<Traces>> {
     let Some(endpoint) = &traces.endpoint else {
         init(log);
         return Ok(None);
@@ -89,7 +92,7 @@ fn install(log: &LogConfig, provider: Option<&SdkTracerProvider>) -> bool {
 }
 
 /// A span for traces only: `make()` when traces are exported, else a span that costs nothing.
-pub fn traced(make: impl FnOnce() -> Span) -> Span {
+pub(crate) fn traced(make: impl FnOnce() -> Span) -> Span {
     if TRACING.load(Ordering::Relaxed) {
         make()
     } else {
@@ -98,7 +101,7 @@ pub fn traced(make: impl FnOnce() -> Span) -> Span {
 }
 
 /// Makes `span` continue the trace of the client's `traceparent` header, if it sent one.
-pub fn continue_trace(span: &Span, headers: &hyper::HeaderMap) {
+pub(crate) fn continue_trace(span: &Span, headers: &hyper::HeaderMap) {
     if TRACING.load(Ordering::Relaxed) {
         let parent =
             TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
@@ -107,7 +110,7 @@ pub fn continue_trace(span: &Span, headers: &hyper::HeaderMap) {
 }
 
 /// Adds the `traceparent` of the current span to an upstream request's `headers`.
-pub fn pass_trace_on(headers: &mut hyper::HeaderMap) {
+pub(crate) fn pass_trace_on(headers: &mut hyper::HeaderMap) {
     if TRACING.load(Ordering::Relaxed) {
         let context = Span::current().context();
         TraceContextPropagator::new()

@@ -8,8 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::RawConfig;
-use super::ConfigError;
-use crate::diagnostic::{Diagnostics, Position};
+use crate::diagnostic::{Diagnostics, FileError, Position};
 
 /// Headers that describe one hop or the body, which the gateway sets itself.
 const RESERVED_HEADERS: &[&str] = &[
@@ -63,8 +62,8 @@ impl<'a> Check<'a> {
     }
 
     /// Every problem found, or none.
-    pub(super) fn finish(self) -> Result<(), ConfigError> {
-        self.diags.into_result().map_err(ConfigError::Invalid)
+    pub(super) fn finish(self) -> Result<(), FileError> {
+        self.diags.into_result().map_err(FileError::Invalid)
     }
 
     pub(super) fn duration(

@@ -18,20 +18,22 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{read_text, Diagnostics};
 use check::Check;
 use raw::RawConfig;
 
+pub use crate::diagnostic::FileError;
 pub(crate) use check::reserved_header;
-pub use observability::{ExplorerConfig, LogConfig, LogFormat, MetricsConfig, TracesConfig};
-pub use operations::{Budget, Limit, OperationsConfig};
+pub(crate) use observability::{ExplorerConfig, MetricsConfig, TracesConfig};
+pub use observability::{LogConfig, LogFormat};
+pub(crate) use operations::{Budget, OperationsConfig};
 pub(crate) use plugins::valid_plugin_name;
-pub use plugins::{PluginConfig, PluginRole, PluginUse};
-pub use server::{ConnectionLimits, ServerConfig};
-pub use shared_cache::SharedCacheConfig;
-pub use upstream::{
-    valid_namespace, BatchConfig, BreakerConfig, CacheConfig, FieldTtl, ListSizeHint, RetryConfig,
-    SchemaSource, Transport, UpstreamConfig,
+pub(crate) use plugins::{PluginConfig, PluginRole, PluginUse};
+pub(crate) use server::{ConnectionLimits, ServerConfig};
+pub(crate) use shared_cache::SharedCacheConfig;
+pub use upstream::Transport;
+pub(crate) use upstream::{
+    BatchConfig, BreakerConfig, CacheConfig, RetryConfig, SchemaSource, UpstreamConfig,
 };
 
 /// The whole configuration of one Joinery project.
@@ -39,8 +41,6 @@ pub use upstream::{
 pub struct Config {
     /// The config file, as given.
     pub path: PathBuf,
-    /// Directory relative paths are resolved against (the config file's directory).
-    pub base_dir: PathBuf,
     /// `[server]`
     pub server: ServerConfig,
     /// `[operations]`
@@ -54,7 +54,7 @@ pub struct Config {
     /// `[policy] plugins`: policy plugins whose request hook runs on every request, in order.
     pub policies: Vec<String>,
     /// `[cache]`: what the upstream caches share.
-    pub cache: SharedCacheConfig,
+    pub(crate) cache: SharedCacheConfig,
     /// `[metrics]`: where Prometheus metrics are served.
     pub metrics: MetricsConfig,
     /// `[explorer]`: where the operations explorer is served.
@@ -63,39 +63,17 @@ pub struct Config {
     pub traces: TracesConfig,
 }
 
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file has problems, each with its position.
-    #[error("{0}")]
-    Invalid(Diagnostics),
-}
-
 impl Config {
     /// Reads and validates the config file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let text = read_text(path)?;
         Self::parse(path, &text, &|name| std::env::var(name).ok())
     }
 
     /// Like [`Config::load`], for commands that work with plugins only (`joinery plugin call`
     /// and `test`): a plugin project's `joinery.toml` needs no upstreams.
-    pub fn load_for_plugins(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    pub fn load_for_plugins(path: &Path) -> Result<Self, FileError> {
+        let text = read_text(path)?;
         Self::parse_checked(path, &text, &|name| std::env::var(name).ok(), false)
     }
 
@@ -105,7 +83,7 @@ impl Config {
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, FileError> {
         Self::parse_checked(path, text, env, true)
     }
 
@@ -114,13 +92,13 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
         needs_upstreams: bool,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, FileError> {
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
                 let mut diags = Diagnostics::default();
                 check::structure_problems(path, text, e, &mut diags);
-                return Err(ConfigError::Invalid(diags));
+                return Err(FileError::Invalid(diags));
             }
         };
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -151,7 +129,6 @@ impl Config {
 
         Ok(Config {
             path: path.to_path_buf(),
-            base_dir,
             server,
             operations,
             log,
@@ -168,7 +145,7 @@ impl Config {
 
 impl Config {
     /// Whether policy plugins may fill `@internal` variables that no `@export` fills.
-    pub fn policies_fill(&self) -> bool {
+    pub(crate) fn policies_fill(&self) -> bool {
         !self.policies.is_empty()
     }
 }

@@ -13,17 +13,17 @@ use crate::diagnostic::Position;
 #[derive(Debug, Clone)]
 pub struct OperationsConfig {
     /// Folder of `*.graphql` operation documents. Default `operations`.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Where `dir` is written (none when it is the default), for errors about the folder.
-    pub dir_written: Option<Position>,
+    pub(crate) dir_written: Option<Position>,
     /// Manifest written by `joinery build` and read by `joinery serve`. Default `.joinery/manifest.json`.
     pub manifest: PathBuf,
     /// Client-generated manifests to register as well (Apollo persisted query manifest or
     /// graphql-codegen persisted documents), with where each is written. Default none.
-    pub import: Vec<(PathBuf, Position)>,
+    pub(crate) import: Vec<(PathBuf, Position)>,
     /// Per-operation overrides of `server.max_join_fanout`, by operation name, with where each
     /// is written (the build checks that the operation exists). Default none.
-    pub max_join_fanout: IndexMap<String, (usize, Position)>,
+    pub(crate) max_join_fanout: IndexMap<String, (usize, Position)>,
     /// `[operations.budget]`: the most an operation may cost, checked by `joinery build`.
     pub budget: Budget,
 }
@@ -47,7 +47,7 @@ pub struct Limit {
     /// The limit.
     pub value: u64,
     /// Where it is written.
-    pub position: Position,
+    pub(crate) position: Position,
 }
 
 pub(super) fn check(check: &mut Check, raw: &RawOperations) -> OperationsConfig {

@@ -17,23 +17,23 @@ pub struct PluginConfig {
     /// The plugin's name (the table's key), used in logs, errors and references.
     pub name: String,
     /// The component file, resolved against the config's directory.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Where `path` is written, for errors about the file.
-    pub written: Position,
+    pub(crate) written: Position,
     /// Largest linear memory one instance may grow to. Default `16MiB`.
     pub max_memory: usize,
     /// Longest one call may run (CPU and waiting for outbound HTTP). Default `100ms`.
     pub timeout: Duration,
     /// Hosts (`host` or `host:port`) the plugin may send HTTP requests to. Default none.
-    pub allowed_hosts: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     /// Environment variables the plugin may read as secrets. Default none.
-    pub secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// Headers the plugin is shown (lower-case): of the client's request in the request hook,
     /// of the upstream request and answer in the upstream hooks, of the upstream request in a
     /// resolver. `None` (the default): all of them.
-    pub visible_headers: Option<Vec<String>>,
+    pub(crate) visible_headers: Option<Vec<String>>,
     /// The `[plugins.<name>.config]` table, passed to the plugin as JSON. Default `{}`.
-    pub config: serde_json::Value,
+    pub(crate) config: serde_json::Value,
 }
 
 pub(super) fn check(
@@ -153,7 +153,7 @@ pub(crate) fn valid_plugin_name(name: &str) -> bool {
 
 /// How the configuration uses a plugin, somewhere: as a policy or as a resolver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PluginRole {
+pub(crate) enum PluginRole {
     /// In `[policy] plugins` or an upstream's `policies`.
     Policy,
     /// As an upstream (`plugin = "…"`).
@@ -164,9 +164,9 @@ pub enum PluginRole {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginUse {
     /// The role it plays there.
-    pub role: PluginRole,
+    pub(crate) role: PluginRole,
     /// Where, e.g. "upstream `shop` (plugin)".
-    pub place: String,
+    pub(crate) place: String,
 }
 
 impl super::Config {
@@ -179,7 +179,7 @@ impl super::Config {
     }
 
     /// Where the configuration uses plugin `name`.
-    pub fn plugin_uses(&self, name: &str) -> Vec<PluginUse> {
+    pub(crate) fn plugin_uses(&self, name: &str) -> Vec<PluginUse> {
         let mut uses = Vec::new();
         let mut add = |role, place: String| uses.push(PluginUse { role, place });
         if self.policies.iter().any(|p| p == name) {

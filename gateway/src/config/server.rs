@@ -21,22 +21,22 @@ pub struct ServerConfig {
     /// (`JOIN_FANOUT_EXCEEDED`), never a silent truncation. Default 1000.
     pub max_join_fanout: usize,
     /// Limits that keep slow or idle clients from holding connections.
-    pub connections: ConnectionLimits,
+    pub(crate) connections: ConnectionLimits,
 }
 
 /// How many connections the server holds and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// Most open client connections; beyond it, new ones wait in the listen queue. Keep it
     /// below the process's open-file limit. Default 1000.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Longest time to receive a request body once its headers are in (408 beyond). Default `10s`.
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     /// A connection with no request in flight and no traffic for this long is closed (HTTP/1
     /// keep-alive and HTTP/2 alike). Default `60s`.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Most concurrent streams per HTTP/2 connection. Default 100.
-    pub http2_max_streams: u32,
+    pub(crate) http2_max_streams: u32,
 }
 
 impl Default for ConnectionLimits {

@@ -8,11 +8,11 @@ use super::raw::RawSharedCache;
 /// `[cache]`: a Redis server the answer caches of every replica share (a second layer behind
 /// each upstream's in-process cache).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SharedCacheConfig {
+pub(crate) struct SharedCacheConfig {
     /// `redis://host:port[/db]` or `redis+unix:///path/to/socket`. Default none.
-    pub redis: Option<String>,
+    pub(crate) redis: Option<String>,
     /// Longest a request waits for Redis before going on without it. Default `20ms`.
-    pub redis_timeout: Duration,
+    pub(crate) redis_timeout: Duration,
 }
 
 pub(super) fn check(check: &mut Check, raw: &RawSharedCache) -> SharedCacheConfig {

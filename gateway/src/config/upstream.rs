@@ -23,38 +23,38 @@ const MAX_LIST_SIZE: u64 = 1_000_000_000;
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     /// The namespace (the table's key): prefix of the upstream's root fields and types.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// How requests reach it.
     pub transport: Transport,
     /// Where the schema comes from.
-    pub schema: SchemaSource,
+    pub(crate) schema: SchemaSource,
     /// Per-request timeout. Default `10s`.
     pub timeout: Duration,
     /// Client request headers copied to this upstream's requests (lower-case names).
     pub forward_headers: Vec<String>,
     /// Fixed headers added to every request to this upstream (also used for introspection).
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Policy plugins whose upstream hook runs before each request to this upstream, in order.
     pub policies: Vec<String>,
     /// `[upstreams.<ns>.batch]`: root fields answered for many keys by another root field.
-    pub batch: Vec<BatchConfig>,
+    pub(crate) batch: Vec<BatchConfig>,
     /// Largest answer read from this upstream; a longer one is `UPSTREAM_BAD_RESPONSE`.
     /// Default `16MiB`.
     pub max_response_bytes: usize,
     /// Whether identical queries in flight at once share one request. Default `true` for URL
     /// upstreams, `false` for resolver plugins.
-    pub coalesce: bool,
+    pub(crate) coalesce: bool,
     /// `[upstreams.<ns>.retry]`: queries retried after a failure that may pass. Default off.
-    pub retry: Option<RetryConfig>,
+    pub(crate) retry: Option<RetryConfig>,
     /// `[upstreams.<ns>.breaker]`: requests refused at once after repeated failures. Default
     /// off.
-    pub breaker: Option<BreakerConfig>,
+    pub(crate) breaker: Option<BreakerConfig>,
     /// `[upstreams.<ns>.cache]`: answers to queries kept in memory. Default off.
-    pub cache: Option<CacheConfig>,
+    pub(crate) cache: Option<CacheConfig>,
     /// Whether the upstream is an Apollo Federation subgraph: its schema is read from
     /// `_service { sdl }` (or `schema_file`), and its entities can be looked up by key. Default
     /// `false`, but an introspected upstream that answers `_service` is taken as one.
-    pub federation: bool,
+    pub(crate) federation: bool,
     /// `list_sizes`: most items of list fields, for the cost `joinery build` measures (they
     /// win over the upstream's `@listSize`). Checked against the schema at build. Default none.
     pub list_sizes: Vec<ListSizeHint>,
@@ -64,68 +64,68 @@ pub struct UpstreamConfig {
 /// upstream's `Cache-Control` says `max-age`, not at all when it says `no-store`, `no-cache`
 /// or `private`), in at most `max_bytes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheConfig {
+pub(crate) struct CacheConfig {
     /// How long an answer is served from memory.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// `[upstreams.<ns>.cache.field_ttl]`: a shorter or longer `ttl` for answers that hold a
     /// root field (the upstream's name for it); `0s` keeps them not at all. An answer with
     /// several root fields is kept for the shortest of their times.
-    pub field_ttl: Vec<FieldTtl>,
+    pub(crate) field_ttl: Vec<FieldTtl>,
     /// Memory for this upstream's answers (bodies and keys). Default `16MiB`.
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
     /// How long past its freshness an answer may still be served when the upstream fails
     /// (no answer, a timeout, HTTP 5xx). Default none.
-    pub stale_if_error: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
 }
 
 /// One `[upstreams.<ns>.cache.field_ttl]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldTtl {
+pub(crate) struct FieldTtl {
     /// The root query field, as the upstream names it.
-    pub field: String,
+    pub(crate) field: String,
     /// How long answers holding it are kept (zero: not kept).
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// Where it is written.
-    pub position: Position,
+    pub(crate) position: Position,
 }
 
 /// `[upstreams.<ns>.retry]`: how a query that failed in a way that may pass (the connection
 /// failed, or HTTP 502, 503 or 504) is tried again. Mutations are never retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryConfig {
+pub(crate) struct RetryConfig {
     /// Tries after the first, 1 to 5.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Wait before the first retry, doubled before each next one (with up to 50% added at
     /// random so that gateways do not retry in step). Default `50ms`.
-    pub backoff: Duration,
+    pub(crate) backoff: Duration,
 }
 
 /// `[upstreams.<ns>.breaker]`: after `failures` failed requests in a row the upstream is not
 /// asked for `open_for`; then one request probes it: a success closes the breaker, a failure
 /// opens it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
+pub(crate) struct BreakerConfig {
     /// Failed requests in a row that open the breaker, 1 to 1000.
-    pub failures: u32,
+    pub(crate) failures: u32,
     /// How long it stays open before a probe. Default `10s`.
-    pub open_for: Duration,
+    pub(crate) open_for: Duration,
 }
 
 /// `[upstreams.<ns>.batch.<field>]`: the batch form of a root field that takes one key, so that
 /// a join over many items sends one call with all keys instead of one aliased copy per key.
 /// Checked against the upstream's schema when operations are planned.
 #[derive(Debug, Clone)]
-pub struct BatchConfig {
+pub(crate) struct BatchConfig {
     /// The root field that takes one key (the table's key), e.g. `getCityByName`.
-    pub single: String,
+    pub(crate) single: String,
     /// The root field that takes many keys, e.g. `getCitiesByNames`.
-    pub field: String,
+    pub(crate) field: String,
     /// Its list argument that receives the keys, e.g. `names`.
-    pub argument: String,
+    pub(crate) argument: String,
     /// The field of each result that holds its key, e.g. `name`.
-    pub key: String,
+    pub(crate) key: String,
     /// Where the table is written.
-    pub position: Position,
+    pub(crate) position: Position,
 }
 
 /// How an upstream is reached.
@@ -139,7 +139,7 @@ pub enum Transport {
 
 /// Where an upstream's schema comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SchemaSource {
+pub(crate) enum SchemaSource {
     /// An SDL file (`schema_file = "..."`), resolved against the config's directory, with
     /// where it is written.
     File(PathBuf, Position),
@@ -157,7 +157,7 @@ pub struct ListSizeHint {
     /// Most items.
     pub size: u64,
     /// Where the entry is written.
-    pub position: Position,
+    pub(crate) position: Position,
 }
 
 pub(super) fn check(
@@ -414,7 +414,7 @@ fn list_sizes(check: &mut Check, up: &RawUpstream) -> Vec<ListSizeHint> {
 }
 
 /// Namespaces are lower-case letters and digits so that `<namespace>_<name>` splits unambiguously.
-pub fn valid_namespace(ns: &str) -> bool {
+fn valid_namespace(ns: &str) -> bool {
     let mut chars = ns.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())

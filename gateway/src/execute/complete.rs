@@ -4,10 +4,10 @@
 //! position rewinds the output to the nearest nullable parent, which becomes `null`).
 
 use apollo_compiler::response::{JsonMap, JsonValue};
-use serde_json::Value;
 
 use super::{Explained, Segment};
 use crate::error_code::ErrorCode;
+use crate::graphql_error::GraphQLError;
 use crate::plan::shape::{
     Conditions, Field, Leaf, OutputKind, OutputType, Selection, SelectionSet,
 };
@@ -19,7 +19,7 @@ struct Propagate;
 pub(super) struct Completer<'a, 'e> {
     variables: &'a JsonMap,
     explained: &'a Explained,
-    errors: &'e mut Vec<Value>,
+    errors: &'e mut Vec<GraphQLError>,
     path: Vec<Segment<'a>>,
     /// Whether an error already explains nulls below the current path.
     covered: bool,
@@ -28,7 +28,7 @@ pub(super) struct Completer<'a, 'e> {
 impl<'a, 'e> Completer<'a, 'e> {
     pub(super) fn new(
         variables: &'a JsonMap,
-        errors: &'e mut Vec<Value>,
+        errors: &'e mut Vec<GraphQLError>,
         explained: &'a Explained,
     ) -> Self {
         Completer {
@@ -284,23 +284,20 @@ impl<'a, 'e> Completer<'a, 'e> {
     }
 
     fn bad_answer(&mut self, message: &str) -> bool {
-        let mut error = ErrorCode::UpstreamBadResponse.error(message);
-        error["path"] = self.path_value();
-        self.errors.push(error);
-        self.covered = true;
+        self.report(message);
         false
     }
 
     fn report_null(&mut self) {
-        let mut error =
-            ErrorCode::UpstreamBadResponse.error("the upstream returned null for a non-null field");
-        error["path"] = self.path_value();
-        self.errors.push(error);
-        self.covered = true;
+        self.report("the upstream returned null for a non-null field");
     }
 
-    fn path_value(&self) -> Value {
-        Value::Array(self.path.iter().copied().map(Segment::to_value).collect())
+    /// Reports a bad upstream answer at the current path, which it then explains.
+    fn report(&mut self, message: &str) {
+        let mut error = GraphQLError::new(ErrorCode::UpstreamBadResponse, message);
+        error.set_path(self.path.iter().copied().map(Into::into).collect());
+        self.errors.push(error);
+        self.covered = true;
     }
 }
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use apollo_compiler::response::JsonMap;
 use futures::future::join_all;
 use indexmap::IndexMap;
-use serde_json::Value;
 
-use super::{attribute, Errors, Segment};
+use super::{Errors, Segment};
 use crate::error_code::ErrorCode;
+use crate::graphql_error::{GraphQLError, PathSegment};
 use crate::plan::batch::{BatchForm, KEY_ALIAS};
 use crate::plan::join::{Batching, Binding, JoinPlan, TypeFilter};
 use crate::plan::Plan;
@@ -147,13 +147,14 @@ pub(super) async fn run(
                 } else {
                     format!("send a list of {widest} exported values")
                 };
-                let error = ErrorCode::JoinFanoutExceeded.error(format!(
+                let message = format!(
                     "this join would {what}; the limit is {max_fanout} (server.max_join_fanout)"
-                ));
+                );
+                let error = GraphQLError::new(ErrorCode::JoinFanoutExceeded, message);
                 // One error, at the first item; it explains every item's join.
                 for (i, inst) in instances.iter().enumerate() {
                     let mut path = path_value(&inst.path);
-                    path.push(Value::from(join.key.as_str()));
+                    path.push(PathSegment::Key(join.key.clone()));
                     if i == 0 {
                         errors.at(error.clone(), path);
                     } else {
@@ -423,8 +424,8 @@ fn merge(
                     for path in entry.paths(group) {
                         for key in &fetch.root_keys {
                             let full = joined_path(path, &entry.join.key, key);
-                            let mut error = e.code().error(e.to_string());
-                            error["extensions"]["upstream"] = Value::from(upstream);
+                            let error =
+                                GraphQLError::new(e.code(), e.to_string()).with_upstream(upstream);
                             errors.at(error, full);
                         }
                     }
@@ -487,13 +488,14 @@ fn merge(
         }
     }
     for error in response.errors {
+        let mut error = GraphQLError::from_upstream(error, upstream);
         if let Some(c) = entities_call(&error) {
-            place_entities_error(errors, upstream, batch, &shared, c, &error);
+            place_entities_error(errors, batch, &shared, c, &error);
             continue;
         }
         if let Some((call, rest)) = locate_call(&error, &calls) {
             let groups = call.groups_for(rest.first());
-            let rest = if rest.first().is_some_and(Value::is_number) {
+            let rest = if matches!(rest.first(), Some(PathSegment::Index(_))) {
                 &rest[1..]
             } else {
                 rest
@@ -502,54 +504,45 @@ fn merge(
             for group in groups {
                 for path in call.entry.paths(group) {
                     let mut full = joined_path(path, &call.entry.join.key, &fetch.root_keys[0]);
-                    full.extend(rest.iter().cloned());
-                    errors.at(attribute(error.clone(), upstream), full);
+                    full.extend_from_slice(rest);
+                    errors.at(error.clone(), full);
                 }
             }
             continue;
         }
-        let located = error
-            .get("path")
-            .and_then(Value::as_array)
-            .and_then(|p| p.first())
-            .and_then(Value::as_str)
-            .and_then(|alias| {
-                let (j, f, g) = parse_prefix(alias)?;
-                let prefix = format!("_{j}_{f}_{g}_");
-                let key = alias.strip_prefix(&prefix)?.to_string();
-                by_prefix.get(prefix.as_str()).map(|found| (*found, key))
-            });
+        let located = error.path().and_then(|path| {
+            let Some(PathSegment::Key(alias)) = path.first() else {
+                return None;
+            };
+            let (j, f, g) = parse_prefix(alias)?;
+            let prefix = format!("_{j}_{f}_{g}_");
+            let key = alias.strip_prefix(&prefix)?.to_string();
+            let found = by_prefix.get(prefix.as_str())?;
+            Some((*found, key, &path[1..]))
+        });
         match located {
-            Some(((entry, group), key)) => {
-                let rest: Vec<Value> = error["path"]
-                    .as_array()
-                    .map(|p| p[1..].to_vec())
-                    .unwrap_or_default();
+            Some(((entry, group), key, rest)) => {
                 for path in entry.paths(group) {
                     let mut full = joined_path(path, &entry.join.key, &key);
-                    full.extend(rest.iter().cloned());
-                    errors.at(attribute(error.clone(), upstream), full);
+                    full.extend_from_slice(rest);
+                    errors.at(error.clone(), full);
                 }
             }
             // No data and no path: the whole request failed, so every item's fields did.
             None if no_data => {
-                let e = attribute(error, upstream);
                 for entry in &batch.entries {
                     let fetch = &entry.join.fetches[entry.fetch];
                     for path in entry.groups.iter().flat_map(|g| entry.paths(g)) {
                         for key in &fetch.root_keys {
                             let full = joined_path(path, &entry.join.key, key);
-                            errors.at(e.clone(), full);
+                            errors.at(error.clone(), full);
                         }
                     }
                 }
             }
             None => {
-                let mut e = attribute(error, upstream);
-                if let Some(obj) = e.as_object_mut() {
-                    obj.remove("path");
-                }
-                errors.push(e);
+                error.remove_path();
+                errors.push(error);
             }
         }
     }
@@ -607,11 +600,11 @@ struct Call<'e> {
 impl<'e> Call<'e> {
     /// The groups an error at `index` (a position in the answer, if the path has one) is about:
     /// the group of the result there; otherwise those without a result; otherwise all.
-    fn groups_for(&self, index: Option<&Value>) -> Vec<&'e Group> {
-        let group = index
-            .and_then(Value::as_u64)
-            .and_then(|i| self.positions.get(i as usize))
-            .and_then(|g| *g);
+    fn groups_for(&self, index: Option<&PathSegment>) -> Vec<&'e Group> {
+        let group = match index {
+            Some(PathSegment::Index(i)) => self.positions.get(*i).and_then(|g| *g),
+            _ => None,
+        };
         if let Some(g) = group {
             return vec![&self.entry.groups[g]];
         }
@@ -673,10 +666,10 @@ fn place_batch<'e>(
                 for path in entry.paths(group) {
                     let full = joined_path(path, &entry.join.key, root_key);
                     errors.at(
-                        ErrorCode::UpstreamBadResponse.error(format!(
-                            "`{}` answered with something other than a list",
-                            form.field
-                        )),
+                        GraphQLError::new(
+                            ErrorCode::UpstreamBadResponse,
+                            format!("`{}` answered with something other than a list", form.field),
+                        ),
                         full,
                     );
                 }
@@ -709,10 +702,13 @@ fn place_batch<'e>(
                 for path in entry.paths(group) {
                     let full = joined_path(path, &entry.join.key, root_key);
                     errors.at(
-                        ErrorCode::UpstreamBadResponse.error(format!(
-                            "`{}` has no result for key {:?}, and `{}` cannot be null",
-                            form.field, key, form.single
-                        )),
+                        GraphQLError::new(
+                            ErrorCode::UpstreamBadResponse,
+                            format!(
+                                "`{}` has no result for key {:?}, and `{}` cannot be null",
+                                form.field, key, form.single
+                            ),
+                        ),
                         full,
                     );
                 }
@@ -747,9 +743,13 @@ fn place_entities(
                 if let Some(wrong) = wrong {
                     for path in entry.paths(group) {
                         let full = joined_path(path, &entry.join.key, root_key);
-                        errors.at(ErrorCode::UpstreamBadResponse.error(format!(
+                        let message = format!(
                             "`_entities` answered {wrong}; results are matched by position, so none is used"
-                        )), full);
+                        );
+                        errors.at(
+                            GraphQLError::new(ErrorCode::UpstreamBadResponse, message),
+                            full,
+                        );
                     }
                 }
                 Data::Null
@@ -760,15 +760,11 @@ fn place_entities(
 }
 
 /// The shared `_entities` call an upstream error is about, by the alias its path starts with.
-fn entities_call(error: &Value) -> Option<usize> {
-    error
-        .get("path")?
-        .as_array()?
-        .first()?
-        .as_str()?
-        .strip_prefix(ENTITIES_ALIAS)?
-        .parse()
-        .ok()
+fn entities_call(error: &GraphQLError) -> Option<usize> {
+    let Some(PathSegment::Key(alias)) = error.path()?.first() else {
+        return None;
+    };
+    alias.strip_prefix(ENTITIES_ALIAS)?.parse().ok()
 }
 
 /// Gives an upstream error inside shared `_entities` call `c` to the items it is about: those
@@ -777,15 +773,17 @@ fn entities_call(error: &Value) -> Option<usize> {
 /// did) among the lookups that select the field it names.
 fn place_entities_error(
     errors: &mut Errors,
-    upstream: &str,
     batch: &Batch<'_>,
     shared: &[Result<Vec<Data>, Option<String>>],
     c: usize,
-    error: &Value,
+    error: &GraphQLError,
 ) {
-    let path = error["path"].as_array().map_or(&[][..], Vec::as_slice);
+    let path = error.path().unwrap_or_default();
     let rest = path.get(1..).unwrap_or_default();
-    let index = rest.first().and_then(Value::as_u64).map(|i| i as usize);
+    let index = match rest.first() {
+        Some(PathSegment::Index(i)) => Some(*i),
+        _ => None,
+    };
     let rest = if index.is_some() { &rest[1..] } else { rest };
     let items = shared[c].as_ref().ok();
     let any_null = items.is_some_and(|items| items.iter().any(Data::is_null));
@@ -798,8 +796,10 @@ fn place_entities_error(
         }
         let fetch = &entry.join.fetches[entry.fetch];
         let root_key = &fetch.root_keys[0];
-        let selects = match (&fetch.batching, rest.first().and_then(Value::as_str)) {
-            (Batching::Entities(lookup), Some(key)) => lookup.selected.iter().any(|k| k == key),
+        let selects = match (&fetch.batching, rest.first()) {
+            (Batching::Entities(lookup), Some(PathSegment::Key(key))) => {
+                lookup.selected.contains(key)
+            }
             _ => true,
         };
         if index.is_none() && !selects {
@@ -816,8 +816,8 @@ fn place_entities_error(
             }
             for path in entry.paths(group) {
                 let mut full = joined_path(path, &entry.join.key, root_key);
-                full.extend(rest.iter().cloned());
-                errors.at(attribute(error.clone(), upstream), full);
+                full.extend_from_slice(rest);
+                errors.at(error.clone(), full);
             }
         }
     }
@@ -885,11 +885,13 @@ fn item_identity(fetch: &crate::plan::join::JoinFetch, variables: &JsonMap) -> V
 
 /// The batch-form call an upstream error is about, and the rest of its path.
 fn locate_call<'c, 'e>(
-    error: &'c Value,
+    error: &'c GraphQLError,
     calls: &'c HashMap<&str, Call<'e>>,
-) -> Option<(&'c Call<'e>, &'c [Value])> {
-    let path = error.get("path")?.as_array()?;
-    let alias = path.first()?.as_str()?;
+) -> Option<(&'c Call<'e>, &'c [PathSegment])> {
+    let path = error.path()?;
+    let Some(PathSegment::Key(alias)) = path.first() else {
+        return None;
+    };
     let (j, f, g) = parse_prefix(alias)?;
     let call = calls.get(format!("_{j}_{f}_{g}_").as_str())?;
     Some((call, &path[1..]))
@@ -913,15 +915,15 @@ fn parse_prefix(alias: &str) -> Option<(usize, usize, usize)> {
     Some((j, f, g))
 }
 
-fn joined_path(item: &[Segment<'_>], join_key: &str, field: &str) -> Vec<Value> {
+fn joined_path(item: &[Segment<'_>], join_key: &str, field: &str) -> Vec<PathSegment> {
     let mut path = path_value(item);
-    path.push(Value::from(join_key));
-    path.push(Value::from(field));
+    path.push(PathSegment::Key(join_key.to_string()));
+    path.push(PathSegment::Key(field.to_string()));
     path
 }
 
-fn path_value(path: &[Segment<'_>]) -> Vec<Value> {
-    path.iter().copied().map(Segment::to_value).collect()
+fn path_value(path: &[Segment<'_>]) -> Vec<PathSegment> {
+    path.iter().copied().map(PathSegment::from).collect()
 }
 
 /// A required exported value is null: the joined fields of this item are null, with an error.
@@ -941,10 +943,13 @@ fn null_export(
             joined.insert(key, Data::Null);
         }
         errors.at(
-            ErrorCode::JoinValueNull.error(format!(
-                "cannot join `{key}`: `${}` is exported from `{}`, which is null here",
-                binding.variable, binding.source
-            )),
+            GraphQLError::new(
+                ErrorCode::JoinValueNull,
+                format!(
+                    "cannot join `{key}`: `${}` is exported from `{}`, which is null here",
+                    binding.variable, binding.source
+                ),
+            ),
             path,
         );
     }

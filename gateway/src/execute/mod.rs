@@ -11,6 +11,7 @@ use futures::future::join_all;
 use serde_json::{Map, Value};
 
 use crate::error_code::ErrorCode;
+use crate::graphql_error::{GraphQLError, PathSegment};
 use crate::plan::{Fetch, Plan};
 use crate::upstream::data::{Data, Object};
 use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamResponse, Upstreams};
@@ -19,11 +20,11 @@ use crate::upstream::{FetchError, RequestContext, UpstreamRequest, UpstreamRespo
 #[derive(Debug, Default)]
 pub(crate) struct Response {
     /// `data` as JSON text: `null` when a non-null root field failed.
-    pub data: Option<Vec<u8>>,
+    pub(crate) data: Option<Vec<u8>>,
     /// `errors`, in the order they arose.
-    pub errors: Vec<Value>,
+    pub(crate) errors: Vec<GraphQLError>,
     /// `extensions`, when there is something to say (answers served from caches).
-    pub extensions: Option<Value>,
+    pub(crate) extensions: Option<Value>,
 }
 
 impl Response {
@@ -33,7 +34,7 @@ impl Response {
         out.push(b'{');
         if !self.errors.is_empty() {
             out.extend_from_slice(b"\"errors\":");
-            serde_json::to_writer(&mut out, &self.errors).expect("JSON values serialize");
+            serde_json::to_writer(&mut out, &self.errors).expect("errors serialize");
         }
         if let Some(data) = &self.data {
             if !self.errors.is_empty() {
@@ -63,11 +64,11 @@ pub(crate) enum Segment<'a> {
     Index(usize),
 }
 
-impl Segment<'_> {
-    fn to_value(self) -> Value {
-        match self {
-            Segment::Key(k) => Value::from(k),
-            Segment::Index(i) => Value::from(i),
+impl From<Segment<'_>> for PathSegment {
+    fn from(segment: Segment<'_>) -> Self {
+        match segment {
+            Segment::Key(k) => PathSegment::Key(k.to_string()),
+            Segment::Index(i) => PathSegment::Index(i),
         }
     }
 }
@@ -89,16 +90,12 @@ struct PathNode {
 
 impl Explained {
     /// Records that an error explains `path` and everything below it.
-    pub(crate) fn add(&mut self, path: &[Value]) {
+    pub(crate) fn add(&mut self, path: &[PathSegment]) {
         let mut node = &mut self.root;
         for segment in path {
             node = match segment {
-                Value::Number(n) => node
-                    .indices
-                    .entry(n.as_u64().unwrap_or(u64::MAX) as usize)
-                    .or_default(),
-                Value::String(k) => node.keys.entry(k.clone()).or_default(),
-                other => node.keys.entry(other.to_string()).or_default(),
+                PathSegment::Index(i) => node.indices.entry(*i).or_default(),
+                PathSegment::Key(k) => node.keys.entry(k.clone()).or_default(),
             };
         }
         node.end = true;
@@ -130,25 +127,25 @@ impl Explained {
 /// its own at or below an explained path.
 #[derive(Debug, Default)]
 pub(crate) struct Errors {
-    list: Vec<Value>,
+    list: Vec<GraphQLError>,
     explained: Explained,
 }
 
 impl Errors {
     /// Adds `error` at `path`, which it explains.
-    pub(crate) fn at(&mut self, mut error: Value, path: Vec<Value>) {
+    pub(crate) fn at(&mut self, mut error: GraphQLError, path: Vec<PathSegment>) {
         self.explained.add(&path);
-        error["path"] = Value::from(path);
+        error.set_path(path);
         self.list.push(error);
     }
 
     /// Adds `error` as it is (with the path it has, or none), explaining nothing.
-    pub(crate) fn push(&mut self, error: Value) {
+    pub(crate) fn push(&mut self, error: GraphQLError) {
         self.list.push(error);
     }
 
     /// Records that an error already added explains `path` too.
-    pub(crate) fn explain(&mut self, path: &[Value]) {
+    pub(crate) fn explain(&mut self, path: &[PathSegment]) {
         self.explained.add(path);
     }
 }
@@ -180,18 +177,11 @@ pub(crate) fn introspect(
     let (data, errors) = match answer {
         Ok(answer) => (
             answer.data,
-            answer
-                .errors
-                .into_iter()
-                .map(|e| serde_json::to_value(e).expect("errors serialize"))
-                .collect(),
+            answer.errors.into_iter().map(GraphQLError::from).collect(),
         ),
         Err(e) => (
             None,
-            vec![
-                serde_json::to_value(e.to_graphql_error(&plan.document.sources))
-                    .expect("errors serialize"),
-            ],
+            vec![e.to_graphql_error(&plan.document.sources).into()],
         ),
     };
     Response {
@@ -227,20 +217,20 @@ pub(crate) async fn execute(
                     if !upstream_errors.is_empty() {
                         // The upstream's errors explain its fields' nulls, wherever they point.
                         for key in &fetch.root_keys {
-                            errors.explain(&[Value::from(key.as_str())]);
+                            errors.explain(&[PathSegment::Key(key.clone())]);
                         }
                     }
                     for error in upstream_errors {
-                        let mut error = attribute(error, &fetch.upstream);
+                        let mut error = GraphQLError::from_upstream(error, &fetch.upstream);
                         unwrap_entity_path(&mut error, &fetch.entities);
-                        if data.is_some() || error.get("path").is_some() {
+                        if data.is_some() || error.path().is_some() {
                             errors.push(error);
                             continue;
                         }
                         // No data and no path (a request error, often with an HTTP error
                         // status): every root field of the fetch failed with it.
                         for key in &fetch.root_keys {
-                            errors.at(error.clone(), vec![Value::from(key.as_str())]);
+                            errors.at(error.clone(), vec![PathSegment::Key(key.clone())]);
                         }
                     }
                     // Only the fetch's own root fields: an upstream cannot write another's.
@@ -256,10 +246,10 @@ pub(crate) async fn execute(
                             match unwrap_entity(value) {
                                 Ok(value) => root.insert(key, value),
                                 Err(message) => {
-                                    let mut error = ErrorCode::UpstreamBadResponse.error(message);
-                                    error["extensions"]["upstream"] =
-                                        Value::from(fetch.upstream.as_str());
-                                    errors.at(error, vec![Value::from(key.as_str())]);
+                                    let error =
+                                        GraphQLError::new(ErrorCode::UpstreamBadResponse, message)
+                                            .with_upstream(&fetch.upstream);
+                                    errors.at(error, vec![PathSegment::Key(key.clone())]);
                                 }
                             }
                         }
@@ -268,9 +258,9 @@ pub(crate) async fn execute(
                 Err(e) => {
                     tracing::warn!(upstream = %fetch.upstream, error = %e, "upstream fetch failed");
                     for key in &fetch.root_keys {
-                        let mut error = e.code().error(e.to_string());
-                        error["extensions"]["upstream"] = Value::from(fetch.upstream.as_str());
-                        errors.at(error, vec![Value::from(key.as_str())]);
+                        let error = GraphQLError::new(e.code(), e.to_string())
+                            .with_upstream(&fetch.upstream);
+                        errors.at(error, vec![PathSegment::Key(key.clone())]);
                     }
                 }
             }
@@ -381,36 +371,14 @@ fn unwrap_entity(value: Data) -> Result<Data, String> {
 
 /// An error inside an entity lookup's answer has the path `[key, 0, …]`: the client's
 /// response has no list there.
-fn unwrap_entity_path(error: &mut Value, entities: &[String]) {
-    let Some(path) = error.get_mut("path").and_then(Value::as_array_mut) else {
+fn unwrap_entity_path(error: &mut GraphQLError, entities: &[String]) {
+    let Some(path) = error.path_mut() else {
         return;
     };
-    let lookup = path
-        .first()
-        .and_then(Value::as_str)
-        .is_some_and(|k| entities.iter().any(|e| e == k));
-    if lookup && path.get(1).and_then(Value::as_u64) == Some(0) {
+    let lookup = matches!(path.first(), Some(PathSegment::Key(k)) if entities.contains(k));
+    if lookup && path.get(1) == Some(&PathSegment::Index(0)) {
         path.remove(1);
     }
-}
-
-/// Names the upstream in an upstream error; its locations point into the upstream document,
-/// which the client never saw, so they are dropped. Paths already match the client's response
-/// because upstream documents keep the client's response keys.
-pub(crate) fn attribute(mut error: Value, upstream: &str) -> Value {
-    if !error.is_object() {
-        error = serde_json::json!({ "message": error.to_string() });
-    }
-    let obj = error.as_object_mut().expect("made an object above");
-    obj.remove("locations");
-    let ext = obj
-        .entry("extensions")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !ext.is_object() {
-        *ext = Value::Object(Map::new());
-    }
-    ext["upstream"] = Value::from(upstream);
-    error
 }
 
 #[cfg(test)]
@@ -422,12 +390,12 @@ mod tests {
         pub(super) static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    fn item(i: usize) -> Vec<Value> {
+    fn item(i: usize) -> Vec<PathSegment> {
         vec![
-            Value::from("list"),
-            Value::from(i),
-            Value::from("_join"),
-            Value::from("f"),
+            PathSegment::Key("list".into()),
+            PathSegment::Index(i),
+            PathSegment::Key("_join".into()),
+            PathSegment::Key("f".into()),
         ]
     }
 
@@ -435,21 +403,21 @@ mod tests {
     fn explained_paths_cover_above_at_and_below() {
         let mut explained = Explained::default();
         explained.add(&item(3));
-        fn seg(p: &[Value]) -> Vec<Segment<'_>> {
+        fn seg(p: &[PathSegment]) -> Vec<Segment<'_>> {
             p.iter()
-                .map(|v| match v {
-                    Value::Number(n) => Segment::Index(n.as_u64().unwrap() as usize),
-                    v => Segment::Key(v.as_str().unwrap()),
+                .map(|s| match s {
+                    PathSegment::Index(i) => Segment::Index(*i),
+                    PathSegment::Key(k) => Segment::Key(k),
                 })
                 .collect()
         }
         let mut below = item(3);
-        below.push(Value::from("x"));
+        below.push(PathSegment::Key("x".into()));
         assert!(explained.covers(&seg(&item(3))));
         assert!(explained.covers(&seg(&below)));
         assert!(explained.covers(&seg(&item(3)[..2])));
         assert!(!explained.covers(&seg(&item(4))));
-        assert!(!explained.covers(&seg(&[Value::from("other")])));
+        assert!(!explained.covers(&seg(&[PathSegment::Key("other".into())])));
         assert!(!Explained::default().covers(&[]));
     }
 
@@ -459,13 +427,13 @@ mod tests {
     fn asking_about_a_path_costs_its_length_not_the_number_of_paths() {
         for n in [1_000, 16_000] {
             let mut explained = Explained::default();
-            let paths: Vec<Vec<Value>> = (0..n).map(item).collect();
+            let paths: Vec<Vec<PathSegment>> = (0..n).map(item).collect();
             paths.iter().for_each(|p| explained.add(p));
             STEPS.with(|s| s.set(0));
-            for p in &paths {
+            for i in 0..n {
                 let segments: Vec<Segment<'_>> = vec![
                     Segment::Key("list"),
-                    Segment::Index(p[1].as_u64().unwrap() as usize),
+                    Segment::Index(i),
                     Segment::Key("_join"),
                     Segment::Key("f"),
                 ];

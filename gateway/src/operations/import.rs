@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{hash, OperationsError, Source};
-use crate::diagnostic::{Diagnostics, Position};
+use super::{hash, Source};
+use crate::diagnostic::{read_text, Diagnostics, FileError, Position};
 
 #[derive(Deserialize)]
 struct ApolloManifest {
@@ -25,18 +25,15 @@ struct ApolloOperation {
 /// Reads a client manifest and returns its documents, and the problems of entries that were
 /// refused (a hash that does not match its document), each at the entry's position. An
 /// unreadable file or an unknown format is an error of its own.
-pub(crate) fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics), OperationsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| OperationsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+pub(crate) fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics), FileError> {
+    let text = read_text(path)?;
     let mut diags = Diagnostics::default();
     let value: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             let offset = offset_of_line_col(&text, e.line(), e.column());
             diags.push(path, &text, offset, format!("invalid JSON: {e}"));
-            return Err(OperationsError::Invalid(diags));
+            return Err(FileError::Invalid(diags));
         }
     };
     let entries: Vec<(String, String)> = if value.get("format").is_some() {
@@ -49,7 +46,7 @@ pub(crate) fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics),
                     "unsupported manifest format {:?} version {}: expected \"apollo-persisted-query-manifest\" version 1",
                     m.format, m.version
                 ));
-                return Err(OperationsError::Invalid(diags));
+                return Err(FileError::Invalid(diags));
             }
             Err(e) => {
                 diags.push(
@@ -58,7 +55,7 @@ pub(crate) fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics),
                     0,
                     format!("not an Apollo persisted query manifest: {e}"),
                 );
-                return Err(OperationsError::Invalid(diags));
+                return Err(FileError::Invalid(diags));
             }
         }
     } else if let serde_json::Value::Object(map) = value {
@@ -78,7 +75,7 @@ pub(crate) fn import_manifest(path: &Path) -> Result<(Vec<Source>, Diagnostics),
     } else {
         diags.push(path, &text, 0,
             "expected an Apollo persisted query manifest or a graphql-codegen persisted documents object (`{\"<sha256>\": \"<document>\"}`)");
-        return Err(OperationsError::Invalid(diags));
+        return Err(FileError::Invalid(diags));
     };
 
     let mut sources = Vec::new();

@@ -13,7 +13,7 @@ use apollo_compiler::validation::Valid;
 use apollo_compiler::ExecutableDocument;
 use sha2::{Digest, Sha256};
 
-use crate::diagnostic::{Diagnostic, Diagnostics, Position};
+use crate::diagnostic::{read_text, Diagnostic, Diagnostics, FileError, Position};
 use crate::schema::Supergraph;
 
 pub(crate) use import::import_manifest;
@@ -30,53 +30,34 @@ pub fn hash(text: &str) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
     /// Where it came from: a file, or `manifest.json` plus the entry.
-    pub origin: PathBuf,
+    pub(crate) origin: PathBuf,
     /// The exact registered text (the hash is computed over it).
-    pub text: String,
+    pub(crate) text: String,
     /// Where in `origin` the document text starts, for imported entries whose errors are
     /// reported at the entry (their body has no lines of its own in the file).
-    pub entry_position: Option<Position>,
+    pub(crate) entry_position: Option<Position>,
 }
 
 /// A validated document with its hash.
 #[derive(Debug, Clone)]
 pub(crate) struct Registered {
     /// sha256 of `source.text`, hex.
-    pub hash: String,
+    pub(crate) hash: String,
     /// The document as read.
-    pub source: Source,
+    pub(crate) source: Source,
     /// The parsed and validated document.
-    pub document: Arc<Valid<ExecutableDocument>>,
-}
-
-/// Why operations could not be registered.
-#[derive(Debug, thiserror::Error)]
-pub enum OperationsError {
-    /// A file or folder could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Documents are invalid; every problem with its position.
-    #[error("{0}")]
-    Invalid(Diagnostics),
+    pub(crate) document: Arc<Valid<ExecutableDocument>>,
 }
 
 /// Reads every `*.graphql` file below `dir` (sorted, so builds are reproducible).
-pub(crate) fn read_dir(dir: &Path) -> Result<Vec<Source>, OperationsError> {
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<Source>, FileError> {
     let mut files = Vec::new();
     collect_files(dir, &mut files)?;
     files.sort();
     files
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path).map_err(|source| OperationsError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text = read_text(&path)?;
             Ok(Source {
                 origin: path,
                 text,
@@ -86,8 +67,8 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<Source>, OperationsError> {
         .collect()
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), OperationsError> {
-    let read_err = |source| OperationsError::Read {
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FileError> {
+    let read_err = |source| FileError::Read {
         path: dir.to_path_buf(),
         source,
     };

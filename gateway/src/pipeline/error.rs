@@ -6,23 +6,23 @@ use crate::error_code::ErrorCode;
 
 /// A request that fails before execution: the response has `errors` and no `data`.
 #[derive(Debug, Clone)]
-pub struct RequestError {
+pub(crate) struct RequestError {
     /// The error code.
-    pub code: ErrorCode,
+    pub(crate) code: ErrorCode,
     /// The message.
-    pub message: String,
+    pub(crate) message: String,
     /// A status that applies whatever the media type (405, 406, 413, 415).
-    pub fixed_status: Option<StatusCode>,
+    pub(crate) fixed_status: Option<StatusCode>,
     /// A policy plugin's own code, written instead of `code`.
-    pub plugin_code: Option<String>,
+    pub(crate) plugin_code: Option<String>,
     /// Whether the message quotes values the client sent (variables): those are answered to
     /// the client but never written to the logs.
-    pub quotes_values: bool,
+    pub(crate) quotes_values: bool,
 }
 
 impl RequestError {
     /// A request error with `code`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -33,18 +33,18 @@ impl RequestError {
     }
 
     /// Marks the message as quoting values the client sent, so that it is never logged.
-    pub fn quoting_values(mut self) -> Self {
+    pub(crate) fn quoting_values(mut self) -> Self {
         self.quotes_values = true;
         self
     }
 
     /// A malformed request (400 whatever the media type).
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message).with_status(StatusCode::BAD_REQUEST)
     }
 
     /// Sets an HTTP status that applies whatever the media type.
-    pub fn with_status(mut self, status: StatusCode) -> Self {
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         self.fixed_status = Some(status);
         self
     }

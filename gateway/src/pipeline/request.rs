@@ -8,29 +8,31 @@ use super::RequestError;
 use crate::error_code::ErrorCode;
 
 /// A parsed GraphQL request.
+// `pub` for the fuzzing API (`Fixture::request_for` and `run`), its only outside user.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphQLRequest {
     /// Query text, accepted only when its hash is registered.
     #[serde(default)]
-    pub query: Option<String>,
+    pub(crate) query: Option<String>,
     /// The operation to run.
     #[serde(default)]
-    pub operation_name: Option<String>,
+    pub(crate) operation_name: Option<String>,
     /// Variable values.
     #[serde(default)]
-    pub variables: Option<JsonValue>,
+    pub(crate) variables: Option<JsonValue>,
     /// Extensions, among them `persistedQuery`.
     #[serde(default)]
-    pub extensions: Option<serde_json::Value>,
+    pub(crate) extensions: Option<serde_json::Value>,
     /// `sha256:<hex>`.
     #[serde(default)]
-    pub document_id: Option<String>,
+    pub(crate) document_id: Option<String>,
 }
 
 /// Which registered document a request names.
 #[derive(Debug, PartialEq, Eq)]
-pub enum DocumentRef {
+pub(crate) enum DocumentRef {
     /// By hash (documentId or APQ extension).
     Hash(String),
     /// By text; it runs only if its hash is registered.
@@ -39,7 +41,7 @@ pub enum DocumentRef {
 
 impl GraphQLRequest {
     /// Parses a POST body.
-    pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+    pub(crate) fn from_json(body: &[u8]) -> Result<Self, RequestError> {
         serde_json::from_slice(body).map_err(|e| {
             let what = if e.is_data() {
                 "the request body is not a GraphQL request"
@@ -51,7 +53,7 @@ impl GraphQLRequest {
     }
 
     /// Parses a GET query string (`variables` and `extensions` are JSON-encoded).
-    pub fn from_query_string(query: &str) -> Result<Self, RequestError> {
+    pub(crate) fn from_query_string(query: &str) -> Result<Self, RequestError> {
         let mut req = GraphQLRequest::default();
         let mut seen: Vec<String> = Vec::new();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -85,7 +87,7 @@ impl GraphQLRequest {
 
     /// The document the request names, by the first form present: `documentId`, the APQ
     /// extension, then query text. Text sent together with a hash must match it.
-    pub fn document(&self) -> Result<DocumentRef, RequestError> {
+    pub(crate) fn document(&self) -> Result<DocumentRef, RequestError> {
         let apq = self
             .extensions
             .as_ref()

@@ -21,19 +21,19 @@ pub(crate) const KEY_ALIAS: &str = "_joinery_key";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BatchForm {
     /// The root field that takes one key, as the upstream names it.
-    pub single: String,
+    pub(crate) single: String,
     /// The root field that takes many keys, as the upstream names it.
-    pub field: String,
+    pub(crate) field: String,
     /// Its list argument that receives the keys.
-    pub argument: String,
+    pub(crate) argument: String,
     /// That argument's type as the upstream declares it, e.g. `[String!]!`.
-    pub argument_type: String,
+    pub(crate) argument_type: String,
     /// The field of each result that holds its key.
-    pub key: String,
+    pub(crate) key: String,
     /// Whether the single field is non-null: a key without a result is then an error.
-    pub single_non_null: bool,
+    pub(crate) single_non_null: bool,
     /// The batch field's other arguments: (name, required).
-    pub other_arguments: Vec<(String, bool)>,
+    pub(crate) other_arguments: Vec<(String, bool)>,
 }
 
 /// Every checked batch form, by the composed name of its single-key field

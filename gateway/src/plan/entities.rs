@@ -15,12 +15,12 @@ use crate::schema::EntityLookup;
 #[derive(Debug, Clone)]
 pub(crate) struct EntityCall {
     /// The entity and its key.
-    pub lookup: Arc<EntityLookup>,
+    pub(crate) lookup: Arc<EntityLookup>,
     /// Each argument the operation gives the lookup, by name, and where its value comes from.
-    pub arguments: Vec<(String, ArgumentSource)>,
+    pub(crate) arguments: Vec<(String, ArgumentSource)>,
     /// The response keys the lookup selects at its top level: an upstream error whose path
     /// names no position is about the lookups that select the key it names.
-    pub selected: Vec<String>,
+    pub(crate) selected: Vec<String>,
 }
 
 /// Where the value of an entity lookup's argument comes from.

@@ -25,80 +25,80 @@ use crate::schema::{Supergraph, JOIN_FIELD};
 #[derive(Debug, Clone)]
 pub(crate) struct TypeFilter {
     /// Namespace that prefixes the upstream's `__typename`.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Namespaced object types that pass.
-    pub types: HashSet<String>,
+    pub(crate) types: HashSet<String>,
 }
 
 /// One step of a path through the response: a field's response key in an object.
 #[derive(Debug, Clone)]
 pub(crate) struct ScopeStep {
     /// The response key.
-    pub key: String,
+    pub(crate) key: String,
     /// Whether the field is a list (each item is its own scope).
-    pub list: bool,
+    pub(crate) list: bool,
     /// Which objects hold the key (for selections under type conditions).
-    pub filter: Option<TypeFilter>,
+    pub(crate) filter: Option<TypeFilter>,
 }
 
 /// One `_join` of an operation.
 #[derive(Debug, Clone)]
 pub(crate) struct JoinPlan {
     /// Index in [`super::Plan::joins`].
-    pub id: usize,
+    pub(crate) id: usize,
     /// Path from the root object to the object holding the `_join` field.
-    pub scope: Vec<ScopeStep>,
+    pub(crate) scope: Vec<ScopeStep>,
     /// Which scope objects get the join.
-    pub scope_filter: Option<TypeFilter>,
+    pub(crate) scope_filter: Option<TypeFilter>,
     /// Response key of the `_join` field.
-    pub key: String,
+    pub(crate) key: String,
     /// The values the join reads, each from an `@export`.
-    pub bindings: Vec<Binding>,
+    pub(crate) bindings: Vec<Binding>,
     /// One batched fetch per upstream the join selects from.
-    pub fetches: Vec<JoinFetch>,
+    pub(crate) fetches: Vec<JoinFetch>,
     /// Joins that must have run first (they hold this join's scope or its exports).
-    pub depends_on: Vec<usize>,
+    pub(crate) depends_on: Vec<usize>,
     /// Wave the join runs in (1 = right after the root fetches).
-    pub wave: usize,
+    pub(crate) wave: usize,
     /// `line:column` of the `_join` field.
-    pub position: (usize, usize),
+    pub(crate) position: (usize, usize),
 }
 
 /// Where an internal variable's value comes from.
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
     /// The internal variable.
-    pub variable: String,
+    pub(crate) variable: String,
     /// Depth, along the join's scope path, of the object the export is reached from.
-    pub level: usize,
+    pub(crate) level: usize,
     /// Response keys from that object down to the exported field.
-    pub path: Vec<String>,
+    pub(crate) path: Vec<String>,
     /// The export sits in lists below `level`: its values are collected into a list.
-    pub collect: bool,
+    pub(crate) collect: bool,
     /// The variable is non-null: a null value cannot be sent.
-    pub non_null: bool,
+    pub(crate) non_null: bool,
     /// The exporting field, as `path.to.field`, for plans.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 /// The part of a join that goes to one upstream, batched over all its items.
 #[derive(Debug, Clone)]
 pub(crate) struct JoinFetch {
     /// The upstream's namespace.
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// The root fields, rendered as templates (alias prefix and internal variables per item).
-    pub pieces: Vec<Template>,
+    pub(crate) pieces: Vec<Template>,
     /// Response keys of the root fields.
-    pub root_keys: Vec<String>,
+    pub(crate) root_keys: Vec<String>,
     /// The root fields as the operation names them, without the namespace (for caching
     /// rules; a batch form's single-key field, not its list field).
-    pub fields: Vec<String>,
+    pub(crate) fields: Vec<String>,
     /// Client variables the pieces use.
-    pub client_variables: Vec<String>,
+    pub(crate) client_variables: Vec<String>,
     /// Indices into [`JoinPlan::bindings`] of the internal variables the pieces use.
-    pub bindings: Vec<usize>,
+    pub(crate) bindings: Vec<usize>,
     /// How the items are batched.
-    pub batching: Batching,
+    pub(crate) batching: Batching,
 }
 
 /// How one join fetch asks for all items at once.

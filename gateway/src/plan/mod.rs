@@ -71,9 +71,9 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub(crate) struct PlanProblem {
     /// `(line, column)` in the document.
-    pub location: Option<(usize, usize)>,
+    pub(crate) location: Option<(usize, usize)>,
     /// What is wrong and what to do.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for PlanProblem {

@@ -14,10 +14,10 @@ use crate::schema::Supergraph;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SelectionSet {
     /// Fields and fragments in document order.
-    pub items: Vec<Selection>,
+    pub(crate) items: Vec<Selection>,
     /// Only fields, without conditions, each response key once: the fields as they stand are
     /// what field collection would give.
-    pub plain: bool,
+    pub(crate) plain: bool,
 }
 
 /// One selection.
@@ -33,24 +33,24 @@ pub(crate) enum Selection {
 #[derive(Debug, Clone)]
 pub(crate) struct Field {
     /// The response key (alias or name).
-    pub key: String,
+    pub(crate) key: String,
     /// `true` for `__typename`, answered by the gateway with namespaced type names.
-    pub typename: bool,
+    pub(crate) typename: bool,
     /// `@skip` / `@include` conditions on variables.
-    pub conditions: Conditions,
+    pub(crate) conditions: Conditions,
     /// The field's type and sub-selection.
-    pub ty: OutputType,
+    pub(crate) ty: OutputType,
 }
 
 /// A fragment whose selections apply when the object's type matches.
 #[derive(Debug, Clone)]
 pub(crate) struct Fragment {
     /// Object types the type condition matches (`None`: no condition).
-    pub types: Option<HashSet<String>>,
+    pub(crate) types: Option<HashSet<String>>,
     /// `@skip` / `@include` conditions on variables.
-    pub conditions: Conditions,
+    pub(crate) conditions: Conditions,
     /// The fragment's selections.
-    pub selection: SelectionSet,
+    pub(crate) selection: SelectionSet,
 }
 
 /// `@skip`/`@include` on variables: each `(variable, value that includes)` must hold.
@@ -61,9 +61,9 @@ pub(crate) struct Conditions(pub Vec<(String, bool)>);
 #[derive(Debug, Clone)]
 pub(crate) struct OutputType {
     /// `true` for `T!`.
-    pub non_null: bool,
+    pub(crate) non_null: bool,
     /// What the value holds.
-    pub kind: OutputKind,
+    pub(crate) kind: OutputKind,
 }
 
 /// The kind of an output value.
@@ -100,12 +100,12 @@ pub(crate) enum Leaf {
 #[derive(Debug, Clone)]
 pub(crate) struct Composite {
     /// The static (namespaced) type name.
-    pub type_name: String,
+    pub(crate) type_name: String,
     /// Namespace prefix used to name runtime types read from upstream `__typename`; `None`
     /// when the static type is an object type (its runtime type is known).
-    pub abstract_namespace: Option<String>,
+    pub(crate) abstract_namespace: Option<String>,
     /// The selections.
-    pub selection: SelectionSet,
+    pub(crate) selection: SelectionSet,
 }
 
 /// Builds response shapes for one document.

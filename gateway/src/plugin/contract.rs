@@ -12,7 +12,7 @@ pub enum World {
 
 impl World {
     /// The world's name in the WIT package.
-    pub fn wit_name(self) -> &'static str {
+    pub(crate) fn wit_name(self) -> &'static str {
         match self {
             World::Policy => "policy-plugin",
             World::Resolver => "resolver-plugin",

@@ -3,7 +3,7 @@
 //! a memory limit and a time limit per call. A plugin that traps, loops, overflows its stack or
 //! exhausts its memory fails only its call; its instance is discarded.
 
-pub mod contract;
+pub(crate) mod contract;
 mod engine;
 mod host;
 mod policy;
@@ -16,11 +16,13 @@ use std::sync::Arc;
 
 use crate::config::{PluginConfig, PluginRole, PluginUse};
 use crate::error_code::ErrorCode;
-pub use policy::{Decision, Denial, Grant, PolicyPlugin, ResponseDecision, UpstreamDecision};
-pub use resolver::{FieldError, ResolverPlugin, ResolverRequest, RootResult, SelectedField};
+pub use policy::PolicyPlugin;
+pub(crate) use policy::{Decision, Denial, ResponseDecision, UpstreamDecision};
+pub(crate) use resolver::FieldError;
+pub use resolver::{ResolverPlugin, ResolverRequest, SelectedField};
 
 /// The WIT package version this gateway implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub(crate) const WIT_VERSION: &str = "0.1.0";
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -58,7 +60,7 @@ pub enum PluginError {
 
 impl PluginError {
     /// The client-visible code.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         match self {
             Self::Timeout(..) => ErrorCode::PluginTimeout,
             Self::Failed(..) => ErrorCode::PluginFailed,
@@ -66,7 +68,7 @@ impl PluginError {
     }
 
     /// The HTTP status of a request that a failing request hook ends (fail closed).
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             Self::Timeout(..) => 504,
             Self::Failed(..) => 500,
@@ -79,13 +81,13 @@ impl PluginError {
 #[error("{}plugin `{name}` ({path}): {message}", written.as_ref().map(|w| format!("{w}: ")).unwrap_or_default(), path = path.display())]
 pub struct LoadError {
     /// The plugin's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its component file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Where the config names the file (none for problems of the engine itself).
-    pub written: Option<crate::diagnostic::Position>,
+    pub(crate) written: Option<crate::diagnostic::Position>,
     /// What is wrong and what to do.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Every configured plugin, loaded and ready to call.
@@ -99,13 +101,13 @@ pub struct Plugins {
 #[derive(Debug)]
 pub struct Loaded {
     /// The plugin's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Whether the compiled form came from the on-disk cache.
     pub cached: bool,
     /// The world it implements: `policy-plugin` or `resolver-plugin`.
     pub world: &'static str,
-    /// The version of the WIT package it was built against (semver-compatible with
-    /// [`WIT_VERSION`], or it would not have loaded).
+    /// The version of the WIT package it was built against (semver-compatible with the one
+    /// this gateway implements, or it would not have loaded).
     pub version: String,
 }
 
@@ -230,7 +232,7 @@ impl Plugins {
     }
 
     /// Counts every plugin's calls in `metrics` from now on.
-    pub fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
+    pub(crate) fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
         for p in self.policies.values() {
             p.observe(metrics);
         }
@@ -239,7 +241,8 @@ impl Plugins {
         }
     }
 
-    /// Prewarms `n` instances of every plugin (see [`PolicyPlugin::prewarm`]).
+    /// Instantiates `n` fresh instances of every plugin and keeps them warm (up to each
+    /// pool's size), so that a plugin that cannot start is found before serving.
     pub async fn prewarm(&self, n: usize) -> Result<(), PluginError> {
         for p in self.policies.values() {
             p.prewarm(n).await?;

@@ -20,20 +20,20 @@ const MAX_IO_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     /// HTTP status, 400..=599.
-    pub status: u16,
+    pub(crate) status: u16,
     /// The error code for `extensions.code`.
-    pub code: String,
+    pub(crate) code: String,
     /// The message for the client.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// What a request may go on with.
 #[derive(Debug, Clone, Default)]
 pub struct Grant {
     /// `@internal` variables to fill.
-    pub variables: Vec<(String, serde_json::Value)>,
+    pub(crate) variables: Vec<(String, serde_json::Value)>,
     /// Headers for every upstream request of this client request.
-    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) upstream_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The request hook's answer.
@@ -47,7 +47,7 @@ pub enum Decision {
 
 /// The upstream hook's answer.
 #[derive(Debug, Clone)]
-pub enum UpstreamDecision {
+pub(crate) enum UpstreamDecision {
     /// Send the request with these headers set and these removed.
     Proceed {
         /// Headers set, replacing any of the same name.
@@ -61,7 +61,7 @@ pub enum UpstreamDecision {
 
 /// The response hook's answer.
 #[derive(Debug, Clone)]
-pub enum ResponseDecision {
+pub(crate) enum ResponseDecision {
     /// Use the response as it is.
     Keep,
     /// Use this GraphQL response body instead.
@@ -98,17 +98,17 @@ impl PolicyPlugin {
     }
 
     /// The plugin's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.pool.name
     }
 
     /// The largest linear memory an instance has grown to so far, and the limit, in bytes.
-    pub fn memory(&self) -> (usize, usize) {
+    pub(crate) fn memory(&self) -> (usize, usize) {
         self.pool.memory()
     }
 
     /// Whether the plugin is shown header `name` (lower-case; see `visible_headers`).
-    pub fn sees_header(&self, name: &str) -> bool {
+    pub(crate) fn sees_header(&self, name: &str) -> bool {
         self.pool.sees_header(name)
     }
 
@@ -120,7 +120,7 @@ impl PolicyPlugin {
     }
 
     /// Counts the plugin's calls in `metrics`.
-    pub fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
+    pub(crate) fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
         self.pool.observe(metrics);
     }
 
@@ -184,7 +184,7 @@ impl PolicyPlugin {
     }
 
     /// Calls the upstream hook for one request to `namespace`.
-    pub async fn on_upstream_request(
+    pub(crate) async fn on_upstream_request(
         &self,
         namespace: &str,
         operation_name: &str,
@@ -213,7 +213,7 @@ impl PolicyPlugin {
     }
 
     /// Calls the response hook for one answer of `namespace`.
-    pub async fn on_upstream_response(
+    pub(crate) async fn on_upstream_response(
         &self,
         namespace: &str,
         operation_name: &str,

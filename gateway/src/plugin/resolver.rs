@@ -50,15 +50,15 @@ pub struct SelectedField {
 #[derive(Debug, Clone)]
 pub struct FieldError {
     /// For the client.
-    pub message: String,
+    pub(crate) message: String,
     /// For `extensions.code`.
-    pub code: Option<String>,
+    pub(crate) code: Option<String>,
     /// Below the root field: keys and indexes.
-    pub path: Vec<Value>,
+    pub(crate) path: Vec<Value>,
 }
 
 /// The answer for one root field.
-pub type RootResult = Result<Value, FieldError>;
+pub(crate) type RootResult = Result<Value, FieldError>;
 
 /// One loaded resolver plugin.
 pub struct ResolverPlugin {
@@ -88,12 +88,12 @@ impl ResolverPlugin {
     }
 
     /// The largest linear memory an instance has grown to so far, and the limit, in bytes.
-    pub fn memory(&self) -> (usize, usize) {
+    pub(crate) fn memory(&self) -> (usize, usize) {
         self.pool.memory()
     }
 
     /// The plugin's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.pool.name
     }
 
@@ -105,12 +105,12 @@ impl ResolverPlugin {
     }
 
     /// Counts the plugin's calls in `metrics`.
-    pub fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
+    pub(crate) fn observe(&self, metrics: &Arc<crate::metrics::Metrics>) {
         self.pool.observe(metrics);
     }
 
     /// The plugin's SDL, as it gives it.
-    pub async fn schema(&self) -> Result<String, PluginError> {
+    pub(crate) async fn schema(&self) -> Result<String, PluginError> {
         let sdl = call!(self.pool, "schema", |bindings, store| bindings
             .joinery_plugin_resolver()
             .call_schema(store))?;

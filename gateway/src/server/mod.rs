@@ -260,7 +260,8 @@ impl Gateway {
     }
 
     /// Runs a parsed GraphQL request: finds its persisted operation, runs the policy plugins,
-    /// coerces the variables and executes the plan.
+    /// coerces the variables and executes the plan. Only the fuzz targets call it.
+    #[cfg(feature = "fuzzing")]
     pub(crate) async fn run(
         &self,
         method: &Method,

@@ -11,7 +11,7 @@ use crate::pipeline::RequestError;
 
 /// The two response media types of GraphQL-over-HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaType {
+pub(crate) enum MediaType {
     /// `application/graphql-response+json`: status codes tell request errors apart.
     GraphQLResponse,
     /// `application/json`: the legacy type; well-formed requests always get 200.
@@ -29,7 +29,7 @@ impl MediaType {
     /// Picks the response type from `Accept`: no header or only wildcards mean
     /// `application/json` (what clients unaware of GraphQL-over-HTTP expect); among named
     /// types the higher quality wins, `application/graphql-response+json` on a tie.
-    pub fn negotiate(headers: &HeaderMap) -> Result<Self, RequestError> {
+    pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Self, RequestError> {
         let values: Vec<&str> = headers
             .get_all(ACCEPT)
             .iter()
@@ -70,7 +70,7 @@ impl MediaType {
 
 impl RequestError {
     /// The HTTP response for this error.
-    pub fn into_response(self, media: MediaType) -> Response<Full<Bytes>> {
+    pub(crate) fn into_response(self, media: MediaType) -> Response<Full<Bytes>> {
         let status = self.fixed_status.unwrap_or(match media {
             MediaType::GraphQLResponse => StatusCode::BAD_REQUEST,
             MediaType::Json => StatusCode::OK,

@@ -31,24 +31,24 @@ use resolver::PluginTransport;
 #[derive(Debug, Default)]
 pub(crate) struct RequestContext {
     /// The client's headers (only `forward_headers` are copied).
-    pub client_headers: HeaderMap,
+    pub(crate) client_headers: HeaderMap,
     /// Headers policy plugins added for every upstream of this request.
-    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) upstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// The persisted operation's name, for upstream policy hooks.
-    pub operation: String,
+    pub(crate) operation: String,
     /// Answers this request got from upstream caches, as they are added.
-    pub cached: std::sync::Mutex<Vec<CachedAnswer>>,
+    pub(crate) cached: std::sync::Mutex<Vec<CachedAnswer>>,
 }
 
 /// An upstream answer served from the cache instead of the upstream.
 #[derive(Debug, Clone)]
 pub(crate) struct CachedAnswer {
     /// The upstream's namespace.
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// When the upstream gave the answer.
-    pub stored: std::time::SystemTime,
+    pub(crate) stored: std::time::SystemTime,
     /// Served past its freshness because the upstream failed (`stale_if_error`).
-    pub stale: bool,
+    pub(crate) stale: bool,
 }
 
 impl RequestContext {
@@ -70,21 +70,21 @@ impl RequestContext {
 #[derive(Debug)]
 pub(crate) struct UpstreamRequest<'a> {
     /// `operationName`.
-    pub operation_name: Option<&'a str>,
+    pub(crate) operation_name: Option<&'a str>,
     /// The upstream document.
-    pub document: &'a str,
+    pub(crate) document: &'a str,
     /// The JSON body up to the variables (`{"operationName":…,"query":…,"variables":`), when
     /// the plan rendered it ahead.
-    pub body_prefix: Option<&'a str>,
+    pub(crate) body_prefix: Option<&'a str>,
     /// The variables the document declares.
-    pub variables: &'a apollo_compiler::response::JsonMap,
+    pub(crate) variables: &'a apollo_compiler::response::JsonMap,
     /// A query (not a mutation): identical queries in flight at once may share one request.
-    pub query: bool,
+    pub(crate) query: bool,
     /// The root fields, as the upstream names them (their `field_ttl` applies).
-    pub fields: &'a [String],
+    pub(crate) fields: &'a [String],
     /// Whether the whole answer may be kept in (and served from) the cache; false when its
     /// parts are kept per key instead ([`ItemCache`]).
-    pub keep_whole: bool,
+    pub(crate) keep_whole: bool,
 }
 
 impl UpstreamRequest<'_> {
@@ -170,14 +170,14 @@ struct Http {
 pub(crate) struct UpstreamResponse {
     /// `data`, when present and an object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Object>,
+    pub(crate) data: Option<Object>,
     /// `errors`, as sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<serde_json::Value>,
+    pub(crate) errors: Vec<serde_json::Value>,
     /// How long the answer may be kept, when the upstream keeps answers, the answer came from
     /// the upstream (not a cache) and it is complete.
     #[serde(skip)]
-    pub fresh_for: Option<Duration>,
+    pub(crate) fresh_for: Option<Duration>,
 }
 
 /// One upstream's metrics, movable into the futures that send its requests.

@@ -65,14 +65,10 @@ impl PluginTransport {
             .operations
             .get(request.operation_name)
             .map_err(|_| bad("the gateway's request names no operation".into()))?;
-        let variables: Map<String, Value> = request
-            .variables
-            .iter()
-            .map(|(k, v)| {
-                let v = serde_json::to_value(v).expect("JSON values convert");
-                (k.as_str().to_string(), v)
-            })
-            .collect();
+        let variables: Map<String, Value> = match serde_json::to_value(request.variables) {
+            Ok(Value::Object(variables)) => variables,
+            _ => Map::new(),
+        };
         let shaper = Shaper {
             schema: &self.schema,
             document: &document,

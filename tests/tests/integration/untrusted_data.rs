@@ -1,6 +1,9 @@
 //! Upstream data is checked, not trusted: built-in scalars and enums against their types, no
 //! silent `null` for a field an upstream left out, no root field written by another upstream,
-//! and no data of an upstream's under a join's key.
+//! and no data of an upstream's under a join's key. Errors upstreams send are checked too: each
+//! one reaches the client as an object with a string `message`, a `path` of keys and indices or
+//! none, object `extensions` naming the upstream, in the spec's order and with no member the
+//! spec does not define.
 
 use joinery_tests::Fault;
 use serde_json::{json, Value};
@@ -172,4 +175,153 @@ async fn an_error_status_with_graphql_errors_fails_each_field_at_its_path() {
     );
     assert_eq!(error["message"], "injected: the server is down");
     assert_eq!(r.body["errors"].as_array().unwrap().len(), 1, "{}", r.body);
+}
+
+/// The client's `data` for [`CHECKED`] when both upstreams answer.
+fn checked_data() -> Value {
+    json!({
+        "countries_country": { "code": "FR", "name": "France", "capital": "Paris" },
+        "weather_getCityByName": { "name": "Paris" }
+    })
+}
+
+/// Every malformed shape, sent with the data: each becomes a valid error, those whose path is
+/// malformed without one.
+#[tokio::test]
+async fn malformed_errors_sent_with_data_become_valid_errors() {
+    let gw = Gateway::start(&[CHECKED]).await;
+    gw.countries.set_fault(Fault::Rewrite(|r| {
+        r["errors"] = json!([
+            "not an object",
+            { "path": ["countries_country", "name"] },
+            { "message": null },
+            { "message": 42 },
+            { "message": "path null", "path": null },
+            { "message": "path not a list", "path": "countries_country" },
+            { "message": "negative step", "path": ["countries_country", -1] },
+            { "message": "fractional step", "path": ["countries_country", 1.5] },
+            { "message": "null step", "path": ["countries_country", null] },
+            { "message": "object step", "path": ["countries_country", { "i": 0 }] },
+            { "message": "extensions not an object", "extensions": ["x"] },
+            {
+                "extra": true,
+                "extensions": { "code": "E", "upstream": "forged" },
+                "data": { "countries_country": null },
+                "locations": [{ "line": 1, "column": 2 }],
+                "path": ["countries_country", "code"],
+                "message": "spec members only, in the spec's order"
+            }
+        ]);
+    }));
+    let r = gw
+        .run("Checked", json!({ "code": "FR", "city": "Paris" }))
+        .await;
+    let up = json!({ "upstream": "countries" });
+    assert_eq!(
+        r.body,
+        json!({
+            "errors": [
+                { "message": "\"not an object\"", "extensions": up },
+                {
+                    "message": "the upstream sent an error without a message",
+                    "path": ["countries_country", "name"],
+                    "extensions": up
+                },
+                { "message": "the upstream sent an error without a message", "extensions": up },
+                { "message": "42", "extensions": up },
+                { "message": "path null", "extensions": up },
+                { "message": "path not a list", "extensions": up },
+                { "message": "negative step", "extensions": up },
+                { "message": "fractional step", "extensions": up },
+                { "message": "null step", "extensions": up },
+                { "message": "object step", "extensions": up },
+                { "message": "extensions not an object", "extensions": up },
+                {
+                    "message": "spec members only, in the spec's order",
+                    "path": ["countries_country", "code"],
+                    "extensions": { "code": "E", "upstream": "countries" }
+                }
+            ],
+            "data": checked_data()
+        })
+    );
+    // Tests compare JSON as data: the order is checked on the text.
+    let last = serde_json::to_string(&r.body["errors"][11]).unwrap();
+    assert!(
+        last.starts_with(r#"{"message":"spec members only"#) && last.contains(r#"],"extensions""#),
+        "{last}"
+    );
+}
+
+/// Without data, an error whose path was dropped is one without a path: the whole request
+/// failed, so it is the error of each of the upstream's root fields.
+#[tokio::test]
+async fn without_data_an_error_with_a_malformed_path_fails_each_root_field() {
+    let gw = Gateway::start(&[CHECKED]).await;
+    gw.countries.set_fault(Fault::Rewrite(|r| {
+        *r = json!({
+            "data": null,
+            "errors": [{ "message": "m", "path": ["countries_country", -1], "code": 1 }]
+        });
+    }));
+    let r = gw
+        .run("Checked", json!({ "code": "FR", "city": "Paris" }))
+        .await;
+    assert_eq!(
+        r.body,
+        json!({
+            "errors": [{
+                "message": "m",
+                "path": ["countries_country"],
+                "extensions": { "upstream": "countries" }
+            }],
+            "data": { "countries_country": null, "weather_getCityByName": { "name": "Paris" } }
+        })
+    );
+}
+
+/// Inside a join, a well-formed path is moved to the item's place in the client's response; a
+/// malformed one is dropped (it was once moved there with its bad steps appended).
+#[tokio::test]
+async fn inside_a_join_malformed_paths_are_dropped() {
+    let gw = Gateway::start(&[JOINED]).await;
+    gw.weather.set_fault(Fault::Rewrite(|r| {
+        let alias = r["data"]
+            .as_object()
+            .and_then(|data| data.keys().next().cloned())
+            .expect("one joined field");
+        r["errors"] = json!([
+            { "message": "well formed", "path": [alias, "name"] },
+            { "message": "fractional step", "path": [alias, 1.5, "name"] },
+            { "message": "null step", "path": [alias, null] },
+            { "message": 7, "path": [alias] }
+        ]);
+    }));
+    let r = gw.run("Joined", json!({ "code": "FR" })).await;
+    let up = json!({ "upstream": "weather" });
+    assert_eq!(
+        r.body,
+        json!({
+            "errors": [
+                {
+                    "message": "well formed",
+                    "path": ["countries_country", "w", "weather_getCityByName", "name"],
+                    "extensions": up
+                },
+                { "message": "fractional step", "extensions": up },
+                { "message": "null step", "extensions": up },
+                {
+                    "message": "7",
+                    "path": ["countries_country", "w", "weather_getCityByName"],
+                    "extensions": up
+                }
+            ],
+            "data": {
+                "countries_country": {
+                    "capital": "Paris",
+                    "w": { "weather_getCityByName": { "name": "Paris" } }
+                }
+            }
+        })
+    );
 }

@@ -11,6 +11,8 @@
 
 wit_bindgen::generate!({ world: "resolver-plugin", path: "../../wit" });
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use exports::joinery::plugin::resolver::{Field, FieldError, Guest, Request};
@@ -95,39 +97,54 @@ impl Api {
         Ok(Api { base_url, headers })
     }
 
-    /// `GET base_url + path`: the body of a 2xx answer.
-    fn get(&self, path: &str) -> Result<Vec<u8>, FieldError> {
-        let request = outbound_http::Request {
-            method: "GET".into(),
-            url: format!("{}{path}", self.base_url),
-            headers: self.headers.clone(),
-            body: vec![],
-        };
-        let response = outbound_http::send(&request).map_err(|e| match e {
-            HttpError::HostNotAllowed(m) => error(
-                format!("the products API may not be called: {m}"),
-                "REST_REFUSED",
-            ),
-            HttpError::InvalidUrl(m) => error(format!("bad products API URL: {m}"), "REST_REFUSED"),
-            HttpError::Transport(m) => error(
-                format!("the products API is unavailable: {m}"),
-                "REST_UNAVAILABLE",
-            ),
-        })?;
-        if !(200..300).contains(&response.status) {
-            log::write(
-                log::Level::Warn,
-                &format!("GET {path} answered HTTP {}", response.status),
-            );
-            return Err(error(
-                format!(
-                    "the products API answered HTTP {} to GET {path}",
-                    response.status
-                ),
-                "REST_STATUS",
-            ));
+    /// `GET base_url + path`, where `path` appends the path to the URL it is given: the body
+    /// of a 2xx answer.
+    fn get(&self, path: impl FnOnce(&mut String)) -> Result<Vec<u8>, FieldError> {
+        thread_local! {
+            /// The request record, kept from call to call: only its URL changes, so its method,
+            /// headers and URL buffer are not allocated again for every call.
+            static REQUEST: RefCell<Option<outbound_http::Request>> = const { RefCell::new(None) };
         }
-        Ok(response.body)
+        REQUEST.with_borrow_mut(|kept| {
+            let request = kept.get_or_insert_with(|| outbound_http::Request {
+                method: "GET".into(),
+                url: String::new(),
+                headers: self.headers.clone(),
+                body: vec![],
+            });
+            request.url.clear();
+            request.url.push_str(&self.base_url);
+            path(&mut request.url);
+            let response = outbound_http::send(request);
+            let path = &request.url[self.base_url.len()..];
+            let response = response.map_err(|e| match e {
+                HttpError::HostNotAllowed(m) => error(
+                    format!("the products API may not be called: {m}"),
+                    "REST_REFUSED",
+                ),
+                HttpError::InvalidUrl(m) => {
+                    error(format!("bad products API URL: {m}"), "REST_REFUSED")
+                }
+                HttpError::Transport(m) => error(
+                    format!("the products API is unavailable: {m}"),
+                    "REST_UNAVAILABLE",
+                ),
+            })?;
+            if !(200..300).contains(&response.status) {
+                log::write(
+                    log::Level::Warn,
+                    &format!("GET {path} answered HTTP {}", response.status),
+                );
+                return Err(error(
+                    format!(
+                        "the products API answered HTTP {} to GET {path}",
+                        response.status
+                    ),
+                    "REST_STATUS",
+                ));
+            }
+            Ok(response.body)
+        })
     }
 }
 
@@ -150,16 +167,18 @@ fn products(body: &[u8]) -> Result<Vec<Product<'_>>, FieldError> {
 /// One product of a REST answer.
 struct Product<'a> {
     json: &'a RawValue,
-    keys: Keys,
+    keys: Keys<'a>,
 }
 
-/// What this adapter reads of a product; the rest stays in its JSON text.
+/// What this adapter reads of a product, borrowed from its JSON text (the rest stays there).
 #[derive(Deserialize)]
-struct Keys {
-    id: Option<Value>,
-    country: Option<Value>,
-    #[serde(rename = "priceCents")]
-    price_cents: Option<Value>,
+struct Keys<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    country: Option<&'a RawValue>,
+    #[serde(borrow, rename = "priceCents")]
+    price_cents: Option<&'a RawValue>,
 }
 
 impl<'a> Product<'a> {
@@ -167,6 +186,67 @@ impl<'a> Product<'a> {
     fn read(json: &'a RawValue) -> Option<Self> {
         let keys = serde_json::from_str(json.get()).ok()?;
         Some(Product { json, keys })
+    }
+
+    fn price_cents(&self) -> Option<u64> {
+        self.keys.price_cents?.get().parse().ok()
+    }
+}
+
+/// The arguments this adapter reads of a root field, borrowed from their JSON text; each is
+/// read when used, so that one of an unexpected shape does not hide the others.
+#[derive(Deserialize, Default)]
+struct Args<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ids: Option<&'a RawValue>,
+    #[serde(borrow)]
+    country: Option<&'a RawValue>,
+    #[serde(borrow)]
+    limit: Option<&'a RawValue>,
+}
+
+impl<'a> Args<'a> {
+    fn read(json: &'a str) -> Self {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    fn id(&self) -> Cow<'a, str> {
+        self.id.map(key).unwrap_or_default()
+    }
+
+    fn ids(&self) -> Vec<Cow<'a, str>> {
+        self.ids
+            .and_then(|ids| serde_json::from_str::<Vec<&RawValue>>(ids.get()).ok())
+            .map(|ids| ids.into_iter().map(key).collect())
+            .unwrap_or_default()
+    }
+
+    fn country(&self) -> Cow<'a, str> {
+        self.country.map(key).unwrap_or_default()
+    }
+
+    fn limit(&self) -> u64 {
+        self.limit.and_then(|l| l.get().parse().ok()).unwrap_or(10)
+    }
+}
+
+/// A value as a lookup key: a string's content, any other value's JSON text (an id may be
+/// sent as a number).
+fn key(value: &RawValue) -> Cow<'_, str> {
+    string(value).unwrap_or(Cow::Borrowed(value.get()))
+}
+
+/// A JSON string's content, borrowed unless it has escapes; `None` for any other value.
+fn string(value: &RawValue) -> Option<Cow<'_, str>> {
+    let text = value.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(text) {
+        Ok(plain) => Some(Cow::Borrowed(plain)),
+        Err(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
     }
 }
 
@@ -183,21 +263,24 @@ fn list<'a>(items: impl IntoIterator<Item = &'a RawValue>) -> String {
     out
 }
 
-fn as_id(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// Appends `keys` to `url`, separated by commas.
+fn joined(url: &mut String, keys: &[Cow<'_, str>]) {
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            url.push(',');
+        }
+        url.push_str(k);
     }
 }
 
 /// The ids, then the countries, that `roots` look up: each becomes one REST call.
-fn wanted(roots: &[(&Field, Value)]) -> (Vec<String>, Vec<String>) {
+fn wanted<'a>(roots: &[(&Field, Args<'a>)]) -> (Vec<Cow<'a, str>>, Vec<Cow<'a, str>>) {
     let (mut ids, mut countries) = (Vec::new(), Vec::new());
     for (field, args) in roots {
         match field.name.as_str() {
-            "product" => ids.push(arg(args, "id")),
-            "productsByIds" => ids.extend(listed(args)),
-            "productsIn" => countries.push(arg(args, "country")),
+            "product" => ids.push(args.id()),
+            "productsByIds" => ids.extend(args.ids()),
+            "productsIn" => countries.push(args.country()),
             _ => {}
         }
     }
@@ -208,53 +291,51 @@ fn wanted(roots: &[(&Field, Value)]) -> (Vec<String>, Vec<String>) {
     (ids, countries)
 }
 
-fn arg(args: &Value, name: &str) -> String {
-    args.get(name).map(as_id).unwrap_or_default()
-}
-
-fn listed(args: &Value) -> Vec<String> {
-    args.get("ids")
-        .and_then(Value::as_array)
-        .map(|ids| ids.iter().map(as_id).collect())
-        .unwrap_or_default()
-}
-
 impl Guest for RestResolver {
     fn schema() -> String {
         SCHEMA.into()
     }
 
     fn resolve(request: Request) -> Vec<Result<String, FieldError>> {
-        // Each root field with its arguments, parsed once.
-        let roots: Vec<(&Field, Value)> = request
+        // Each root field with its arguments, read once.
+        let roots: Vec<(&Field, Args)> = request
             .fields
             .iter()
             .filter(|f| f.parent.is_none())
-            .map(|f| (f, serde_json::from_str(&f.arguments).unwrap_or(Value::Null)))
+            .map(|f| (f, Args::read(&f.arguments)))
             .collect();
         let api = match Api::configured() {
             Ok(api) => api,
             Err(e) => return roots.iter().map(|_| Err(e.clone())).collect(),
         };
         let (ids, countries) = wanted(&roots);
-        let by_id = (!ids.is_empty()).then(|| api.get(&format!("/products?ids={}", ids.join(","))));
-        let by_country = (!countries.is_empty())
-            .then(|| api.get(&format!("/products?country={}", countries.join(","))));
+        let by_id = (!ids.is_empty()).then(|| {
+            api.get(|url| {
+                url.push_str("/products?ids=");
+                joined(url, &ids);
+            })
+        });
+        let by_country = (!countries.is_empty()).then(|| {
+            api.get(|url| {
+                url.push_str("/products?country=");
+                joined(url, &countries);
+            })
+        });
         // The products of each answer, keyed (the answers' bodies outlive them).
         let by_id = by_id.as_ref().map(|body| {
             let found = products(body.as_ref().map_err(Clone::clone)?)?;
-            Ok::<HashMap<String, &RawValue>, FieldError>(
+            Ok::<HashMap<Cow<str>, &RawValue>, FieldError>(
                 found
                     .into_iter()
-                    .filter_map(|p| Some((as_id(p.keys.id.as_ref()?), p.json)))
+                    .filter_map(|p| Some((key(p.keys.id?), p.json)))
                     .collect(),
             )
         });
         let by_country = by_country.as_ref().map(|body| {
-            let mut grouped: HashMap<String, Vec<&RawValue>> = HashMap::new();
+            let mut grouped: HashMap<Cow<str>, Vec<&RawValue>> = HashMap::new();
             for p in products(body.as_ref().map_err(Clone::clone)?)? {
-                if let Some(c) = p.keys.country.as_ref().and_then(Value::as_str) {
-                    grouped.entry(c.to_string()).or_default().push(p.json);
+                if let Some(c) = p.keys.country.and_then(string) {
+                    grouped.entry(c).or_default().push(p.json);
                 }
             }
             Ok::<_, FieldError>(grouped)
@@ -264,20 +345,22 @@ impl Guest for RestResolver {
             .map(|(f, args)| match f.name.as_str() {
                 "product" => match by_id.as_ref().expect("fetched above") {
                     Ok(found) => Ok(found
-                        .get(&arg(args, "id"))
+                        .get(args.id().as_ref())
                         .map_or_else(|| "null".to_string(), |p| p.get().to_string())),
                     Err(e) => Err(e.clone()),
                 },
                 "productsByIds" => match by_id.as_ref().expect("fetched above") {
                     Ok(found) => Ok(list(
-                        listed(args).iter().filter_map(|id| found.get(id).copied()),
+                        args.ids()
+                            .iter()
+                            .filter_map(|id| found.get(id.as_ref()).copied()),
                     )),
                     Err(e) => Err(e.clone()),
                 },
                 "productsIn" => match by_country.as_ref().expect("fetched above") {
                     Ok(found) => Ok(list(
                         found
-                            .get(&arg(args, "country"))
+                            .get(args.country().as_ref())
                             .into_iter()
                             .flatten()
                             .copied(),
@@ -285,11 +368,10 @@ impl Guest for RestResolver {
                     Err(e) => Err(e.clone()),
                 },
                 "products" => {
-                    let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10);
-                    let body = api.get("/products")?;
+                    let body = api.get(|url| url.push_str("/products"))?;
                     let mut all = products(&body)?;
-                    all.sort_by_key(|p| p.keys.price_cents.as_ref().and_then(Value::as_u64));
-                    all.truncate(limit as usize);
+                    all.sort_by_key(Product::price_cents);
+                    all.truncate(args.limit() as usize);
                     Ok(list(all.iter().map(|p| p.json)))
                 }
                 other => Err(error(

@@ -38,6 +38,22 @@ pub(crate) enum PathSegment {
 }
 
 impl PathSegment {
+    /// The response key, when the step is one.
+    pub(crate) fn key(&self) -> Option<&str> {
+        match self {
+            PathSegment::Key(key) => Some(key),
+            PathSegment::Index(_) => None,
+        }
+    }
+
+    /// The list index, when the step is one.
+    pub(crate) fn index(&self) -> Option<usize> {
+        match self {
+            PathSegment::Index(i) => Some(*i),
+            PathSegment::Key(_) => None,
+        }
+    }
+
     /// An upstream's path step: a string or an index, anything else is `None`.
     fn from_upstream(step: Value) -> Option<Self> {
         match step {

@@ -493,9 +493,9 @@ fn merge(
             place_entities_error(errors, batch, &shared, c, &error);
             continue;
         }
-        if let Some((call, rest)) = locate_call(&error, &calls) {
+        if let Some((call, _, rest)) = locate(&error, &calls) {
             let groups = call.groups_for(rest.first());
-            let rest = if matches!(rest.first(), Some(PathSegment::Index(_))) {
+            let rest = if rest.first().and_then(PathSegment::index).is_some() {
                 &rest[1..]
             } else {
                 rest
@@ -510,20 +510,10 @@ fn merge(
             }
             continue;
         }
-        let located = error.path().and_then(|path| {
-            let Some(PathSegment::Key(alias)) = path.first() else {
-                return None;
-            };
-            let (j, f, g) = parse_prefix(alias)?;
-            let prefix = format!("_{j}_{f}_{g}_");
-            let key = alias.strip_prefix(&prefix)?.to_string();
-            let found = by_prefix.get(prefix.as_str())?;
-            Some((*found, key, &path[1..]))
-        });
-        match located {
-            Some(((entry, group), key, rest)) => {
+        match locate(&error, &by_prefix) {
+            Some((&(entry, group), key, rest)) => {
                 for path in entry.paths(group) {
-                    let mut full = joined_path(path, &entry.join.key, &key);
+                    let mut full = joined_path(path, &entry.join.key, key);
                     full.extend_from_slice(rest);
                     errors.at(error.clone(), full);
                 }
@@ -601,10 +591,10 @@ impl<'e> Call<'e> {
     /// The groups an error at `index` (a position in the answer, if the path has one) is about:
     /// the group of the result there; otherwise those without a result; otherwise all.
     fn groups_for(&self, index: Option<&PathSegment>) -> Vec<&'e Group> {
-        let group = match index {
-            Some(PathSegment::Index(i)) => self.positions.get(*i).and_then(|g| *g),
-            _ => None,
-        };
+        let group = index
+            .and_then(PathSegment::index)
+            .and_then(|i| self.positions.get(i))
+            .and_then(|g| *g);
         if let Some(g) = group {
             return vec![&self.entry.groups[g]];
         }
@@ -761,10 +751,13 @@ fn place_entities(
 
 /// The shared `_entities` call an upstream error is about, by the alias its path starts with.
 fn entities_call(error: &GraphQLError) -> Option<usize> {
-    let Some(PathSegment::Key(alias)) = error.path()?.first() else {
-        return None;
-    };
-    alias.strip_prefix(ENTITIES_ALIAS)?.parse().ok()
+    error
+        .path()?
+        .first()?
+        .key()?
+        .strip_prefix(ENTITIES_ALIAS)?
+        .parse()
+        .ok()
 }
 
 /// Gives an upstream error inside shared `_entities` call `c` to the items it is about: those
@@ -780,10 +773,7 @@ fn place_entities_error(
 ) {
     let path = error.path().unwrap_or_default();
     let rest = path.get(1..).unwrap_or_default();
-    let index = match rest.first() {
-        Some(PathSegment::Index(i)) => Some(*i),
-        _ => None,
-    };
+    let index = rest.first().and_then(PathSegment::index);
     let rest = if index.is_some() { &rest[1..] } else { rest };
     let items = shared[c].as_ref().ok();
     let any_null = items.is_some_and(|items| items.iter().any(Data::is_null));
@@ -883,18 +873,18 @@ fn item_identity(fetch: &crate::plan::join::JoinFetch, variables: &JsonMap) -> V
     identity
 }
 
-/// The batch-form call an upstream error is about, and the rest of its path.
-fn locate_call<'c, 'e>(
+/// What an upstream error is about, by the alias prefix its path starts with (`by_prefix` is
+/// keyed by prefix): that entry, the response key after the prefix, and the rest of the path.
+fn locate<'c, T>(
     error: &'c GraphQLError,
-    calls: &'c HashMap<&str, Call<'e>>,
-) -> Option<(&'c Call<'e>, &'c [PathSegment])> {
+    by_prefix: &'c HashMap<&str, T>,
+) -> Option<(&'c T, &'c str, &'c [PathSegment])> {
     let path = error.path()?;
-    let Some(PathSegment::Key(alias)) = path.first() else {
-        return None;
-    };
+    let alias = path.first()?.key()?;
     let (j, f, g) = parse_prefix(alias)?;
-    let call = calls.get(format!("_{j}_{f}_{g}_").as_str())?;
-    Some((call, &path[1..]))
+    let prefix = format!("_{j}_{f}_{g}_");
+    let key = alias.strip_prefix(prefix.as_str())?;
+    Some((by_prefix.get(prefix.as_str())?, key, &path[1..]))
 }
 
 /// A key as text, so that keys and results match whatever JSON type each side uses

@@ -106,7 +106,7 @@ pub async fn call(
             let variables = input.variables.unwrap_or_else(|| json!({})).to_string();
             let hash = &input.operation_hash;
             match plugin
-                .on_request(&operation, hash, &headers, &variables)
+                .on_request(&operation, hash, headers.into(), &variables)
                 .await?
             {
                 Decision::Allow(grant) => json!({ "allow": {

@@ -117,10 +117,11 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. The hook alone, called directly on warm instances.
     let token = token();
-    let headers = vec![
+    let headers: std::sync::Arc<[(String, String)]> = [
         ("authorization".to_string(), format!("Bearer {token}")),
         ("content-type".to_string(), "application/json".to_string()),
-    ];
+    ]
+    .into();
     for (label, dir) in [
         ("probe (allow)", &dirs[1]),
         ("jwt-policy (HS256 verify)", &dirs[2]),
@@ -130,14 +131,14 @@ async fn main() -> anyhow::Result<()> {
         let plugin = plugins.policy("p").expect("loaded");
         for _ in 0..1000 {
             plugin
-                .on_request("Country", "h", &headers, "{\"code\":\"FR\"}")
+                .on_request("Country", "h", headers.clone(), "{\"code\":\"FR\"}")
                 .await?;
         }
         let calls = 20 * n;
         let started = Instant::now();
         for _ in 0..calls {
             plugin
-                .on_request("Country", "h", &headers, "{\"code\":\"FR\"}")
+                .on_request("Country", "h", headers.clone(), "{\"code\":\"FR\"}")
                 .await?;
         }
         println!(
@@ -158,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let started = Instant::now();
             plugin
-                .on_request("Country", "h", &headers, "{\"code\":\"FR\"}")
+                .on_request("Country", "h", headers.clone(), "{\"code\":\"FR\"}")
                 .await?;
             cold += started.elapsed();
         }

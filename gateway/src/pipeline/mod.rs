@@ -97,7 +97,7 @@ impl Pipeline<'_> {
             return Ok(filled);
         }
         // Copied only where some policy is shown the header (`visible_headers`).
-        let header_list: Vec<(String, String)> = headers
+        let header_list: Arc<[(String, String)]> = headers
             .iter()
             .filter(|(n, _)| self.policies.iter().any(|p| p.sees_header(n.as_str())))
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
@@ -109,7 +109,7 @@ impl Pipeline<'_> {
         let name = plan.name.as_deref().unwrap_or("");
         for policy in self.policies {
             let decision = policy
-                .on_request(name, hash, &header_list, &variables_json)
+                .on_request(name, hash, header_list.clone(), &variables_json)
                 .await
                 .map_err(|e| {
                     let status = StatusCode::from_u16(e.status()).expect("a valid status");

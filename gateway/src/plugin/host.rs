@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -49,11 +49,11 @@ impl Grants {
         }
     }
 
-    /// Whether the plugin is shown header `name` (lower-case).
+    /// Whether the plugin is shown header `name` (any case).
     pub(crate) fn sees_header(&self, name: &str) -> bool {
         self.visible_headers
             .as_ref()
-            .is_none_or(|visible| visible.iter().any(|v| v == name))
+            .is_none_or(|visible| visible.iter().any(|v| v.eq_ignore_ascii_case(name)))
     }
 
     pub(crate) fn max_memory(&self) -> usize {
@@ -167,7 +167,77 @@ impl WasiView for HostState {
     }
 }
 
+/// The headers behind a `header-map` handle, lent to the plugin for one call. The plugin reads
+/// only the headers it asks for, so the ones it ignores cost nothing to pass. (`pub` because
+/// the generated bindings re-export it.)
+#[allow(unreachable_pub)]
+pub struct HeaderMap(Arc<[(String, String)]>);
+
+impl HostState {
+    /// Lends `headers` (those the plugin is shown) for one call; [`HostState::reclaim`] takes
+    /// them back when it returns.
+    pub(crate) fn lend(&mut self, headers: Arc<[(String, String)]>) -> Resource<HeaderMap> {
+        self.table
+            .push(HeaderMap(headers))
+            .expect("a store's resource table holds a handle per call")
+    }
+
+    /// Takes back headers lent for a call that has returned.
+    pub(crate) fn reclaim(&mut self, headers: Resource<HeaderMap>) {
+        // A call cannot keep a borrowed handle past its return (the component model checks),
+        // so the entry is still there; a missing one would be harmless.
+        let _ = self.table.delete(headers);
+    }
+
+    /// The (name, value) pairs of `map` the plugin is shown whose name is `name` (any case).
+    fn named<'a>(
+        &'a self,
+        map: &Resource<HeaderMap>,
+        name: &'a str,
+    ) -> wasmtime::Result<impl Iterator<Item = &'a str> + 'a> {
+        let HeaderMap(headers) = self.table.get(map)?;
+        let visible = self.grants.sees_header(name);
+        Ok(headers
+            .iter()
+            .filter(move |(n, _)| visible && n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str()))
+    }
+}
+
 impl types::Host for HostState {}
+
+impl types::HostHeaderMap for HostState {
+    fn get(&mut self, map: Resource<HeaderMap>, name: String) -> wasmtime::Result<Option<String>> {
+        let mut values = self.named(&map, &name)?;
+        let Some(first) = values.next() else {
+            return Ok(None);
+        };
+        let mut value = first.to_string();
+        for more in values {
+            value.push_str(", ");
+            value.push_str(more);
+        }
+        Ok(Some(value))
+    }
+
+    fn get_all(&mut self, map: Resource<HeaderMap>, name: String) -> wasmtime::Result<Vec<String>> {
+        Ok(self.named(&map, &name)?.map(str::to_string).collect())
+    }
+
+    fn entries(&mut self, map: Resource<HeaderMap>) -> wasmtime::Result<Vec<(String, String)>> {
+        let HeaderMap(headers) = self.table.get(&map)?;
+        Ok(headers
+            .iter()
+            .filter(|(n, _)| self.grants.sees_header(n))
+            .cloned()
+            .collect())
+    }
+
+    fn drop(&mut self, map: Resource<HeaderMap>) -> wasmtime::Result<()> {
+        self.table.delete(map)?;
+        Ok(())
+    }
+}
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, mut message: String) {

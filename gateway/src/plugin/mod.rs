@@ -22,13 +22,17 @@ pub(crate) use resolver::FieldError;
 pub use resolver::{ResolverPlugin, ResolverRequest, SelectedField};
 
 /// The WIT package version this gateway implements.
-pub(crate) const WIT_VERSION: &str = "0.1.0";
+pub(crate) const WIT_VERSION: &str = "0.2.0";
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "policy-plugin",
         path: "../wit",
-        imports: { "joinery:plugin/outbound-http.send": async },
+        imports: {
+            "joinery:plugin/outbound-http.send": async,
+            "joinery:plugin/types": trappable,
+        },
+        with: { "joinery:plugin/types.header-map": super::host::HeaderMap },
         exports: { default: async },
     });
 }

@@ -13,7 +13,7 @@ use super::host::Grants;
 use super::pool::{call, Pool};
 use super::PluginError;
 
-/// Largest input (headers and variables) or output a plugin call may have.
+/// Largest input (variables, an upstream's answer) or output a plugin call may have.
 const MAX_IO_BYTES: usize = 1 << 20;
 
 /// A refusal decided by a plugin.
@@ -124,32 +124,35 @@ impl PolicyPlugin {
         self.pool.observe(metrics);
     }
 
-    /// Calls the request hook.
+    /// Calls the request hook with the client's `headers` (lower-case names; the plugin reads
+    /// those it is shown).
     pub async fn on_request(
         &self,
         operation_name: &str,
         operation_hash: &str,
-        headers: &[(String, String)],
+        headers: Arc<[(String, String)]>,
         variables_json: &str,
     ) -> Result<Decision, PluginError> {
-        let headers = self.pool.visible(headers);
-        let size = variables_json.len()
-            + headers
-                .iter()
-                .map(|(n, v)| n.len() + v.len())
-                .sum::<usize>();
-        if size > MAX_IO_BYTES {
-            return Err(self.failed(format!("the request's headers and variables ({size} bytes) exceed the 1 MiB a plugin call may take")));
+        if variables_json.len() > MAX_IO_BYTES {
+            return Err(self.failed(format!(
+                "the request's variables ({} bytes) exceed the 1 MiB a plugin call may take",
+                variables_json.len()
+            )));
         }
-        let request = wit::IncomingRequest {
-            operation_name: operation_name.to_string(),
-            operation_hash: operation_hash.to_string(),
-            headers,
-            variables: variables_json.to_string(),
-        };
-        let decision = call!(self.pool, "on-request", |bindings, store| bindings
-            .joinery_plugin_policy()
-            .call_on_request(store, &request))?;
+        let decision = call!(self.pool, "on-request", |bindings, store| async {
+            let request = wit::IncomingRequest {
+                operation_name: operation_name.to_string(),
+                operation_hash: operation_hash.to_string(),
+                headers: store.data_mut().lend(headers),
+                variables: variables_json.to_string(),
+            };
+            let decision = bindings
+                .joinery_plugin_policy()
+                .call_on_request(&mut *store, &request)
+                .await;
+            store.data_mut().reclaim(request.headers);
+            decision
+        })?;
         match decision {
             wit::Decision::Deny(d) => Ok(Decision::Deny(self.denial(d)?)),
             wit::Decision::Allow(g) => {
@@ -188,17 +191,21 @@ impl PolicyPlugin {
         &self,
         namespace: &str,
         operation_name: &str,
-        mut headers: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
     ) -> Result<UpstreamDecision, PluginError> {
-        self.pool.retain_visible(&mut headers);
-        let request = wit::UpstreamRequest {
-            namespace: namespace.to_string(),
-            operation_name: operation_name.to_string(),
-            headers,
-        };
-        let decision = call!(self.pool, "on-upstream-request", |bindings, store| bindings
-            .joinery_plugin_policy()
-            .call_on_upstream_request(store, &request))?;
+        let decision = call!(self.pool, "on-upstream-request", |bindings, store| async {
+            let request = wit::UpstreamRequest {
+                namespace: namespace.to_string(),
+                operation_name: operation_name.to_string(),
+                headers: store.data_mut().lend(headers.into()),
+            };
+            let decision = bindings
+                .joinery_plugin_policy()
+                .call_on_upstream_request(&mut *store, &request)
+                .await;
+            store.data_mut().reclaim(request.headers);
+            decision
+        })?;
         match decision {
             wit::UpstreamDecision::Deny(d) => Ok(UpstreamDecision::Deny(self.denial(d)?)),
             wit::UpstreamDecision::Proceed(edit) => Ok(UpstreamDecision::Proceed {
@@ -218,27 +225,29 @@ impl PolicyPlugin {
         namespace: &str,
         operation_name: &str,
         status: u16,
-        mut headers: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
         body: String,
     ) -> Result<ResponseDecision, PluginError> {
-        self.pool.retain_visible(&mut headers);
         if body.len() > MAX_IO_BYTES {
             return Err(self.failed(format!(
                 "the upstream's answer ({} bytes) exceeds the 1 MiB a plugin call may take",
                 body.len()
             )));
         }
-        let response = wit::UpstreamResponse {
-            namespace: namespace.to_string(),
-            operation_name: operation_name.to_string(),
-            status,
-            headers,
-            body,
-        };
-        let decision = call!(self.pool, "on-upstream-response", |bindings, store| {
-            bindings
+        let decision = call!(self.pool, "on-upstream-response", |bindings, store| async {
+            let response = wit::UpstreamResponse {
+                namespace: namespace.to_string(),
+                operation_name: operation_name.to_string(),
+                status,
+                headers: store.data_mut().lend(headers.into()),
+                body,
+            };
+            let decision = bindings
                 .joinery_plugin_policy()
-                .call_on_upstream_response(store, &response)
+                .call_on_upstream_response(&mut *store, &response)
+                .await;
+            store.data_mut().reclaim(response.headers);
+            decision
         })?;
         match decision {
             wit::UpstreamResponseDecision::Keep => Ok(ResponseDecision::Keep),

@@ -290,18 +290,6 @@ impl<W: World> Pool<W> {
         }
     }
 
-    /// The headers of `headers` the plugin is shown (`visible_headers`).
-    pub(crate) fn visible<'h>(
-        &self,
-        headers: impl IntoIterator<Item = &'h (String, String)>,
-    ) -> Vec<(String, String)> {
-        headers
-            .into_iter()
-            .filter(|(name, _)| self.grants.sees_header(name))
-            .cloned()
-            .collect()
-    }
-
     /// The largest linear memory an instance of the plugin has grown to, and the limit.
     pub(crate) fn memory(&self) -> (usize, usize) {
         let peak = self.peak_memory.load(std::sync::atomic::Ordering::Relaxed);
@@ -311,11 +299,6 @@ impl<W: World> Pool<W> {
     /// Whether the plugin is shown header `name` (`visible_headers`).
     pub(crate) fn sees_header(&self, name: &str) -> bool {
         self.grants.sees_header(name)
-    }
-
-    /// Keeps in `headers` those the plugin is shown (`visible_headers`).
-    pub(crate) fn retain_visible(&self, headers: &mut Vec<(String, String)>) {
-        headers.retain(|(name, _)| self.grants.sees_header(name));
     }
 
     /// A plugin error for an answer that broke the contract.
@@ -382,6 +365,17 @@ fn describe_trap(e: &wasmtime::Error) -> String {
             "it trapped (a panic or abort in the plugin)".into()
         }
         Some(trap) => format!("it trapped: {trap}"),
+        // Bindings that drop borrowed handles themselves (Rust, JavaScript, Python) never
+        // get here; C and Zig ones leave it to the plugin.
+        None if e
+            .root_cause()
+            .to_string()
+            .contains("borrow handles still remain") =>
+        {
+            "it returned without dropping the `headers` handle lent for the call (in C and Zig: \
+             `joinery_plugin_types_header_map_drop_borrow(request->headers)` before returning)"
+                .into()
+        }
         // The root cause, without the wasm backtrace the client has no use for.
         None => e.root_cause().to_string(),
     }

@@ -13,7 +13,7 @@ use super::resolver_bindings::exports::joinery::plugin::resolver as wit;
 use super::resolver_bindings::{ResolverPlugin as Bindings, ResolverPluginPre};
 use super::PluginError;
 
-/// Largest request (selection, arguments and headers) a resolver call may take.
+/// Largest request (selection and arguments) a resolver call may take.
 const MAX_INPUT_BYTES: usize = 1 << 20;
 /// Largest answer (all root values together) a resolver call may return.
 const MAX_OUTPUT_BYTES: usize = 8 << 20;
@@ -124,49 +124,47 @@ impl ResolverPlugin {
     }
 
     /// Resolves the root fields of `request`: one result per root field, in order.
-    pub async fn resolve(
-        &self,
-        mut request: ResolverRequest,
-    ) -> Result<Vec<RootResult>, PluginError> {
-        self.pool.retain_visible(&mut request.headers);
+    pub async fn resolve(&self, request: ResolverRequest) -> Result<Vec<RootResult>, PluginError> {
         let size: usize = request
             .fields
             .iter()
             .map(|f| f.key.len() + f.name.len() + f.arguments.len() + 8)
-            .sum::<usize>()
-            + request
-                .headers
-                .iter()
-                .map(|(n, v)| n.len() + v.len())
-                .sum::<usize>();
+            .sum::<usize>();
         if size > MAX_INPUT_BYTES {
             return Err(self.pool.failed(format!(
                 "the request ({size} bytes) exceeds the 1 MiB a resolver call may take"
             )));
         }
         let roots = request.fields.iter().filter(|f| f.parent.is_none()).count();
-        let request = wit::Request {
-            kind: if request.mutation {
-                wit::OperationKind::Mutation
-            } else {
-                wit::OperationKind::Query
-            },
-            operation_name: request.operation_name,
-            headers: request.headers,
-            fields: request
-                .fields
-                .into_iter()
-                .map(|f| wit::Field {
-                    parent: f.parent,
-                    key: f.key,
-                    name: f.name,
-                    arguments: f.arguments,
-                })
-                .collect(),
+        let kind = if request.mutation {
+            wit::OperationKind::Mutation
+        } else {
+            wit::OperationKind::Query
         };
-        let answers = call!(self.pool, "resolve", |bindings, store| bindings
-            .joinery_plugin_resolver()
-            .call_resolve(store, &request))?;
+        let fields: Vec<wit::Field> = request
+            .fields
+            .into_iter()
+            .map(|f| wit::Field {
+                parent: f.parent,
+                key: f.key,
+                name: f.name,
+                arguments: f.arguments,
+            })
+            .collect();
+        let (answers, fields) = call!(self.pool, "resolve", |bindings, store| async {
+            let request = wit::Request {
+                kind,
+                operation_name: request.operation_name,
+                headers: store.data_mut().lend(request.headers.into()),
+                fields,
+            };
+            let answers = bindings
+                .joinery_plugin_resolver()
+                .call_resolve(&mut *store, &request)
+                .await;
+            store.data_mut().reclaim(request.headers);
+            answers.map(|answers| (answers, request.fields))
+        })?;
         if answers.len() != roots {
             return Err(self.pool.failed(format!(
                 "it answered {} result(s) for {roots} root field(s)",
@@ -185,8 +183,7 @@ impl ResolverPlugin {
                 "its answer ({size} bytes) exceeds the 8 MiB a resolver call may return"
             )));
         }
-        let keys: Vec<&str> = request
-            .fields
+        let keys: Vec<&str> = fields
             .iter()
             .filter(|f| f.parent.is_none())
             .map(|f| f.key.as_str())

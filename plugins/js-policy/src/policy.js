@@ -1,4 +1,4 @@
-// API-key authentication for the `policy-plugin` world of joinery:plugin@0.1.0.
+// API-key authentication for the `policy-plugin` world of joinery:plugin@0.2.0.
 //
 // Config (`[plugins.<name>.config]`, read as JSON from `config.get()`):
 // - `keys` — a table from API key to tenant, e.g. `"key-1" = "FR"`;
@@ -11,8 +11,8 @@
 // logged once. `on-upstream-request` sets `upstream_headers`; `on-upstream-response` keeps
 // the response as it is.
 
-import { get } from 'joinery:plugin/config@0.1.0';
-import { write } from 'joinery:plugin/log@0.1.0';
+import { get } from 'joinery:plugin/config@0.2.0';
+import { write } from 'joinery:plugin/log@0.2.0';
 
 let cached;
 
@@ -46,12 +46,12 @@ export const policy = {
   onRequest(request) {
     const config = settings();
     const header = text(config.header, 'x-api-key').toLowerCase();
-    const found = request.headers.find(([name]) => name === header);
-    if (found === undefined || found[1] === '') {
+    // `get` reads one header; the others never cross into the plugin.
+    const key = request.headers.get(header);
+    if (key === undefined || key === '') {
       return deny(401, 'UNAUTHENTICATED', `an \`${header}\` header is required`);
     }
     const keys = table(config.keys);
-    const key = found[1];
     if (!Object.prototype.hasOwnProperty.call(keys, key)) {
       return deny(403, 'FORBIDDEN', 'this API key is not known');
     }

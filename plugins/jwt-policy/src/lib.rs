@@ -113,11 +113,10 @@ fn now() -> u64 {
 impl Guest for JwtPolicy {
     fn on_request(request: IncomingRequest) -> Decision {
         let Setup { settings, mac } = setup();
-        let token = request
-            .headers
-            .iter()
-            .find(|(n, _)| n == "authorization")
-            .and_then(|(_, v)| v.strip_prefix("Bearer "));
+        let authorization = request.headers.get("authorization");
+        let token = authorization
+            .as_deref()
+            .and_then(|v| v.strip_prefix("Bearer "));
         let Some(token) = token else {
             if settings.get("optional").and_then(Value::as_bool) == Some(true) {
                 return Decision::Allow(Grant {

@@ -1,5 +1,5 @@
-//! A test fixture: built against `joinery:plugin@0.1.1` (its own `wit/`), a semver-compatible
-//! release of the gateway's `0.1.0`, which the gateway must load and call. It denies every
+//! A test fixture: built against `joinery:plugin@0.2.1` (its own `wit/`), a semver-compatible
+//! release of the gateway's `0.2.0`, which the gateway must load and call. It denies every
 //! request with a code the tests check, so that a call that reached it is seen.
 
 wit_bindgen::generate!({ world: "policy-plugin", path: "wit" });

@@ -1,4 +1,4 @@
-//! A test fixture: built against `joinery:plugin@0.0.9` (its own `wit/`), which the gateway
+//! A test fixture: built against `joinery:plugin@0.1.0` (its own `wit/`), which the gateway
 //! must refuse with a message naming both versions.
 
 wit_bindgen::generate!({ world: "policy-plugin", path: "wit" });

@@ -21,12 +21,8 @@ fn report(code: &str, message: String) -> Decision {
     })
 }
 
-fn header<'a>(request: &'a IncomingRequest, name: &str) -> &'a str {
-    request
-        .headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map_or("", |(_, v)| v.as_str())
+fn header(request: &IncomingRequest, name: &str) -> String {
+    request.headers.get(name).unwrap_or_default()
 }
 
 /// Deep recursion on the WebAssembly call stack itself (no locals in linear memory).
@@ -39,8 +35,8 @@ fn recurse(depth: u64) -> u64 {
 
 impl Guest for Probe {
     fn on_request(request: IncomingRequest) -> Decision {
-        let arg = header(&request, "x-probe-arg").to_string();
-        match header(&request, "x-probe") {
+        let arg = header(&request, "x-probe-arg");
+        match header(&request, "x-probe").as_str() {
             "loop" => loop {
                 std::hint::black_box(0);
             },
@@ -94,8 +90,8 @@ impl Guest for Probe {
             }
             // The names of the headers it was shown, as a denial's message.
             "headers" => {
-                let mut names: Vec<&str> =
-                    request.headers.iter().map(|(n, _)| n.as_str()).collect();
+                let entries = request.headers.entries();
+                let mut names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
                 names.sort_unstable();
                 Decision::Deny(Denial {
                     status: 403,
@@ -103,6 +99,16 @@ impl Guest for Probe {
                     message: names.join(","),
                 })
             }
+            // What `get` and `get-all` answer for the header the argument names.
+            "header" => Decision::Deny(Denial {
+                status: 403,
+                code: "HEADER_SEEN".into(),
+                message: format!(
+                    "{:?} {:?}",
+                    request.headers.get(&arg),
+                    request.headers.get_all(&arg)
+                ),
+            }),
             "big-output" => Decision::Allow(Grant {
                 variables: vec![("userId".into(), format!("\"{}\"", "x".repeat(1100 << 10)))],
                 upstream_headers: vec![],
@@ -138,12 +144,8 @@ impl Guest for Probe {
     }
 
     fn on_upstream_request(request: UpstreamRequest) -> UpstreamDecision {
-        let asked = request
-            .headers
-            .iter()
-            .find(|(n, _)| n == "x-probe-upstream")
-            .map(|(_, v)| v.as_str());
-        match asked {
+        let asked = request.headers.get("x-probe-upstream");
+        match asked.as_deref() {
             Some("deny") => UpstreamDecision::Deny(Denial {
                 status: 403,
                 code: "NO_UPSTREAM".into(),

@@ -1,5 +1,5 @@
 """A books REST/JSON API as a GraphQL upstream: the `resolver-plugin` world of
-joinery:plugin@0.1.0.
+joinery:plugin@0.2.0.
 
 Config (`[plugins.<name>.config]`, read as JSON from `config.get()`):
 
@@ -131,7 +131,7 @@ class Resolver(wit_world.exports.Resolver):
 
     def resolve(self, request: Request) -> List[Result[str, FieldError]]:
         base_url = settings().get("base_url")
-        rest = Rest(base_url if isinstance(base_url, str) else "", request.headers)
+        rest = Rest(base_url if isinstance(base_url, str) else "", request.headers.entries())
         results: List[Result[str, FieldError]] = []
         for field in request.fields:
             if field.parent is not None:

@@ -243,8 +243,8 @@ fn every_block_of_the_plugin_guide_is_checked() {
 
 /// `joinery plugin test`, as the printed command runs it in a made project (a C one: the
 /// quickest to build): the template's cases pass, a wrong expectation is shown with the
-/// answer, a malformed case file is refused at its line and column, and the exit status says
-/// which.
+/// answer, a malformed case file is refused at its line and column, the exit status says
+/// which, and a plugin that keeps its `headers` handle is told to drop it.
 #[test]
 fn plugin_test_reports_each_case() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,4 +295,23 @@ fn plugin_test_reports_each_case() {
     assert!(!ok);
     assert!(stderr.contains("tests/broken.json:2:"), "{stderr}");
     assert!(stderr.contains("unknown variant `on-request`"), "{stderr}");
+
+    // C bindings leave dropping the borrowed `headers` handle to the plugin: one that forgets
+    // fails its call with what to add.
+    let source = made.dir.join("src/plugin.c");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let forgetful = text.replacen(
+        "  joinery_plugin_types_header_map_drop_borrow(request->headers);\n",
+        "",
+        1,
+    );
+    assert_ne!(forgetful, text, "the template drops the handle");
+    std::fs::write(&source, forgetful).unwrap();
+    build(Language::C, &made);
+    let (ok, stdout, _) = joinery(&["plugin", "test", "kit", CASES]);
+    assert!(!ok);
+    assert!(
+        stdout.contains("it returned without dropping the `headers` handle lent for the call (in C and Zig: `joinery_plugin_types_header_map_drop_borrow(request->headers)` before returning)"),
+        "{stdout}"
+    );
 }

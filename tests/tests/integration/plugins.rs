@@ -442,11 +442,11 @@ fn plugins_that_cannot_load_are_refused_with_what_is_wrong() {
         ),
         (
             rust_plugin("not-a-policy"),
-            "does not export `joinery:plugin/policy@0.1.0` (its exports: wasi:cli/run@",
+            "does not export `joinery:plugin/policy@0.2.0` (its exports: wasi:cli/run@",
         ),
         (
             rust_plugin("other-wit-version"),
-            "it was built against WIT `joinery:plugin/policy@0.0.9`, but this gateway implements `joinery:plugin/policy@0.1.0`: rebuild it against wit/ of this gateway",
+            "it was built against WIT `joinery:plugin/policy@0.1.0`, but this gateway implements `joinery:plugin/policy@0.2.0`: rebuild it against wit/ of this gateway",
         ),
     ];
     for (path, message) in cases {
@@ -658,15 +658,65 @@ async fn a_plugin_sees_only_its_visible_headers() {
     assert_eq!(reply.body["data"]["countries_country"]["name"], "France");
 }
 
+/// A plugin reads headers on demand: `get` takes a name in any case and joins a repeated
+/// header's values, `get-all` lists them, and neither shows a header `visible_headers` hides.
+#[tokio::test]
+async fn a_plugin_reads_the_headers_it_asks_for() {
+    async fn read(gw: &Gateway, name: &str) -> String {
+        let request = gw
+            .client
+            .post(&gw.url)
+            .header("x-probe", "header")
+            .header("x-probe-arg", name)
+            .header("x-tenant", "north")
+            .header("x-tenant", "south")
+            .header("cookie", "session=1")
+            .json(&json!({
+                "documentId": format!("sha256:{}", gw.hash("Country")),
+                "variables": { "code": "FR" },
+            }));
+        let reply = gw.send(request).await;
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert_eq!(reply.code(), "HEADER_SEEN", "{}", reply.body);
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    let gw = Gateway::start_with(&[COUNTRY], probe_config).await;
+    assert_eq!(
+        read(&gw, "X-Tenant").await,
+        r#"Some("north, south") ["north", "south"]"#
+    );
+    assert_eq!(
+        read(&gw, "cookie").await,
+        r#"Some("session=1") ["session=1"]"#
+    );
+    assert_eq!(read(&gw, "x-absent").await, "None []");
+
+    let gw = Gateway::start_with(&[COUNTRY], |countries, weather| {
+        probe_config(countries, weather).replace(
+            "max_memory = \"16MiB\"",
+            "max_memory = \"16MiB\"\nvisible_headers = [\"x-probe\", \"x-probe-arg\", \"x-tenant\"]",
+        )
+    })
+    .await;
+    assert_eq!(read(&gw, "cookie").await, "None []");
+    assert_eq!(
+        read(&gw, "x-tenant").await,
+        r#"Some("north, south") ["north", "south"]"#
+    );
+}
+
 /// WIT versions link as semver: a plugin built against a later release of the same series
-/// (`0.1.1` here, the gateway implements `0.1.0`) loads, says which version it was built
-/// against, and is called; another series (`0.0.9`) is refused (see the test above).
+/// (`0.2.1` here, the gateway implements `0.2.0`) loads, says which version it was built
+/// against, and is called; another series (`0.1.0`) is refused (see the test above).
 #[tokio::test]
 async fn a_plugin_built_against_a_compatible_wit_release_is_loaded_and_called() {
     let dir = tempfile::tempdir().unwrap();
     let config = plugin_project(dir.path(), &rust_plugin("newer-wit-patch"));
     let (_, loaded) = joinery::plugin::Plugins::load(config.plugins_with_uses(), None).unwrap();
-    assert_eq!(loaded[0].version, "0.1.1");
+    assert_eq!(loaded[0].version, "0.2.1");
     assert_eq!(loaded[0].world, "policy-plugin");
 
     let path = rust_plugin("newer-wit-patch");

@@ -7,31 +7,34 @@
 //
 // Memory: the arguments of a hook are the plugin's to free (the `_free` helpers free a whole
 // record), and everything in the answer must be allocated with malloc (`policy_plugin_string_dup`,
-// not `_set`): the bindings free the answer after the gateway has read it.
+// not `_set`): the bindings free the answer after the gateway has read it. `headers` is a handle
+// lent for the call: drop it (`joinery_plugin_types_header_map_drop_borrow`) before returning,
+// or the call fails ("borrow handles still remain at the end of the call").
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "policy_plugin.h"
 
-// Whether `name` (a lower-case header name) is among `headers` with a non-empty value.
-static bool has_header(const joinery_plugin_types_headers_t *headers, const char *name) {
-  size_t length = strlen(name);
-  for (size_t i = 0; i < headers->len; i++) {
-    const policy_plugin_string_t *header_name = &headers->ptr[i].f0;
-    if (header_name->len == length && memcmp(header_name->ptr, name, length) == 0 &&
-        headers->ptr[i].f1.len > 0) {
-      return true;
-    }
+// Whether header `name` has a non-empty value. Headers are read on demand (`_method_header_map_`
+// `get`, `get_all`, `entries`); the ones not read cost nothing.
+static bool has_header(joinery_plugin_types_borrow_header_map_t headers, const char *name) {
+  policy_plugin_string_t key, value;
+  policy_plugin_string_set(&key, name);
+  if (!joinery_plugin_types_method_header_map_get(headers, &key, &value)) {
+    return false;
   }
-  return false;
+  bool present = value.len > 0;
+  policy_plugin_string_free(&value);
+  return present;
 }
 
 // Once per client request, before any upstream is asked ([policy] plugins).
 void exports_joinery_plugin_policy_on_request(
     exports_joinery_plugin_policy_incoming_request_t *request,
     exports_joinery_plugin_policy_decision_t *ret) {
-  bool authorized = has_header(&request->headers, "authorization");
+  bool authorized = has_header(request->headers, "authorization");
+  joinery_plugin_types_header_map_drop_borrow(request->headers);
   exports_joinery_plugin_policy_incoming_request_free(request);
   if (!authorized) {
     ret->tag = EXPORTS_JOINERY_PLUGIN_POLICY_DECISION_DENY;
@@ -55,6 +58,7 @@ void exports_joinery_plugin_policy_on_request(
 void exports_joinery_plugin_policy_on_upstream_request(
     exports_joinery_plugin_policy_upstream_request_t *request,
     exports_joinery_plugin_policy_upstream_decision_t *ret) {
+  joinery_plugin_types_header_map_drop_borrow(request->headers);
   exports_joinery_plugin_policy_upstream_request_free(request);
   ret->tag = EXPORTS_JOINERY_PLUGIN_POLICY_UPSTREAM_DECISION_PROCEED;
   memset(&ret->val.proceed, 0, sizeof ret->val.proceed);
@@ -64,6 +68,7 @@ void exports_joinery_plugin_policy_on_upstream_request(
 void exports_joinery_plugin_policy_on_upstream_response(
     exports_joinery_plugin_policy_upstream_response_t *response,
     exports_joinery_plugin_policy_upstream_response_decision_t *ret) {
+  joinery_plugin_types_header_map_drop_borrow(response->headers);
   exports_joinery_plugin_policy_upstream_response_free(response);
   ret->tag = EXPORTS_JOINERY_PLUGIN_POLICY_UPSTREAM_RESPONSE_DECISION_KEEP;
 }

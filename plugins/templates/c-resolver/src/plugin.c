@@ -88,5 +88,7 @@ void exports_joinery_plugin_resolver_resolve(
     }
     next++;
   }
+  // `headers`, lent for the call, must be dropped before returning.
+  joinery_plugin_types_header_map_drop_borrow(request->headers);
   exports_joinery_plugin_resolver_request_free(request);
 }

@@ -2,13 +2,15 @@
 // each request to, and answer from, the upstreams it is attached to. Variants are
 // `{ tag, val }` objects; records use camelCase field names.
 
-import { write } from 'joinery:plugin/log@0.1.0';
+import { write } from 'joinery:plugin/log@0.2.0';
 
 export const policy = {
   // Once per client request, before any upstream is asked ([policy] plugins).
   onRequest(request) {
-    const found = request.headers.find(([name]) => name === 'authorization');
-    if (found === undefined || found[1] === '') {
+    // `headers` is read on demand: `get(name)` (undefined when absent), `getAll(name)`,
+    // `entries()` ([name, value] pairs); headers not read cost nothing.
+    const authorization = request.headers.get('authorization');
+    if (authorization === undefined || authorization === '') {
       write('info', 'a request without an authorization header was refused');
       return {
         tag: 'deny',

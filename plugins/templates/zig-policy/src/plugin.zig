@@ -8,18 +8,20 @@
 //! Memory, as in C: the arguments of a hook are the plugin's to free (the `_free` helpers free
 //! a whole record), and everything in the answer must come from malloc
 //! (`policy_plugin_string_dup`): the bindings free the answer after the gateway has read it.
+//! `headers` is a handle lent for the call: drop it (`joinery_plugin_types_header_map_drop_borrow`)
+//! before returning, or the call fails ("borrow handles still remain at the end of the call").
 
 const std = @import("std");
 const c = @import("bindings");
 
-/// Whether `name` (a lower-case header name) is among `headers` with a non-empty value.
-fn hasHeader(headers: *const c.joinery_plugin_types_headers_t, name: []const u8) bool {
-    if (headers.len == 0) return false;
-    for (headers.ptr[0..headers.len]) |header| {
-        const header_name = header.f0.ptr[0..header.f0.len];
-        if (std.mem.eql(u8, header_name, name) and header.f1.len > 0) return true;
-    }
-    return false;
+/// Whether header `name` has a non-empty value. Headers are read on demand
+/// (`_method_header_map_` `get`, `get_all`, `entries`); the ones not read cost nothing.
+fn hasHeader(headers: c.joinery_plugin_types_borrow_header_map_t, name: []const u8) bool {
+    var key = c.policy_plugin_string_t{ .ptr = @constCast(name.ptr), .len = name.len };
+    var value: c.policy_plugin_string_t = undefined;
+    if (!c.joinery_plugin_types_method_header_map_get(headers, &key, &value)) return false;
+    defer c.policy_plugin_string_free(&value);
+    return value.len > 0;
 }
 
 /// Once per client request, before any upstream is asked ([policy] plugins).
@@ -27,7 +29,8 @@ export fn exports_joinery_plugin_policy_on_request(
     request: *c.exports_joinery_plugin_policy_incoming_request_t,
     ret: *c.exports_joinery_plugin_policy_decision_t,
 ) void {
-    const authorized = hasHeader(&request.headers, "authorization");
+    const authorized = hasHeader(request.headers, "authorization");
+    c.joinery_plugin_types_header_map_drop_borrow(request.headers);
     c.exports_joinery_plugin_policy_incoming_request_free(request);
     if (!authorized) {
         ret.tag = c.EXPORTS_JOINERY_PLUGIN_POLICY_DECISION_DENY;
@@ -52,6 +55,7 @@ export fn exports_joinery_plugin_policy_on_upstream_request(
     request: *c.exports_joinery_plugin_policy_upstream_request_t,
     ret: *c.exports_joinery_plugin_policy_upstream_decision_t,
 ) void {
+    c.joinery_plugin_types_header_map_drop_borrow(request.headers);
     c.exports_joinery_plugin_policy_upstream_request_free(request);
     ret.tag = c.EXPORTS_JOINERY_PLUGIN_POLICY_UPSTREAM_DECISION_PROCEED;
     ret.val.proceed = std.mem.zeroes(c.exports_joinery_plugin_policy_upstream_edit_t);
@@ -62,6 +66,7 @@ export fn exports_joinery_plugin_policy_on_upstream_response(
     response: *c.exports_joinery_plugin_policy_upstream_response_t,
     ret: *c.exports_joinery_plugin_policy_upstream_response_decision_t,
 ) void {
+    c.joinery_plugin_types_header_map_drop_borrow(response.headers);
     c.exports_joinery_plugin_policy_upstream_response_free(response);
     ret.tag = c.EXPORTS_JOINERY_PLUGIN_POLICY_UPSTREAM_RESPONSE_DECISION_KEEP;
 }

@@ -56,6 +56,8 @@ export fn exports_joinery_plugin_resolver_resolve(
     ret: *c.exports_joinery_plugin_resolver_list_result_string_field_error_t,
 ) void {
     defer c.exports_joinery_plugin_resolver_request_free(request);
+    // `headers`, lent for the call, must be dropped before returning.
+    defer c.joinery_plugin_types_header_map_drop_borrow(request.headers);
     var arena_state = std.heap.ArenaAllocator.init(std.heap.c_allocator);
     defer arena_state.deinit();
     const arena = arena_state.allocator();

@@ -174,19 +174,26 @@ impl WasiView for HostState {
 pub struct HeaderMap(Arc<[(String, String)]>);
 
 impl HostState {
-    /// Lends `headers` (those the plugin is shown) for one call; [`HostState::reclaim`] takes
-    /// them back when it returns.
+    /// Lends `headers` for one call, as a borrowed handle; [`HostState::reclaim`] takes them
+    /// back when it returns.
     pub(crate) fn lend(&mut self, headers: Arc<[(String, String)]>) -> Resource<HeaderMap> {
-        self.table
+        let own = self
+            .table
             .push(HeaderMap(headers))
-            .expect("a store's resource table holds a handle per call")
+            .expect("a store's resource table holds a handle per call");
+        // Lowering an owned handle into a `borrow` parameter would move it into the store's
+        // handle table for good (one entry per call, until the store's limit); a borrowed
+        // one passes straight through.
+        Resource::new_borrow(own.rep())
     }
 
     /// Takes back headers lent for a call that has returned.
     pub(crate) fn reclaim(&mut self, headers: Resource<HeaderMap>) {
         // A call cannot keep a borrowed handle past its return (the component model checks),
         // so the entry is still there; a missing one would be harmless.
-        let _ = self.table.delete(headers);
+        let _ = self
+            .table
+            .delete(Resource::<HeaderMap>::new_own(headers.rep()));
     }
 
     /// The (name, value) pairs of `map` the plugin is shown whose name is `name` (any case).
@@ -307,9 +314,16 @@ impl outbound_http::Host for HostState {
             .await
             .map_err(|e| Error::Transport(e.to_string()))?;
         let status = response.status().as_u16();
+        let all = request.response_headers.iter().any(|n| n == "*");
         let headers = response
             .headers()
             .iter()
+            .filter(|(n, _)| {
+                all || request
+                    .response_headers
+                    .iter()
+                    .any(|wanted| wanted.eq_ignore_ascii_case(n.as_str()))
+            })
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
             .collect();
         let mut body = Vec::new();

@@ -14,6 +14,10 @@ use super::PluginError;
 
 /// Warm instances kept per plugin.
 const MAX_IDLE: usize = 32;
+/// Resource handles (WASI streams, lent headers, ...) an instance may hold at once; wasmtime's
+/// default is 100 000. A plugin needs a few dozen, and a handle that leaks call after call
+/// fails the instance early instead of growing it.
+const MAX_HANDLES: usize = 4096;
 
 /// The generated bindings of one world.
 pub(crate) trait World: Sized + Send + 'static {
@@ -237,6 +241,7 @@ impl<W: World> Pool<W> {
     async fn fresh(&self) -> Result<Instance<W>, PluginError> {
         let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
         store.limiter(|s| s);
+        store.set_max_component_handles(MAX_HANDLES);
         store.epoch_deadline_callback(on_epoch);
         let started = self.arm(&mut store);
         let made = tokio::time::timeout(self.deadline(), W::instantiate(&self.pre, &mut store))

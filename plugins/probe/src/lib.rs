@@ -79,11 +79,17 @@ impl Guest for Probe {
                     url: arg,
                     headers: vec![("content-type".into(), "application/json".into())],
                     body: br#"{"query":"{ __typename }"}"#.to_vec(),
+                    response_headers: vec!["Content-Type".into()],
                 };
                 match outbound_http::send(&request) {
                     Ok(r) => report(
                         "FETCHED",
-                        format!("{} {}", r.status, String::from_utf8_lossy(&r.body)),
+                        format!(
+                            "{} {:?} {}",
+                            r.status,
+                            r.headers,
+                            String::from_utf8_lossy(&r.body)
+                        ),
                     ),
                     Err(e) => report("FETCH_REFUSED", format!("{e:?}")),
                 }

@@ -86,7 +86,12 @@ class Rest:
 
     def fetch(self, url: str, missing_is_null: bool) -> object:
         request = outbound_http.Request(
-            method="GET", url=url, headers=self.headers, body=b""
+            method="GET",
+            url=url,
+            headers=self.headers,
+            body=b"",
+            # Only the status and body are read: no response header is asked for.
+            response_headers=[],
         )
         try:
             response = outbound_http.send(request)

@@ -111,6 +111,8 @@ impl Api {
                 url: String::new(),
                 headers: self.headers.clone(),
                 body: vec![],
+                // Only the status and body are read.
+                response_headers: vec![],
             });
             request.url.clear();
             request.url.push_str(&self.base_url);

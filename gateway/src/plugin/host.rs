@@ -175,7 +175,7 @@ pub struct HeaderMap(Arc<[(String, String)]>);
 
 impl HostState {
     /// Lends `headers` for one call, as a borrowed handle; [`HostState::reclaim`] takes them
-    /// back when it returns.
+    /// back when it returns (see [`super::pool::lending`]).
     pub(crate) fn lend(&mut self, headers: Arc<[(String, String)]>) -> Resource<HeaderMap> {
         let own = self
             .table
@@ -187,13 +187,11 @@ impl HostState {
         Resource::new_borrow(own.rep())
     }
 
-    /// Takes back headers lent for a call that has returned.
-    pub(crate) fn reclaim(&mut self, headers: Resource<HeaderMap>) {
+    /// Takes back the headers lent as handle `rep` for a call that has returned.
+    pub(crate) fn reclaim(&mut self, rep: u32) {
         // A call cannot keep a borrowed handle past its return (the component model checks),
         // so the entry is still there; a missing one would be harmless.
-        let _ = self
-            .table
-            .delete(Resource::<HeaderMap>::new_own(headers.rep()));
+        let _ = self.table.delete(Resource::<HeaderMap>::new_own(rep));
     }
 
     /// The (name, value) pairs of `map` the plugin is shown whose name is `name` (any case).

@@ -10,7 +10,7 @@ use super::bindings::exports::joinery::plugin::policy as wit;
 use super::bindings::{PolicyPlugin as Bindings, PolicyPluginPre};
 use super::engine::Runtime;
 use super::host::Grants;
-use super::pool::{call, Pool};
+use super::pool::{call, lending, Pool};
 use super::PluginError;
 
 /// Largest input (variables, an upstream's answer) or output a plugin call may have.
@@ -139,19 +139,17 @@ impl PolicyPlugin {
                 variables_json.len()
             )));
         }
-        let decision = call!(self.pool, "on-request", |bindings, store| async {
-            let request = wit::IncomingRequest {
-                operation_name: operation_name.to_string(),
-                operation_hash: operation_hash.to_string(),
-                headers: store.data_mut().lend(headers),
-                variables: variables_json.to_string(),
-            };
-            let decision = bindings
-                .joinery_plugin_policy()
-                .call_on_request(&mut *store, &request)
-                .await;
-            store.data_mut().reclaim(request.headers);
-            decision
+        let decision = call!(self.pool, "on-request", |bindings, store| {
+            lending(store, headers, async |store, headers| {
+                let request = wit::IncomingRequest {
+                    operation_name: operation_name.to_string(),
+                    operation_hash: operation_hash.to_string(),
+                    headers,
+                    variables: variables_json.to_string(),
+                };
+                let policy = bindings.joinery_plugin_policy();
+                policy.call_on_request(store, &request).await
+            })
         })?;
         match decision {
             wit::Decision::Deny(d) => Ok(Decision::Deny(self.denial(d)?)),
@@ -193,18 +191,16 @@ impl PolicyPlugin {
         operation_name: &str,
         headers: Vec<(String, String)>,
     ) -> Result<UpstreamDecision, PluginError> {
-        let decision = call!(self.pool, "on-upstream-request", |bindings, store| async {
-            let request = wit::UpstreamRequest {
-                namespace: namespace.to_string(),
-                operation_name: operation_name.to_string(),
-                headers: store.data_mut().lend(headers.into()),
-            };
-            let decision = bindings
-                .joinery_plugin_policy()
-                .call_on_upstream_request(&mut *store, &request)
-                .await;
-            store.data_mut().reclaim(request.headers);
-            decision
+        let decision = call!(self.pool, "on-upstream-request", |bindings, store| {
+            lending(store, headers.into(), async |store, headers| {
+                let request = wit::UpstreamRequest {
+                    namespace: namespace.to_string(),
+                    operation_name: operation_name.to_string(),
+                    headers,
+                };
+                let policy = bindings.joinery_plugin_policy();
+                policy.call_on_upstream_request(store, &request).await
+            })
         })?;
         match decision {
             wit::UpstreamDecision::Deny(d) => Ok(UpstreamDecision::Deny(self.denial(d)?)),
@@ -234,20 +230,18 @@ impl PolicyPlugin {
                 body.len()
             )));
         }
-        let decision = call!(self.pool, "on-upstream-response", |bindings, store| async {
-            let response = wit::UpstreamResponse {
-                namespace: namespace.to_string(),
-                operation_name: operation_name.to_string(),
-                status,
-                headers: store.data_mut().lend(headers.into()),
-                body,
-            };
-            let decision = bindings
-                .joinery_plugin_policy()
-                .call_on_upstream_response(&mut *store, &response)
-                .await;
-            store.data_mut().reclaim(response.headers);
-            decision
+        let decision = call!(self.pool, "on-upstream-response", |bindings, store| {
+            lending(store, headers.into(), async |store, headers| {
+                let response = wit::UpstreamResponse {
+                    namespace: namespace.to_string(),
+                    operation_name: operation_name.to_string(),
+                    status,
+                    headers,
+                    body,
+                };
+                let policy = bindings.joinery_plugin_policy();
+                policy.call_on_upstream_response(store, &response).await
+            })
         })?;
         match decision {
             wit::UpstreamResponseDecision::Keep => Ok(ResponseDecision::Keep),

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::engine::{Clock, Running, Runtime};
-use super::host::{Grants, HostState};
+use super::host::{Grants, HeaderMap, HostState};
 use super::PluginError;
 
 /// Warm instances kept per plugin.
@@ -97,6 +97,20 @@ macro_rules! call {
     }};
 }
 pub(crate) use call;
+
+/// Runs `call` (one export call on `store`) with `headers` lent to the plugin as a
+/// `header-map` handle for its duration.
+pub(crate) async fn lending<R>(
+    store: &mut Store<HostState>,
+    headers: Arc<[(String, String)]>,
+    call: impl AsyncFnOnce(&mut Store<HostState>, Resource<HeaderMap>) -> R,
+) -> R {
+    let lent = store.data_mut().lend(headers);
+    let rep = lent.rep();
+    let result = call(store, lent).await;
+    store.data_mut().reclaim(rep);
+    result
+}
 
 /// One instance and its store.
 pub(crate) struct Instance<W> {

@@ -8,7 +8,7 @@ use wasmtime::component::Component;
 
 use super::engine::Runtime;
 use super::host::Grants;
-use super::pool::{call, Pool};
+use super::pool::{call, lending, Pool};
 use super::resolver_bindings::exports::joinery::plugin::resolver as wit;
 use super::resolver_bindings::{ResolverPlugin as Bindings, ResolverPluginPre};
 use super::PluginError;
@@ -151,19 +151,19 @@ impl ResolverPlugin {
                 arguments: f.arguments,
             })
             .collect();
-        let (answers, fields) = call!(self.pool, "resolve", |bindings, store| async {
-            let request = wit::Request {
-                kind,
-                operation_name: request.operation_name,
-                headers: store.data_mut().lend(request.headers.into()),
-                fields,
-            };
-            let answers = bindings
-                .joinery_plugin_resolver()
-                .call_resolve(&mut *store, &request)
-                .await;
-            store.data_mut().reclaim(request.headers);
-            answers.map(|answers| (answers, request.fields))
+        let (answers, fields) = call!(self.pool, "resolve", |bindings, store| {
+            lending(store, request.headers.into(), async |store, headers| {
+                let request = wit::Request {
+                    kind,
+                    operation_name: request.operation_name,
+                    headers,
+                    fields,
+                };
+                let resolver = bindings.joinery_plugin_resolver();
+                let answers = resolver.call_resolve(store, &request).await;
+                // The fields come back for the answers' keys.
+                answers.map(|answers| (answers, request.fields))
+            })
         })?;
         if answers.len() != roots {
             return Err(self.pool.failed(format!(

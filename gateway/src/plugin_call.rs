@@ -66,11 +66,15 @@ pub async fn call(
             hook.unwrap_or_default()
         )
     })?;
-    let headers: Vec<(String, String)> = input
-        .headers
-        .iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-        .collect();
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &input.headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| anyhow::anyhow!("`{name}` in the input's `headers` is no header name"))?;
+        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+            anyhow::anyhow!("the value of `{name}` in the input's `headers` is no header value")
+        })?;
+        headers.append(name, value);
+    }
     let operation = input.operation_name.clone().unwrap_or_default();
     let namespace = input.namespace.clone().unwrap_or_else(|| name.to_string());
     if hook == Hook::Resolve {

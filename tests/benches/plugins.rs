@@ -1,5 +1,6 @@
-//! Policy plugin cost: the request hook called directly (warm instances, Rust guests), the same
-//! call after the CPU caches were overwritten (what a call costs between other work), and the
+//! Policy plugin cost: the request hook called directly (warm instances, Rust guests, the
+//! headers a browser sends), the same call after the CPU caches were overwritten (what a call
+//! costs between other work), and the
 //! same persisted operation through three gateways in one interleaved run: no policy, a
 //! minimal policy (the probe's allow path), and the JWT policy verifying a token; both
 //! policies again with `visible_headers` granting only the headers they read. Requests carry
@@ -10,7 +11,7 @@
 //!
 //! `cargo bench -p joinery-tests --bench plugins` (set `JOINERY_BENCH_REQUESTS` to change N,
 //! `JOINERY_BENCH_COLD_CALLS` for the number of calls after overwritten caches, e.g. to
-//! profile them).
+//! profile them, `JOINERY_BENCH_SERVED_REQUESTS` for the requests per served gateway).
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,19 @@ use serde_json::json;
 const OPERATION: &str =
     "query Country($code: ID!) { countries_country(code: $code) { code name capital } }";
 const SECRET: &str = "test-secret-do-not-use-in-production";
+/// The headers a browser sends along with its token (cookies included), as a policy sees them
+/// by default.
+const BROWSER_HEADERS: [(&str, &str); 9] = [
+    ("content-type", "application/json"),
+    ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+    ("accept-language", "en-GB,en;q=0.9,fr;q=0.8"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("origin", "https://app.example.com"),
+    ("referer", "https://app.example.com/countries/fr"),
+    ("cookie", "session=7f3c9a1e5b2d4c6f8a0b1c2d3e4f5a6b; theme=dark; consent=analytics:0,ads:0; _ga=GA1.2.1234567890.1733300000"),
+    ("sec-fetch-mode", "cors"),
+    ("sec-fetch-site", "same-origin"),
+];
 
 fn token() -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
@@ -55,6 +69,17 @@ async fn concurrently(count: usize, make: impl Fn() -> reqwest::RequestBuilder) 
         .buffer_unordered(8)
         .for_each(|_| async {})
         .await;
+}
+
+/// [`BROWSER_HEADERS`] and the token, as a client's request brings them.
+fn browser_headers(token: &str) -> reqwest::header::HeaderMap {
+    let mut headers: reqwest::header::HeaderMap = BROWSER_HEADERS
+        .iter()
+        .map(|(n, v)| (n.parse().unwrap(), v.parse().unwrap()))
+        .collect();
+    let authorization = format!("Bearer {token}").parse().unwrap();
+    headers.insert("authorization", authorization);
+    headers
 }
 
 /// A project serving OPERATION from `upstream`, with `policy` (a plugin table) if any.
@@ -117,11 +142,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. The hook alone, called directly on warm instances.
     let token = token();
-    let headers: std::sync::Arc<[(String, String)]> = [
-        ("authorization".to_string(), format!("Bearer {token}")),
-        ("content-type".to_string(), "application/json".to_string()),
-    ]
-    .into();
+    let headers = std::sync::Arc::new(browser_headers(&token));
     for (label, dir) in [
         ("probe (allow)", &dirs[1]),
         ("jwt-policy (HS256 verify)", &dirs[2]),
@@ -177,19 +198,11 @@ async fn main() -> anyhow::Result<()> {
             .push(joinery_tests::RunningGateway::start(&dir.path().join("joinery.toml")).await?);
     }
     let client = reqwest::Client::new();
-    // The headers a browser sends along (cookies included), as a policy sees them by default.
     let request = |url: &str, hash: &str| {
-        client
-            .post(url)
+        BROWSER_HEADERS
+            .iter()
+            .fold(client.post(url), |r, (name, value)| r.header(*name, *value))
             .header("authorization", format!("Bearer {token}"))
-            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
-            .header("accept-language", "en-GB,en;q=0.9,fr;q=0.8")
-            .header("accept-encoding", "gzip, deflate, br, zstd")
-            .header("origin", "https://app.example.com")
-            .header("referer", "https://app.example.com/countries/fr")
-            .header("cookie", "session=7f3c9a1e5b2d4c6f8a0b1c2d3e4f5a6b; theme=dark; consent=analytics:0,ads:0; _ga=GA1.2.1234567890.1733300000")
-            .header("sec-fetch-mode", "cors")
-            .header("sec-fetch-site", "same-origin")
             .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
     };
     let hash = gateways[0].hash("Country");
@@ -272,7 +285,12 @@ async fn main() -> anyhow::Result<()> {
         concurrently(500, || request(&g.url, &hash)).await;
     }
     const SERVED_BLOCK: usize = 250;
-    let rounds = n.div_ceil(SERVED_BLOCK);
+    // Differences of a few µs need many blocks: the machine's speed drifts between them.
+    let served_n = std::env::var("JOINERY_BENCH_SERVED_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    let rounds = served_n.div_ceil(SERVED_BLOCK);
     let mut gateway_cpu = vec![Duration::ZERO; served.len()];
     for round in 0..rounds {
         for (k, g) in served.iter().enumerate() {

@@ -44,7 +44,7 @@ fn request() -> ResolverRequest {
     ResolverRequest {
         mutation: false,
         operation_name: "Product".into(),
-        headers: vec![],
+        headers: Default::default(),
         fields: vec![
             SelectedField {
                 parent: None,

@@ -96,12 +96,8 @@ impl Pipeline<'_> {
         if self.policies.is_empty() {
             return Ok(filled);
         }
-        // Copied only where some policy is shown the header (`visible_headers`).
-        let header_list: Arc<[(String, String)]> = headers
-            .iter()
-            .filter(|(n, _)| self.policies.iter().any(|p| p.sees_header(n.as_str())))
-            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-            .collect();
+        // Shared by every policy's call; each reads what it is shown.
+        let shared = Arc::new(headers.clone());
         let variables_json = match variables {
             Some(v) if !v.is_null() => serde_json::to_string(v).expect("JSON values serialize"),
             _ => "{}".to_string(),
@@ -109,7 +105,7 @@ impl Pipeline<'_> {
         let name = plan.name.as_deref().unwrap_or("");
         for policy in self.policies {
             let decision = policy
-                .on_request(name, hash, header_list.clone(), &variables_json)
+                .on_request(name, hash, shared.clone(), &variables_json)
                 .await
                 .map_err(|e| {
                     let status = StatusCode::from_u16(e.status()).expect("a valid status");

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::header::HeaderMap;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -167,19 +168,19 @@ impl WasiView for HostState {
     }
 }
 
-/// The headers behind a `header-map` handle, lent to the plugin for one call. The plugin reads
-/// only the headers it asks for, so the ones it ignores cost nothing to pass. (`pub` because
-/// the generated bindings re-export it.)
+/// The headers behind a `header-map` handle, lent to the plugin for one call: the request's
+/// own map, shared, not copied. The plugin reads only the headers it asks for, so the ones it
+/// ignores cost nothing to pass. (`pub` because the generated bindings re-export it.)
 #[allow(unreachable_pub)]
-pub struct HeaderMap(Arc<[(String, String)]>);
+pub struct Headers(Arc<HeaderMap>);
 
 impl HostState {
     /// Lends `headers` for one call, as a borrowed handle; [`HostState::reclaim`] takes them
     /// back when it returns (see [`super::pool::lending`]).
-    pub(crate) fn lend(&mut self, headers: Arc<[(String, String)]>) -> Resource<HeaderMap> {
+    pub(crate) fn lend(&mut self, headers: Arc<HeaderMap>) -> Resource<Headers> {
         let own = self
             .table
-            .push(HeaderMap(headers))
+            .push(Headers(headers))
             .expect("a store's resource table holds a handle per call");
         // Lowering an owned handle into a `borrow` parameter would move it into the store's
         // handle table for good (one entry per call, until the store's limit); a borrowed
@@ -191,28 +192,29 @@ impl HostState {
     pub(crate) fn reclaim(&mut self, rep: u32) {
         // A call cannot keep a borrowed handle past its return (the component model checks),
         // so the entry is still there; a missing one would be harmless.
-        let _ = self.table.delete(Resource::<HeaderMap>::new_own(rep));
+        let _ = self.table.delete(Resource::<Headers>::new_own(rep));
     }
 
-    /// The (name, value) pairs of `map` the plugin is shown whose name is `name` (any case).
+    /// The text values of header `name` (any case) in `map`, if the plugin is shown it; values
+    /// that are not ASCII text are left out.
     fn named<'a>(
         &'a self,
-        map: &Resource<HeaderMap>,
-        name: &'a str,
+        map: &Resource<Headers>,
+        name: &str,
     ) -> wasmtime::Result<impl Iterator<Item = &'a str> + 'a> {
-        let HeaderMap(headers) = self.table.get(map)?;
-        let visible = self.grants.sees_header(name);
-        Ok(headers
-            .iter()
-            .filter(move |(n, _)| visible && n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str()))
+        let Headers(headers) = self.table.get(map)?;
+        let values = match self.grants.sees_header(name) {
+            true => Some(headers.get_all(name).iter()),
+            false => None,
+        };
+        Ok(values.into_iter().flatten().filter_map(|v| v.to_str().ok()))
     }
 }
 
 impl types::Host for HostState {}
 
 impl types::HostHeaderMap for HostState {
-    fn get(&mut self, map: Resource<HeaderMap>, name: String) -> wasmtime::Result<Option<String>> {
+    fn get(&mut self, map: Resource<Headers>, name: String) -> wasmtime::Result<Option<String>> {
         let mut values = self.named(&map, &name)?;
         let Some(first) = values.next() else {
             return Ok(None);
@@ -225,20 +227,20 @@ impl types::HostHeaderMap for HostState {
         Ok(Some(value))
     }
 
-    fn get_all(&mut self, map: Resource<HeaderMap>, name: String) -> wasmtime::Result<Vec<String>> {
+    fn get_all(&mut self, map: Resource<Headers>, name: String) -> wasmtime::Result<Vec<String>> {
         Ok(self.named(&map, &name)?.map(str::to_string).collect())
     }
 
-    fn entries(&mut self, map: Resource<HeaderMap>) -> wasmtime::Result<Vec<(String, String)>> {
-        let HeaderMap(headers) = self.table.get(&map)?;
+    fn entries(&mut self, map: Resource<Headers>) -> wasmtime::Result<Vec<(String, String)>> {
+        let Headers(headers) = self.table.get(&map)?;
         Ok(headers
             .iter()
-            .filter(|(n, _)| self.grants.sees_header(n))
-            .cloned()
+            .filter(|(n, _)| self.grants.sees_header(n.as_str()))
+            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect())
     }
 
-    fn drop(&mut self, map: Resource<HeaderMap>) -> wasmtime::Result<()> {
+    fn drop(&mut self, map: Resource<Headers>) -> wasmtime::Result<()> {
         self.table.delete(map)?;
         Ok(())
     }

@@ -32,7 +32,7 @@ pub(crate) mod bindings {
             "joinery:plugin/outbound-http.send": async,
             "joinery:plugin/types": trappable,
         },
-        with: { "joinery:plugin/types.header-map": super::host::HeaderMap },
+        with: { "joinery:plugin/types.header-map": super::host::Headers },
         exports: { default: async },
     });
 }

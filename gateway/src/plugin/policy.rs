@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use wasmtime::component::Component;
 
 use super::bindings::exports::joinery::plugin::policy as wit;
@@ -107,11 +107,6 @@ impl PolicyPlugin {
         self.pool.memory()
     }
 
-    /// Whether the plugin is shown header `name` (lower-case; see `visible_headers`).
-    pub(crate) fn sees_header(&self, name: &str) -> bool {
-        self.pool.sees_header(name)
-    }
-
     /// Instantiates `n` fresh instances and keeps them warm (up to the pool's size), so that
     /// first requests do not pay for instantiation and a plugin that cannot start is found
     /// before serving.
@@ -124,13 +119,12 @@ impl PolicyPlugin {
         self.pool.observe(metrics);
     }
 
-    /// Calls the request hook with the client's `headers` (lower-case names; the plugin reads
-    /// those it is shown).
+    /// Calls the request hook with the client's `headers` (the plugin reads those it is shown).
     pub async fn on_request(
         &self,
         operation_name: &str,
         operation_hash: &str,
-        headers: Arc<[(String, String)]>,
+        headers: Arc<HeaderMap>,
         variables_json: &str,
     ) -> Result<Decision, PluginError> {
         if variables_json.len() > MAX_IO_BYTES {
@@ -189,10 +183,10 @@ impl PolicyPlugin {
         &self,
         namespace: &str,
         operation_name: &str,
-        headers: Vec<(String, String)>,
+        headers: HeaderMap,
     ) -> Result<UpstreamDecision, PluginError> {
         let decision = call!(self.pool, "on-upstream-request", |bindings, store| {
-            lending(store, headers.into(), async |store, headers| {
+            lending(store, Arc::new(headers), async |store, headers| {
                 let request = wit::UpstreamRequest {
                     namespace: namespace.to_string(),
                     operation_name: operation_name.to_string(),
@@ -221,7 +215,7 @@ impl PolicyPlugin {
         namespace: &str,
         operation_name: &str,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: HeaderMap,
         body: String,
     ) -> Result<ResponseDecision, PluginError> {
         if body.len() > MAX_IO_BYTES {
@@ -231,7 +225,7 @@ impl PolicyPlugin {
             )));
         }
         let decision = call!(self.pool, "on-upstream-response", |bindings, store| {
-            lending(store, headers.into(), async |store, headers| {
+            lending(store, Arc::new(headers), async |store, headers| {
                 let response = wit::UpstreamResponse {
                     namespace: namespace.to_string(),
                     operation_name: operation_name.to_string(),

@@ -9,7 +9,7 @@ use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::engine::{Clock, Running, Runtime};
-use super::host::{Grants, HeaderMap, HostState};
+use super::host::{Grants, Headers, HostState};
 use super::PluginError;
 
 /// Warm instances kept per plugin.
@@ -102,8 +102,8 @@ pub(crate) use call;
 /// `header-map` handle for its duration.
 pub(crate) async fn lending<R>(
     store: &mut Store<HostState>,
-    headers: Arc<[(String, String)]>,
-    call: impl AsyncFnOnce(&mut Store<HostState>, Resource<HeaderMap>) -> R,
+    headers: Arc<reqwest::header::HeaderMap>,
+    call: impl AsyncFnOnce(&mut Store<HostState>, Resource<Headers>) -> R,
 ) -> R {
     let lent = store.data_mut().lend(headers);
     let rep = lent.rep();
@@ -313,11 +313,6 @@ impl<W: World> Pool<W> {
     pub(crate) fn memory(&self) -> (usize, usize) {
         let peak = self.peak_memory.load(std::sync::atomic::Ordering::Relaxed);
         (peak, self.grants.max_memory())
-    }
-
-    /// Whether the plugin is shown header `name` (`visible_headers`).
-    pub(crate) fn sees_header(&self, name: &str) -> bool {
-        self.grants.sees_header(name)
     }
 
     /// A plugin error for an answer that broke the contract.

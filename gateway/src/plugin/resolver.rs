@@ -28,7 +28,7 @@ pub struct ResolverRequest {
     /// The persisted operation's name.
     pub operation_name: String,
     /// Headers for the upstream.
-    pub headers: Vec<(String, String)>,
+    pub headers: reqwest::header::HeaderMap,
     /// The selection, flattened in document order.
     pub fields: Vec<SelectedField>,
 }
@@ -152,7 +152,7 @@ impl ResolverPlugin {
             })
             .collect();
         let (answers, fields) = call!(self.pool, "resolve", |bindings, store| {
-            lending(store, request.headers.into(), async |store, headers| {
+            lending(store, Arc::new(request.headers), async |store, headers| {
                 let request = wit::Request {
                     kind,
                     operation_name: request.operation_name,

@@ -187,7 +187,7 @@ mod tests {
         Answer {
             status: reqwest::StatusCode::OK,
             is_json: true,
-            headers: Vec::new(),
+            headers: Default::default(),
             body: Bytes::copy_from_slice(body.as_bytes()),
             cache_control: cache_control.map(HeaderValue::from_static),
         }

@@ -166,7 +166,7 @@ mod tests {
         Answer {
             status: reqwest::StatusCode::OK,
             is_json: true,
-            headers: Vec::new(),
+            headers: Default::default(),
             body: Bytes::from_static(body.as_bytes()),
             cache_control: None,
         }

@@ -112,7 +112,7 @@ impl ItemCache {
         let answer = Answer {
             status: reqwest::StatusCode::OK,
             is_json: true,
-            headers: Vec::new(),
+            headers: HeaderMap::new(),
             body: Bytes::from(item),
             cache_control: None,
         };

@@ -494,7 +494,8 @@ impl OwnedRequest {
 struct Answer {
     status: reqwest::StatusCode,
     is_json: bool,
-    headers: Vec<(String, String)>,
+    /// Kept only for response hooks (`keep_headers`).
+    headers: HeaderMap,
     body: Bytes,
     /// Its `Cache-Control`, for the cache.
     cache_control: Option<HeaderValue>,
@@ -506,7 +507,7 @@ impl Answer {
         Answer {
             status: reqwest::StatusCode::OK,
             is_json: true,
-            headers: Vec::new(),
+            headers: HeaderMap::new(),
             body: body.into(),
             cache_control: None,
         }
@@ -568,12 +569,7 @@ impl Upstream {
                     async move {
                         let started = Instant::now();
                         let answer = plugin
-                            .send(
-                                &namespace,
-                                &owned.borrow(),
-                                header_list(&headers),
-                                &operation,
-                            )
+                            .send(&namespace, &owned.borrow(), headers, &operation)
                             .await
                             .map(|response| {
                                 Answer::json(
@@ -589,12 +585,7 @@ impl Upstream {
             Transport::Plugin(plugin) => {
                 let started = Instant::now();
                 let response = plugin
-                    .send(
-                        &self.namespace,
-                        request,
-                        header_list(&headers),
-                        &context.operation,
-                    )
+                    .send(&self.namespace, request, headers, &context.operation)
                     .await;
                 self.counted()
                     .record(response.as_ref().map(|_| &()), started);
@@ -796,7 +787,7 @@ impl Upstream {
         headers: &mut HeaderMap,
     ) -> Result<(), FetchError> {
         match policy
-            .on_upstream_request(&self.namespace, operation, visible_to(policy, headers))
+            .on_upstream_request(&self.namespace, operation, headers.clone())
             .await
             .map_err(|e| FetchError::Plugin(self.namespace.clone(), e))?
         {
@@ -900,9 +891,9 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
         let headers = if self.keep_headers {
-            header_list(response.headers())
+            response.headers().clone()
         } else {
-            Vec::new()
+            HeaderMap::new()
         };
         let cache_control = response.headers().get(CACHE_CONTROL).cloned();
         let too_long = || {
@@ -969,7 +960,7 @@ pub(crate) async fn call_resolver(
     query: &str,
     operation_name: Option<&str>,
     variables: &serde_json::Map<String, serde_json::Value>,
-    headers: Vec<(String, String)>,
+    headers: HeaderMap,
 ) -> anyhow::Result<serde_json::Value> {
     let sdl = plugin.schema().await?;
     let schema = apollo_compiler::Schema::parse_and_validate(&sdl, plugin.name())
@@ -1013,21 +1004,25 @@ fn parse_response(body: &Bytes) -> Result<UpstreamResponse, serde_json::Error> {
     })
 }
 
-/// [`header_list`] of the headers `policy` is shown.
-fn visible_to(policy: &PolicyPlugin, headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(n, _)| policy.sees_header(n.as_str()))
-        .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-        .collect()
-}
-
-/// Headers as the plugin interfaces take them: (lower-case name, value); values that are not
-/// text are left out.
+/// Headers as (lower-case name, value) pairs, for storing; values that are not text are left
+/// out.
 fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// Stored (name, value) pairs as headers again; pairs that are no valid header are left out.
+fn header_map(pairs: Vec<(String, String)>) -> HeaderMap {
+    pairs
+        .into_iter()
+        .filter_map(|(n, v)| {
+            Some((
+                HeaderName::from_bytes(n.as_bytes()).ok()?,
+                HeaderValue::from_str(&v).ok()?,
+            ))
+        })
         .collect()
 }
 

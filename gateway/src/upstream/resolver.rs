@@ -56,7 +56,7 @@ impl PluginTransport {
         &self,
         namespace: &str,
         request: &UpstreamRequest<'_>,
-        headers: Vec<(String, String)>,
+        headers: reqwest::header::HeaderMap,
         operation: &str,
     ) -> Result<UpstreamResponse, FetchError> {
         let bad = |message: String| FetchError::BadResponse(namespace.to_string(), message);

@@ -176,7 +176,7 @@ impl SharedCache {
                     answer: Answer {
                         status: reqwest::StatusCode::from_u16(stored.status).ok()?,
                         is_json: stored.is_json,
-                        headers: stored.headers,
+                        headers: super::header_map(stored.headers),
                         body: Bytes::from(stored.body),
                         cache_control: stored
                             .cache_control
@@ -203,7 +203,7 @@ impl SharedCache {
         let entry = Stored {
             status: answer.status.as_u16(),
             is_json: answer.is_json,
-            headers: answer.headers.clone(),
+            headers: super::header_list(&answer.headers),
             body: body.to_string(),
             cache_control: answer
                 .cache_control

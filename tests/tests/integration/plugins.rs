@@ -718,8 +718,9 @@ async fn lent_headers_are_taken_back_after_every_call() {
     let config = plugin_project(dir.path(), &rust_plugin("probe"));
     let (plugins, _) = joinery::plugin::Plugins::load(config.plugins_with_uses(), None).unwrap();
     let probe = plugins.policy("probe").unwrap();
-    let headers: std::sync::Arc<[(String, String)]> =
-        [("authorization".to_string(), "Bearer x".to_string())].into();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", "Bearer x".parse().unwrap());
+    let headers = std::sync::Arc::new(headers);
     for call in 0..5000 {
         let decision = probe
             .on_request("Country", "h", headers.clone(), "{}")
@@ -842,6 +843,18 @@ async fn plugin_call_runs_one_hook_from_json_input() {
     assert_eq!(e, "no policy plugin named `shop` is configured");
     let e = wrong(Hook::Resolve, r#"{"query": "{ nothing }"}"#, "shop").await;
     assert!(e.contains("does not fit the plugin's schema"), "{e}");
+    let e = wrong(Hook::Request, r#"{"headers": {"x probe": "1"}}"#, "probe").await;
+    assert_eq!(e, "`x probe` in the input's `headers` is no header name");
+    let e = wrong(
+        Hook::Request,
+        r#"{"headers": {"x-probe": "a\nb"}}"#,
+        "probe",
+    )
+    .await;
+    assert_eq!(
+        e,
+        "the value of `x-probe` in the input's `headers` is no header value"
+    );
 }
 
 /// The epoch clock that stops a looping plugin sleeps while no plugin code runs (an idle

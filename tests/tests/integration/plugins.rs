@@ -187,11 +187,14 @@ allowed_hosts = ["{port}"]
 }
 
 async fn probe(gw: &Gateway, mode: &str, arg: &str) -> crate::harness::Reply {
-    let request = gw
-        .client
-        .post(&gw.url)
-        .header("x-probe", mode)
-        .header("x-probe-arg", arg)
+    probe_with(gw, &[("x-probe", mode), ("x-probe-arg", arg)]).await
+}
+
+/// The Country operation with these request headers (a name may come twice).
+async fn probe_with(gw: &Gateway, headers: &[(&str, &str)]) -> crate::harness::Reply {
+    let request = headers
+        .iter()
+        .fold(gw.client.post(&gw.url), |r, (n, v)| r.header(*n, *v))
         .json(&json!({
             "documentId": format!("sha256:{}", gw.hash("Country")),
             "variables": { "code": "FR" },
@@ -622,17 +625,12 @@ async fn a_memory_limit_below_the_initial_memory_is_named_when_another_plugin_ha
 #[tokio::test]
 async fn a_plugin_sees_only_its_visible_headers() {
     async fn shown(gw: &Gateway) -> String {
-        let request = gw
-            .client
-            .post(&gw.url)
-            .header("x-probe", "headers")
-            .header("authorization", "Bearer secret")
-            .header("cookie", "session=1")
-            .json(&json!({
-                "documentId": format!("sha256:{}", gw.hash("Country")),
-                "variables": { "code": "FR" },
-            }));
-        let reply = gw.send(request).await;
+        let headers = [
+            ("x-probe", "headers"),
+            ("authorization", "Bearer secret"),
+            ("cookie", "session=1"),
+        ];
+        let reply = probe_with(gw, &headers).await;
         assert_eq!(reply.status, 403, "{}", reply.body);
         reply.body["errors"][0]["message"]
             .as_str()
@@ -665,19 +663,14 @@ async fn a_plugin_sees_only_its_visible_headers() {
 #[tokio::test]
 async fn a_plugin_reads_the_headers_it_asks_for() {
     async fn read(gw: &Gateway, name: &str) -> String {
-        let request = gw
-            .client
-            .post(&gw.url)
-            .header("x-probe", "header")
-            .header("x-probe-arg", name)
-            .header("x-tenant", "north")
-            .header("x-tenant", "south")
-            .header("cookie", "session=1")
-            .json(&json!({
-                "documentId": format!("sha256:{}", gw.hash("Country")),
-                "variables": { "code": "FR" },
-            }));
-        let reply = gw.send(request).await;
+        let headers = [
+            ("x-probe", "header"),
+            ("x-probe-arg", name),
+            ("x-tenant", "north"),
+            ("x-tenant", "south"),
+            ("cookie", "session=1"),
+        ];
+        let reply = probe_with(gw, &headers).await;
         assert_eq!(reply.status, 403, "{}", reply.body);
         assert_eq!(reply.code(), "HEADER_SEEN", "{}", reply.body);
         reply.body["errors"][0]["message"]

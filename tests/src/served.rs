@@ -109,11 +109,18 @@ impl JoineryProcess {
     }
 
     /// Context switches so far of the process's threads named `name` (voluntary or not).
+    /// Panics when no thread has that name (Linux keeps 15 bytes of a thread's name), so that
+    /// a count of a misnamed thread cannot pass for zero.
     pub fn switches_of(&self, name: &str) -> u64 {
-        self.tasks()
+        let named: Vec<_> = self
+            .tasks()
             .filter(|task| {
                 std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == name)
             })
+            .collect();
+        assert!(!named.is_empty(), "no thread of the process is named {name:?}");
+        named
+            .iter()
             .filter_map(|task| std::fs::read_to_string(task.join("status")).ok())
             .flat_map(|status| {
                 status

@@ -851,8 +851,8 @@ async fn plugin_call_runs_one_hook_from_json_input() {
 }
 
 /// The epoch clock that stops a looping plugin sleeps while no plugin code runs (an idle
-/// gateway is not woken 500 times a second), and wakes for the next call: a loop after a
-/// long idle time is still stopped at its timeout.
+/// gateway is not woken 500 times a second, sparse calls pay a few ticks each), and wakes for
+/// the next call: a loop after a long idle time is still stopped at its timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugin_clock_sleeps_when_idle_and_still_stops_a_loop() {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
@@ -880,12 +880,25 @@ async fn the_plugin_clock_sleeps_when_idle_and_still_stops_a_loop() {
     };
     assert_eq!(send("ok").await.unwrap().status(), 200);
 
-    // A second without calls puts the clock to sleep.
+    // 10 ms without calls put the clock to sleep.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let before = gw.process.switches_of("joinery-plugin-epoch");
+    let before = gw.process.switches_of("joinery-epoch");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let woken = gw.process.switches_of("joinery-plugin-epoch") - before;
+    let woken = gw.process.switches_of("joinery-epoch") - before;
     assert!(woken <= 2, "the idle clock woke {woken} times in 500 ms");
+
+    // Sparse calls (one each 50 ms) each wake it once and let it sleep again soon after: a
+    // few ticks per call, not the 25 the gap holds.
+    let before = gw.process.switches_of("joinery-epoch");
+    for _ in 0..10 {
+        assert_eq!(send("ok").await.unwrap().status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let woken = gw.process.switches_of("joinery-epoch") - before;
+    assert!(
+        woken <= 10 * 8,
+        "the clock woke {woken} times for 10 sparse calls"
+    );
 
     let started = std::time::Instant::now();
     let reply = send("loop").await.unwrap();

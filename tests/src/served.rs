@@ -118,7 +118,10 @@ impl JoineryProcess {
                 std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == name)
             })
             .collect();
-        assert!(!named.is_empty(), "no thread of the process is named {name:?}");
+        assert!(
+            !named.is_empty(),
+            "no thread of the process is named {name:?}"
+        );
         named
             .iter()
             .filter_map(|task| std::fs::read_to_string(task.join("status")).ok())

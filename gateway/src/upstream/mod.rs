@@ -890,12 +890,13 @@ impl Http {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
+        let cache_control = response.headers().get(CACHE_CONTROL).cloned();
+        // Moved out, not cloned: nothing reads the response's headers after this.
         let headers = if self.keep_headers {
-            response.headers().clone()
+            std::mem::take(response.headers_mut())
         } else {
             HeaderMap::new()
         };
-        let cache_control = response.headers().get(CACHE_CONTROL).cloned();
         let too_long = || {
             FetchError::BadResponse(
                 self.namespace.clone(),

@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p joinery-tests --bench plugins` (set `JOINERY_BENCH_REQUESTS` to change N,
 //! `JOINERY_BENCH_COLD_CALLS` for the number of calls after overwritten caches, e.g. to
-//! profile them, `JOINERY_BENCH_SERVED_REQUESTS` for the requests per served gateway).
+//! profile them, `JOINERY_BENCH_SERVED_REQUESTS` for the requests per served gateway, and
+//! `JOINERY_BENCH_BASELINE` to serve another `joinery` binary's gateways in the same run).
 
 use std::time::{Duration, Instant};
 
@@ -90,12 +91,12 @@ fn project(upstream: &str, policy: Option<(&str, &str)>) -> anyhow::Result<tempf
 /// The same project for `joinery serve` in its own process: any free port, and a JSON log
 /// that says which.
 fn served_project(
+    binary: &std::path::Path,
     upstream: &str,
     policy: Option<(&str, &str)>,
 ) -> anyhow::Result<tempfile::TempDir> {
     let served = "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n";
     let dir = project_with(upstream, policy, served)?;
-    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
     joinery_tests::JoineryProcess::build(binary, dir.path())?;
     Ok(dir)
 }
@@ -270,16 +271,30 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. Each gateway in its own process, driven by 8 concurrent clients: the CPU the gateway
     // process alone spends per request (the client and the upstream run in this process).
+    // With `JOINERY_BENCH_BASELINE` naming another `joinery` binary, its five gateways take
+    // turns with these in the same run: a change compared within one run, not across runs
+    // minutes apart on a machine whose speed drifts.
     drop(gateways);
-    let served_dirs = policies
-        .iter()
-        .map(|policy| served_project(&countries.url(), *policy))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
-    let served = served_dirs
-        .iter()
-        .map(|dir| joinery_tests::ServedGateway::start(binary, dir.path(), &[]))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut binaries = vec![(
+        "",
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_joinery_cli")),
+    )];
+    if let Ok(baseline) = std::env::var("JOINERY_BENCH_BASELINE") {
+        binaries.push(("baseline ", baseline.into()));
+    }
+    let mut served = Vec::new();
+    let mut served_dirs = Vec::new();
+    for (_, binary) in &binaries {
+        for policy in &policies {
+            let dir = served_project(binary, &countries.url(), *policy)?;
+            served.push(joinery_tests::ServedGateway::start(
+                binary,
+                dir.path(),
+                &[],
+            )?);
+            served_dirs.push(dir);
+        }
+    }
     let hash = joinery::operations::hash(OPERATION);
     for g in &served {
         concurrently(500, || request(&g.url, &hash)).await;
@@ -307,12 +322,15 @@ async fn main() -> anyhow::Result<()> {
         "gateway in its own process, 8 concurrent clients, {} requests per gateway:",
         rounds * SERVED_BLOCK
     );
-    for (k, label) in labels.iter().enumerate() {
-        println!(
-            "{label:22}: gateway CPU {:6.1} µs/request (+{:.1} µs)",
-            per_request(k),
-            per_request(k) - per_request(0)
-        );
+    for (b, (name, _)) in binaries.iter().enumerate() {
+        let none = b * labels.len();
+        for (k, label) in labels.iter().enumerate() {
+            println!(
+                "{name}{label:22}: gateway CPU {:6.1} µs/request (+{:.1} µs)",
+                per_request(none + k),
+                per_request(none + k) - per_request(none)
+            );
+        }
     }
     Ok(())
 }

@@ -33,6 +33,8 @@ pub(crate) mod bindings {
             "joinery:plugin/types": trappable,
         },
         with: { "joinery:plugin/types.header-map": super::host::Headers },
+        // Export parameters borrow the host's strings instead of copies.
+        ownership: Borrowing { duplicate_if_necessary: true },
         exports: { default: async },
     });
 }
@@ -47,6 +49,7 @@ pub(crate) mod resolver_bindings {
             "joinery:plugin/config": super::bindings::joinery::plugin::config,
             "joinery:plugin/outbound-http": super::bindings::joinery::plugin::outbound_http,
         },
+        ownership: Borrowing { duplicate_if_necessary: true },
         exports: { default: async },
     });
 }

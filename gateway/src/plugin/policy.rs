@@ -136,13 +136,13 @@ impl PolicyPlugin {
         let decision = call!(self.pool, "on-request", |bindings, store| {
             lending(store, headers, async |store, headers| {
                 let request = wit::IncomingRequest {
-                    operation_name: operation_name.to_string(),
-                    operation_hash: operation_hash.to_string(),
+                    operation_name,
+                    operation_hash,
                     headers,
-                    variables: variables_json.to_string(),
+                    variables: variables_json,
                 };
                 let policy = bindings.joinery_plugin_policy();
-                policy.call_on_request(store, &request).await
+                policy.call_on_request(store, request).await
             })
         })?;
         match decision {
@@ -188,12 +188,12 @@ impl PolicyPlugin {
         let decision = call!(self.pool, "on-upstream-request", |bindings, store| {
             lending(store, Arc::new(headers), async |store, headers| {
                 let request = wit::UpstreamRequest {
-                    namespace: namespace.to_string(),
-                    operation_name: operation_name.to_string(),
+                    namespace,
+                    operation_name,
                     headers,
                 };
                 let policy = bindings.joinery_plugin_policy();
-                policy.call_on_upstream_request(store, &request).await
+                policy.call_on_upstream_request(store, request).await
             })
         })?;
         match decision {
@@ -227,14 +227,14 @@ impl PolicyPlugin {
         let decision = call!(self.pool, "on-upstream-response", |bindings, store| {
             lending(store, Arc::new(headers), async |store, headers| {
                 let response = wit::UpstreamResponse {
-                    namespace: namespace.to_string(),
-                    operation_name: operation_name.to_string(),
+                    namespace,
+                    operation_name,
                     status,
                     headers,
-                    body,
+                    body: &body,
                 };
                 let policy = bindings.joinery_plugin_policy();
-                policy.call_on_upstream_response(store, &response).await
+                policy.call_on_upstream_response(store, response).await
             })
         })?;
         match decision {
@@ -281,16 +281,20 @@ impl PolicyPlugin {
         headers
             .into_iter()
             .map(|(n, v)| {
-                let n = n.to_ascii_lowercase();
+                // `HeaderName` lowers the name's case itself.
                 match (
                     HeaderName::from_bytes(n.as_bytes()),
                     HeaderValue::from_str(&v),
                 ) {
-                    (Ok(_), Ok(_)) if crate::config::reserved_header(&n) => Err(self.failed(
-                        format!("it set header `{n}`, which the gateway sets itself"),
-                    )),
+                    (Ok(name), Ok(_)) if crate::config::reserved_header(name.as_str()) => Err(self
+                        .failed(format!(
+                            "it set header `{name}`, which the gateway sets itself"
+                        ))),
                     (Ok(name), Ok(value)) => Ok((name, value)),
-                    _ => Err(self.failed(format!("it set an invalid header `{n}`"))),
+                    _ => Err(self.failed(format!(
+                        "it set an invalid header `{}`",
+                        n.to_ascii_lowercase()
+                    ))),
                 }
             })
             .collect()

@@ -143,26 +143,24 @@ impl ResolverPlugin {
         };
         let fields: Vec<wit::Field> = request
             .fields
-            .into_iter()
+            .iter()
             .map(|f| wit::Field {
                 parent: f.parent,
-                key: f.key,
-                name: f.name,
-                arguments: f.arguments,
+                key: &f.key,
+                name: &f.name,
+                arguments: &f.arguments,
             })
             .collect();
-        let (answers, fields) = call!(self.pool, "resolve", |bindings, store| {
+        let answers = call!(self.pool, "resolve", |bindings, store| {
             lending(store, Arc::new(request.headers), async |store, headers| {
                 let request = wit::Request {
                     kind,
-                    operation_name: request.operation_name,
+                    operation_name: &request.operation_name,
                     headers,
-                    fields,
+                    fields: &fields,
                 };
                 let resolver = bindings.joinery_plugin_resolver();
-                let answers = resolver.call_resolve(store, &request).await;
-                // The fields come back for the answers' keys.
-                answers.map(|answers| (answers, request.fields))
+                resolver.call_resolve(store, request).await
             })
         })?;
         if answers.len() != roots {
@@ -183,7 +181,8 @@ impl ResolverPlugin {
                 "its answer ({size} bytes) exceeds the 8 MiB a resolver call may return"
             )));
         }
-        let keys: Vec<&str> = fields
+        let keys: Vec<&str> = request
+            .fields
             .iter()
             .filter(|f| f.parent.is_none())
             .map(|f| f.key.as_str())

@@ -16,6 +16,10 @@ use joinery_tests::bench::post;
 use joinery_tests::{RunningGateway, Upstream};
 use serde_json::json;
 
+/// The served binary's allocator, so that allocation costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OPERATION: &str = r#"query WeatherOf50($codes: [String!], $capital: String! @internal) {
   countries_countries(filter: { code: { in: $codes } }) {
     code

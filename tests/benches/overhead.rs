@@ -8,6 +8,10 @@ use cpu_time::ProcessTime;
 use joinery_tests::bench::{micros, percentile, timed};
 use serde_json::json;
 
+/// The served binary's allocator, so that allocation costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CODES: [&str; 8] = ["FR", "DE", "JP", "BR", "CA", "IN", "NG", "AU"];
 const OPERATION: &str = "query Country($code: ID!) { countries_country(code: $code) { code name capital currency continent { name } } }";
 

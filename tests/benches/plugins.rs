@@ -26,6 +26,10 @@ use joinery_tests::bench::{context_switches, micros, percentile, timed};
 use joinery_tests::plugins::rust_plugin;
 use serde_json::json;
 
+/// The served binary's allocator, so that allocation costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OPERATION: &str =
     "query Country($code: ID!) { countries_country(code: $code) { code name capital } }";
 const SECRET: &str = "test-secret-do-not-use-in-production";

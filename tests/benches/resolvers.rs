@@ -21,6 +21,10 @@ use joinery_tests::bench::{context_switches, micros, percentile, timed};
 use joinery_tests::plugins::rust_plugin;
 use serde_json::json;
 
+/// The served binary's allocator, so that allocation costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PRODUCT: &str = "query Product($id: ID!) { shop_product(id: $id) { id name priceCents } }";
 /// The same through an upstream of the same plugin with coalescing on.
 const PRODUCT_SHARED: &str =

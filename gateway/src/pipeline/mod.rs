@@ -54,12 +54,12 @@ impl Pipeline<'_> {
             operation: plan.name.clone().unwrap_or_default(),
             ..RequestContext::default()
         };
-        let mut headers = headers;
+        let headers = Arc::new(headers);
         let filled = self
             .run_policies(
                 &plan,
                 &hash,
-                &mut headers,
+                &headers,
                 request.variables.as_ref(),
                 &mut context,
             )
@@ -83,39 +83,21 @@ impl Pipeline<'_> {
         Ok(execute::execute(&plan, self.upstreams, &variables, &context).await)
     }
 
-    /// Runs the request hook of every policy plugin in order, showing them `headers`; returns
-    /// the internal variables they filled, and adds their upstream headers to `context`.
+    /// Runs the request hook of every policy plugin in order, showing them `headers` (each
+    /// reads what it is shown); returns the internal variables they filled, and adds their
+    /// upstream headers to `context`.
     async fn run_policies(
         &self,
         plan: &Plan,
         hash: &str,
-        headers: &mut hyper::HeaderMap,
-        variables: Option<&apollo_compiler::response::JsonValue>,
-        context: &mut RequestContext,
-    ) -> Result<Vec<(String, serde_json::Value)>, RequestError> {
-        if self.policies.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Lent to every policy's call (each reads what it is shown) and taken back after:
-        // the calls hold no reference once they return, so the map is not copied.
-        let shared = Arc::new(std::mem::take(headers));
-        let filled = self
-            .ask_policies(plan, hash, &shared, variables, context)
-            .await;
-        *headers = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
-        filled
-    }
-
-    /// The request hooks themselves, in order, each shown `shared`.
-    async fn ask_policies(
-        &self,
-        plan: &Plan,
-        hash: &str,
-        shared: &Arc<hyper::HeaderMap>,
+        headers: &Arc<hyper::HeaderMap>,
         variables: Option<&apollo_compiler::response::JsonValue>,
         context: &mut RequestContext,
     ) -> Result<Vec<(String, serde_json::Value)>, RequestError> {
         let mut filled = Vec::new();
+        if self.policies.is_empty() {
+            return Ok(filled);
+        }
         let variables_json = match variables {
             Some(v) if !v.is_null() => serde_json::to_string(v).expect("JSON values serialize"),
             _ => "{}".to_string(),
@@ -123,7 +105,7 @@ impl Pipeline<'_> {
         let name = plan.name.as_deref().unwrap_or("");
         for policy in self.policies {
             let decision = policy
-                .on_request(name, hash, shared.clone(), &variables_json)
+                .on_request(name, hash, headers.clone(), &variables_json)
                 .await
                 .map_err(|e| {
                     let status = StatusCode::from_u16(e.status()).expect("a valid status");

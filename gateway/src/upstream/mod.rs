@@ -30,8 +30,9 @@ use resolver::PluginTransport;
 /// What one client request brings to every upstream request it causes.
 #[derive(Debug, Default)]
 pub(crate) struct RequestContext {
-    /// The client's headers (only `forward_headers` are copied).
-    pub(crate) client_headers: HeaderMap,
+    /// The client's headers (only `forward_headers` are copied), shared with the policies'
+    /// calls, which read them without a copy.
+    pub(crate) client_headers: std::sync::Arc<HeaderMap>,
     /// Headers policy plugins added for every upstream of this request.
     pub(crate) upstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// The persisted operation's name, for upstream policy hooks.

@@ -3,7 +3,6 @@
 //! runtimes link against.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use wasmtime::component::{Resource, ResourceTable};
@@ -27,7 +26,6 @@ pub(crate) struct Grants {
     allowed_hosts: Vec<String>,
     visible_headers: Option<Vec<String>>,
     max_memory: usize,
-    http_timeout: Duration,
     http: reqwest::Client,
 }
 
@@ -45,7 +43,6 @@ impl Grants {
             allowed_hosts: config.allowed_hosts.clone(),
             visible_headers: config.visible_headers.clone(),
             max_memory: config.max_memory,
-            http_timeout: config.timeout,
             http,
         }
     }
@@ -300,12 +297,9 @@ impl outbound_http::Host for HostState {
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| Error::Transport(format!("invalid method {:?}", request.method)))?;
-        let mut builder = self
-            .grants
-            .http
-            .request(method, url)
-            .timeout(self.grants.http_timeout)
-            .body(request.body);
+        // No timeout of its own: the call's time limit covers the request (a call cut at its
+        // limit drops it), and a second timer per request costs every call.
+        let mut builder = self.grants.http.request(method, url).body(request.body);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }

@@ -230,16 +230,17 @@ impl<W: World> Pool<W> {
         let span =
             crate::telemetry::traced(|| tracing::info_span!("plugin", plugin = %self.name, hook));
         let mut call = std::pin::pin!(call);
-        let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
         let limited = std::future::poll_fn(move |cx| {
             if let Poll::Ready(result) = call.as_mut().poll(cx) {
                 return Poll::Ready(Ok(result));
             }
-            let timer = timer.get_or_insert_with(|| {
+            if timer.is_none() {
                 let deadline = tokio::time::Instant::from_std(started + self.deadline());
-                Box::pin(tokio::time::sleep_until(deadline))
-            });
-            timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+                timer.set(Some(tokio::time::sleep_until(deadline)));
+            }
+            let timer = timer.as_mut().as_pin_mut().expect("armed above");
+            timer.poll(cx).map(|()| Err(TimedOut))
         });
         tracing::Instrument::instrument(limited, span).await
     }

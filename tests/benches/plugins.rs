@@ -1,11 +1,13 @@
 //! Policy plugin cost: the request hook called directly (warm instances, Rust guests, the
 //! headers a browser sends), the same call after the CPU caches were overwritten (what a call
 //! costs between other work), and the
-//! same persisted operation through three gateways in one interleaved run: no policy, a
-//! minimal policy (the probe's allow path), and the JWT policy verifying a token; both
-//! policies again with `visible_headers` granting only the headers they read. Requests carry
+//! same persisted operation through several gateways in one interleaved run: no policy, an
+//! empty policy (allows without reading anything: the cost of a plugin call itself), a minimal
+//! policy (the probe's allow path: two headers read, one upstream header granted), and the JWT
+//! policy verifying a token; the last two again with `visible_headers` granting only the
+//! headers they read. Requests carry
 //! the headers a browser sends (cookies included). The in-process figures are the CPU of the
-//! whole process (client, gateway and upstream share its caches and threads); the same five
+//! whole process (client, gateway and upstream share its caches and threads); the same
 //! gateways then run as `joinery serve` processes under 8 concurrent clients, where the
 //! gateway's own CPU is measured.
 //!
@@ -130,9 +132,10 @@ async fn main() -> anyhow::Result<()> {
     let countries = joinery_tests::start_countries("127.0.0.1:0").await?;
     let jwt_extra = "secrets = [\"JOINERY_TEST_JWT_SECRET\"]\n[plugins.p.config]\nsecret = \"JOINERY_TEST_JWT_SECRET\"\noptional = false\nvariable = \"unused\"";
     let jwt_visible = format!("visible_headers = [\"authorization\"]\n{jwt_extra}");
-    // The five gateways: no policy, each policy, each policy shown only what it reads.
+    // The gateways: no policy, each policy, the probe and JWT shown only what they read.
     let policies = [
         None,
+        Some(("allow-policy", "")),
         Some(("probe", "")),
         Some(("jwt-policy", jwt_extra)),
         Some(("probe", "visible_headers = [\"x-probe\", \"x-probe-arg\"]")),
@@ -149,8 +152,9 @@ async fn main() -> anyhow::Result<()> {
     let token = token();
     let headers = std::sync::Arc::new(browser_headers(&token));
     for (label, dir) in [
-        ("probe (allow)", &dirs[1]),
-        ("jwt-policy (HS256 verify)", &dirs[2]),
+        ("empty policy (allow-policy)", &dirs[1]),
+        ("probe (allow)", &dirs[2]),
+        ("jwt-policy (HS256 verify)", &dirs[3]),
     ] {
         let config = joinery::config::Config::load(&dir.path().join("joinery.toml"))?;
         let plugins = joinery::project::load_plugins(&config)?;
@@ -250,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
     println!("requests per gateway: {n}");
     let labels = [
         "no policy",
+        "empty policy",
         "probe policy",
         "jwt policy",
         "probe, visible_headers",
@@ -275,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. Each gateway in its own process, driven by 8 concurrent clients: the CPU the gateway
     // process alone spends per request (the client and the upstream run in this process).
-    // With `JOINERY_BENCH_BASELINE` naming another `joinery` binary, its five gateways take
+    // With `JOINERY_BENCH_BASELINE` naming another `joinery` binary, its gateways take
     // turns with these in the same run: a change compared within one run, not across runs
     // minutes apart on a machine whose speed drifts.
     drop(gateways);

@@ -68,12 +68,26 @@ impl JoineryProcess {
         timeout: Duration,
         wanted: impl Fn(&str) -> bool,
     ) -> anyhow::Result<String> {
+        let mut lines = self.lines_until(timeout, wanted)?;
+        Ok(lines.pop().expect("the wanted line is the last"))
+    }
+
+    /// The lines of the log up to the first that `wanted` accepts, that one last, waiting up to
+    /// `timeout` for it.
+    pub fn lines_until(
+        &self,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Vec<String>> {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match blocking(|| self.lines.recv_timeout(left)) {
-                Ok(line) if wanted(&line) => return Ok(line),
+                Ok(line) if wanted(&line) => {
+                    seen.push(line);
+                    return Ok(seen);
+                }
                 Ok(line) => seen.push(line),
                 Err(_) => {
                     anyhow::bail!("no such log line in {timeout:?}; got:\n{}", seen.join("\n"))
@@ -157,22 +171,45 @@ pub struct ServedGateway {
     pub process: JoineryProcess,
     /// Its `/graphql` URL.
     pub url: String,
+    /// The lines it logged before it served.
+    pub started: Vec<String>,
 }
 
 impl ServedGateway {
     /// Serves the built project in `dir` with `binary` (`serve` and `args`), and waits for the
     /// log line saying where (the project's config picks the address, e.g. `127.0.0.1:0`).
     pub fn start(binary: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
-        let process = JoineryProcess::spawn(binary, dir, &[&["serve"], args].concat())?;
-        let line = process.wait_for(Duration::from_secs(30), |l| {
+        Self::serving(JoineryProcess::spawn(
+            binary,
+            dir,
+            &[&["serve"], args].concat(),
+        )?)
+    }
+
+    /// As [`ServedGateway::start`], with the process's address space limited to `bytes`
+    /// (`prlimit --as`, from util-linux), as a container's `ulimit -v` limits it.
+    pub fn start_limited(binary: &Path, dir: &Path, bytes: u64) -> anyhow::Result<Self> {
+        let binary = binary.to_str().context("the binary's path is not UTF-8")?;
+        let limit = format!("--as={bytes}");
+        let args = [limit.as_str(), "--", binary, "serve"];
+        Self::serving(JoineryProcess::spawn(Path::new("prlimit"), dir, &args)?)
+    }
+
+    fn serving(process: JoineryProcess) -> anyhow::Result<Self> {
+        let mut started = process.lines_until(Duration::from_secs(30), |l| {
             l.contains("serving GraphQL at http://")
         })?;
+        let line = started.pop().expect("the serving line is the last");
         let url = line
             .split("serving GraphQL at ")
             .nth(1)
             .and_then(|rest| rest.split(['"', ' ']).next())
             .context("the serving line names no URL")?
             .to_string();
-        Ok(Self { process, url })
+        Ok(Self {
+            process,
+            url,
+            started,
+        })
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -18,10 +19,54 @@ pub(crate) const TICK: Duration = Duration::from_millis(2);
 /// with sparse calls pay up to 500 ticks per call.
 const IDLE_TICKS: u32 = 5;
 
-/// The engine every plugin runs on, and its epoch clock.
+/// The engine every plugin runs on, its epoch clock, and its instance slots.
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) clock: Arc<Clock>,
+    /// The instances the engine can hold at once, all plugins together.
+    pub(crate) slots: Arc<Slots>,
+    /// The most warm instances each plugin keeps: together at most half the slots, so that
+    /// warm instances of some plugins never keep another plugin from running.
+    pub(crate) max_idle: usize,
+}
+
+/// The engine's instance slots: every live instance, running a call or warm, holds one, so
+/// that a call beyond them waits for one to come free instead of failing.
+pub(crate) struct Slots {
+    free: Arc<Semaphore>,
+    /// Calls waiting for a slot.
+    waiting: AtomicUsize,
+    /// How many slots there are.
+    pub(crate) count: usize,
+}
+
+/// Counts a call as waiting for a slot while it lives (also when the call is dropped).
+struct Waiting<'s>(&'s AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Slots {
+    /// A slot for a new instance, waiting up to `patience` for one to come free; `None` if
+    /// none did.
+    pub(crate) async fn take(&self, patience: Duration) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = self.free.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        let slot = tokio::time::timeout(patience, self.free.clone().acquire_owned()).await;
+        Some(slot.ok()?.expect("the slots are never closed"))
+    }
+
+    /// Whether a call waits for a slot: an instance that finishes its call then gives its slot
+    /// up rather than stay warm, whichever plugin the waiting call is for.
+    pub(crate) fn wanted(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
 }
 
 /// The epoch clock of one engine: a thread that advances the epoch every [`TICK`] while plugin
@@ -68,25 +113,43 @@ impl Drop for Clock {
     }
 }
 
+/// Instances the engine is sized for: the calls that can run at once, all plugins together.
+const INSTANCES: usize = 256;
+/// The fewest instances the engine settles for where the address space is short.
+const MIN_INSTANCES: usize = 4;
+/// Warm instances kept per plugin, at most.
+const MAX_IDLE: usize = 32;
+
 /// Builds the engine every plugin runs on and starts its clock. `max_memory` is the largest
 /// per-instance memory limit of any configured plugin: the pooling allocator reserves slots of
-/// that size.
-pub(crate) fn runtime(max_memory: usize) -> wasmtime::Result<Runtime> {
-    let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(256)
-        .total_core_instances(2048)
-        .total_memories(512)
-        .total_tables(2048)
-        .max_memory_size(max_memory)
-        .max_component_instance_size(4 << 20)
-        .max_core_instance_size(4 << 20);
-    let mut config = Config::new();
-    config
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .max_wasm_stack(512 << 10)
-        .async_stack_size(2 << 20);
-    let engine = Engine::new(&config)?;
+/// that size. `plugins` is how many plugins share the engine.
+///
+/// The pool reserves address space (not memory) for [`INSTANCES`] instances up front, about
+/// 8 GiB each. Where a limit on the process's address space (`ulimit -v`, or a tool such as
+/// valgrind) refuses that, the engine is built for half as many, down to [`MIN_INSTANCES`],
+/// and says so: calls beyond wait for a free instance.
+pub(crate) fn runtime(max_memory: usize, plugins: usize) -> wasmtime::Result<Runtime> {
+    let mut instances = INSTANCES;
+    let engine = loop {
+        match engine(max_memory, instances) {
+            Ok(engine) => break engine,
+            Err(e) if instances > MIN_INSTANCES => {
+                tracing::debug!(instances, error = %e, "the WebAssembly engine cannot reserve its instance pool; trying a smaller one");
+                instances /= 2;
+            }
+            Err(e) => {
+                return Err(e.context(format!(
+                    "it reserves about 8 GiB of address space (not memory) per plugin instance, for at least {MIN_INSTANCES} instances: is the process's address space limited (`ulimit -v`)?"
+                )))
+            }
+        }
+    };
+    if instances < INSTANCES {
+        tracing::warn!(
+            instances,
+            "the process's address space is limited: plugins run at most {instances} calls at once (of {INSTANCES}), and further calls wait for a free instance"
+        );
+    }
     let clock = Arc::new(Clock {
         running: AtomicUsize::new(0),
         asleep: AtomicBool::new(false),
@@ -99,7 +162,38 @@ pub(crate) fn runtime(max_memory: usize) -> wasmtime::Result<Runtime> {
         .name("joinery-epoch".into())
         .spawn(move || tick(weak_engine, weak_clock))?;
     let _ = clock.thread.set(thread.thread().clone());
-    Ok(Runtime { engine, clock })
+    Ok(Runtime {
+        engine,
+        clock,
+        slots: Arc::new(Slots {
+            free: Arc::new(Semaphore::new(instances)),
+            waiting: AtomicUsize::new(0),
+            count: instances,
+        }),
+        max_idle: (instances / (2 * plugins.max(1))).clamp(1, MAX_IDLE),
+    })
+}
+
+/// An engine whose pooling allocator holds `instances` component instances.
+fn engine(max_memory: usize, instances: usize) -> wasmtime::Result<Engine> {
+    let n = instances as u32;
+    let mut pool = PoolingAllocationConfig::new();
+    // A plugin's component instance holds a few core instances (its module and the WASI
+    // adapter's shims) and at most two memories.
+    pool.total_component_instances(n)
+        .total_core_instances(8 * n)
+        .total_memories(2 * n)
+        .total_tables(8 * n)
+        .max_memory_size(max_memory)
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .max_wasm_stack(512 << 10)
+        .async_stack_size(2 << 20);
+    Engine::new(&config)
 }
 
 /// The clock thread: advances the epoch every tick, and sleeps after [`IDLE_TICKS`] without

@@ -63,13 +63,17 @@ pub enum PluginError {
     /// The plugin trapped, ran out of memory, overflowed its stack or answered badly.
     #[error("plugin `{0}` failed: {1}")]
     Failed(String, String),
+    /// No instance came free within the plugin's `timeout`: the gateway's plugins were running
+    /// as many calls as their engine holds.
+    #[error("plugin `{0}` found no free instance within {1:?}: the gateway's plugins are running {2} calls, as many as they can at once")]
+    Busy(String, std::time::Duration, usize),
 }
 
 impl PluginError {
     /// The client-visible code.
     pub(crate) fn code(&self) -> ErrorCode {
         match self {
-            Self::Timeout(..) => ErrorCode::PluginTimeout,
+            Self::Timeout(..) | Self::Busy(..) => ErrorCode::PluginTimeout,
             Self::Failed(..) => ErrorCode::PluginFailed,
         }
     }
@@ -77,7 +81,7 @@ impl PluginError {
     /// The HTTP status of a request that a failing request hook ends (fail closed).
     pub(crate) fn status(&self) -> u16 {
         match self {
-            Self::Timeout(..) => 504,
+            Self::Timeout(..) | Self::Busy(..) => 504,
             Self::Failed(..) => 500,
         }
     }
@@ -85,7 +89,7 @@ impl PluginError {
 
 /// Why a configured plugin cannot be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("{}plugin `{name}` ({path}): {message}", written.as_ref().map(|w| format!("{w}: ")).unwrap_or_default(), path = path.display())]
+#[error("{}", self.describe())]
 pub struct LoadError {
     /// The plugin's name.
     pub(crate) name: String,
@@ -95,6 +99,24 @@ pub struct LoadError {
     pub(crate) written: Option<crate::diagnostic::Position>,
     /// What is wrong and what to do.
     pub(crate) message: String,
+}
+
+impl LoadError {
+    /// Where and what: the config line, the plugin and its file, or only the message for a
+    /// problem of the engine all plugins share.
+    fn describe(&self) -> String {
+        if self.path.as_os_str().is_empty() {
+            return format!("plugins: {}", self.message);
+        }
+        let at = self.written.as_ref().map(|w| format!("{w}: "));
+        format!(
+            "{}plugin `{}` ({}): {}",
+            at.unwrap_or_default(),
+            self.name,
+            self.path.display(),
+            self.message
+        )
+    }
 }
 
 /// Every configured plugin, loaded and ready to call.
@@ -134,7 +156,7 @@ impl Plugins {
             .map(|(p, _)| p.max_memory)
             .max()
             .unwrap_or(16 << 20);
-        let runtime = engine::runtime(max_memory).map_err(|e| {
+        let runtime = engine::runtime(max_memory, configured.len()).map_err(|e| {
             vec![LoadError {
                 name: "*".into(),
                 path: PathBuf::new(),

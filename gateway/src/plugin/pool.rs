@@ -6,15 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use super::engine::{Clock, Running, Runtime};
+use super::engine::{Clock, Running, Runtime, Slots};
 use super::host::{Grants, Headers, HostState};
 use super::PluginError;
 
-/// Warm instances kept per plugin.
-const MAX_IDLE: usize = 32;
 /// Shards of a plugin's warm instances: each thread checks instances in and out of its own
 /// shard first, so that an instance tends to stay on the core that last ran it (its store,
 /// stack and linear memory still in that core's caches) instead of moving with every call.
@@ -123,6 +122,8 @@ pub(crate) struct Instance<W> {
     pub(crate) bindings: W,
     /// When the current call started (its time limit counts from here).
     pub(crate) started: Instant,
+    /// Its slot in the engine, given back when the instance is dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// The instances of one plugin.
@@ -133,9 +134,13 @@ pub(crate) struct Pool<W: World> {
     clock: Arc<Clock>,
     pre: W::Pre,
     grants: Arc<Grants>,
+    /// The engine's instance slots, shared by all plugins.
+    slots: Arc<Slots>,
     idle: [Shard<W>; SHARDS],
     /// Instances in `idle`, all shards together.
     kept: AtomicUsize,
+    /// The most instances `idle` keeps.
+    max_idle: usize,
     /// The largest memory any instance grew to (for `joinery plugin call`).
     peak_memory: AtomicUsize,
     /// Where calls are counted, once a gateway serves the plugin.
@@ -207,8 +212,10 @@ impl<W: World> Pool<W> {
             clock: runtime.clock.clone(),
             pre,
             grants,
+            slots: runtime.slots.clone(),
             idle: Default::default(),
             kept: AtomicUsize::new(0),
+            max_idle: runtime.max_idle,
             peak_memory: Default::default(),
             metrics: Default::default(),
         })
@@ -289,6 +296,12 @@ impl<W: World> Pool<W> {
     }
 
     async fn fresh(&self) -> Result<Instance<W>, PluginError> {
+        // When every slot holds an instance, this waits for one to come free (a call ends), as
+        // long as a call may last.
+        let slot =
+            self.slots.take(self.timeout).await.ok_or_else(|| {
+                PluginError::Busy(self.name.clone(), self.timeout, self.slots.count)
+            })?;
         let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
         store.limiter(|s| s);
         store.set_max_component_handles(MAX_HANDLES);
@@ -309,6 +322,7 @@ impl<W: World> Pool<W> {
             store,
             bindings,
             started,
+            _slot: slot,
         })
     }
 
@@ -335,10 +349,15 @@ impl<W: World> Pool<W> {
         Ok(value)
     }
 
-    /// Keeps a healthy instance warm in this thread's shard, up to the pool's size.
+    /// Keeps a healthy instance warm in this thread's shard, up to the pool's size, unless a
+    /// call waits for its slot; a dropped one gives its slot back.
     fn keep(&self, instance: Instance<W>) {
-        // Concurrent check-ins may pass the bound by a few; it only caps memory kept.
-        if self.kept.fetch_add(1, Ordering::Relaxed) < MAX_IDLE {
+        if self.slots.wanted() {
+            return;
+        }
+        // Concurrent check-ins may pass the bound by a few: the bound leaves half the engine's
+        // slots to running calls, far more than a few.
+        if self.kept.fetch_add(1, Ordering::Relaxed) < self.max_idle {
             self.idle[own_shard()].lock().push(instance);
         } else {
             self.kept.fetch_sub(1, Ordering::Relaxed);

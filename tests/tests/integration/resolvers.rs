@@ -465,3 +465,97 @@ async fn identical_resolver_plugin_calls_in_flight_are_made_once_when_asked() {
     futures::future::join_all(asks).await;
     assert_eq!(products.requests(), 10);
 }
+
+/// `query One`: one `resolve` call making one REST request.
+const ONE: (&str, &str) = (
+    "one.graphql",
+    "query One($id: ID!) { shop_product(id: $id) { id name } }",
+);
+
+/// Whether `reply` answered `One` for product 4.
+fn answered(reply: &Value) -> bool {
+    reply["data"]["shop_product"]["id"] == "4"
+}
+
+/// Plugin calls that wait on a slow API hold their instances: more of them at once than the
+/// gateway has instances (256, all plugins together) wait for a free one instead of failing.
+#[tokio::test]
+async fn more_waiting_resolver_calls_than_instances_queue_instead_of_failing() {
+    let products = start_rest("127.0.0.1:0").await.unwrap();
+    let gateway = Gateway::start_with(&[ONE], config(&products, true, "3s")).await;
+    products.set_fault(Fault::Delay(std::time::Duration::from_millis(400)));
+    let asks = (0..300).map(|_| gateway.run("One", json!({ "id": "4" })));
+    let replies = futures::future::join_all(asks).await;
+    let failed: Vec<_> = replies.iter().filter(|r| !answered(&r.body)).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 300 failed, e.g. {}",
+        failed.len(),
+        failed[0].body
+    );
+    assert_eq!(products.requests(), 300);
+}
+
+/// Where the process's address space is limited (a container's `ulimit -v`), the plugins'
+/// engine takes as few instances as fit and says so; calls beyond them wait for one to come
+/// free, and one that waits longer than its `timeout` ends with `PLUGIN_TIMEOUT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_limited_address_space_plugin_calls_wait_for_fewer_instances() {
+    let products = start_rest("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n[upstreams.shop]\nplugin = \"shop\"\n[plugins.shop]\npath = \"{}\"\ntimeout = \"1s\"\nallowed_hosts = [\"{addr}\"]\n[plugins.shop.config]\nbase_url = \"http://{addr}\"\n",
+        rust_plugin("rest-resolver").display(),
+        addr = products.addr()
+    );
+    write_project(dir.path(), &config, &[ONE]);
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
+    joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
+    // Room for a few instances of about 8 GiB each, not for 256.
+    let gw = joinery_tests::ServedGateway::start_limited(binary, dir.path(), 48 << 30).unwrap();
+    let warning = gw
+        .started
+        .iter()
+        .find(|l| l.contains("plugins run at most"))
+        .unwrap_or_else(|| panic!("no warning in {:#?}", gw.started));
+    let n: usize = warning
+        .split("at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {warning}"));
+    assert!((4..=16).contains(&n), "{warning}");
+
+    // 3n calls of 600 ms at once on n instances: n answer at 600 ms and n more at 1.2 s; the
+    // last n have waited 1 s (their `timeout`) by then.
+    products.reset();
+    products.set_fault(Fault::Delay(std::time::Duration::from_millis(600)));
+    let hash = joinery::operations::hash(ONE.1);
+    let client = reqwest::Client::new();
+    let asks = (0..3 * n).map(|_| async {
+        let reply = client
+            .post(&gw.url)
+            .timeout(std::time::Duration::from_secs(20))
+            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "id": "4" } }))
+            .send()
+            .await
+            .unwrap();
+        reply.json::<Value>().await.unwrap()
+    });
+    let replies = futures::future::join_all(asks).await;
+    let waited_too_long = |r: &&Value| {
+        r["errors"][0]["extensions"]["code"] == "PLUGIN_TIMEOUT"
+            && r["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("found no free instance within 1s"))
+    };
+    let ok = replies.iter().filter(|r| answered(r)).count();
+    let busy = replies.iter().filter(waited_too_long).count();
+    assert!(
+        ok >= n && busy >= 1 && ok + busy == 3 * n,
+        "{ok} answered and {busy} found no instance, of {}: {replies:#?}",
+        3 * n
+    );
+    // The calls that found no instance never reached the API.
+    assert_eq!(products.requests(), ok);
+}

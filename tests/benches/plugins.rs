@@ -15,6 +15,9 @@
 //! `JOINERY_BENCH_COLD_CALLS` for the number of calls after overwritten caches, e.g. to
 //! profile them, `JOINERY_BENCH_SERVED_REQUESTS` for the requests per served gateway, and
 //! `JOINERY_BENCH_BASELINE` to serve another `joinery` binary's gateways in the same run).
+//! With `JOINERY_BENCH_INSTRUCTIONS` set it counts instead the instructions each served gateway
+//! executes per request, under callgrind (`JOINERY_BENCH_INSTRUCTION_REQUESTS` per gateway,
+//! default 2000): figures that the machine's load does not move.
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +79,94 @@ async fn concurrently(count: usize, make: impl Fn() -> reqwest::RequestBuilder) 
         .buffer_unordered(8)
         .for_each(|_| async {})
         .await;
+}
+
+/// The served gateways again, each under callgrind, which counts the instructions the process
+/// executes whatever else the machine does: what a policy adds per request, repeatable to a few
+/// instructions, where CPU time needs long interleaved runs. Needs valgrind (Debian's
+/// `valgrind`); the engine then holds 4 plugin instances (valgrind limits the address space),
+/// which policy calls, never waiting, do not use up.
+async fn instructions(
+    upstream: &str,
+    policies: &[Option<(&str, &str)>],
+    labels: &[&str],
+    token: &str,
+) -> anyhow::Result<()> {
+    let valgrind = std::process::Command::new("valgrind")
+        .arg("--version")
+        .output();
+    anyhow::ensure!(
+        valgrind.is_ok_and(|v| v.status.success()),
+        "JOINERY_BENCH_INSTRUCTIONS needs valgrind (Debian: apt-get install valgrind)"
+    );
+    let requests: usize = std::env::var("JOINERY_BENCH_INSTRUCTION_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut binaries = vec![(
+        "",
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_joinery_cli")),
+    )];
+    if let Ok(baseline) = std::env::var("JOINERY_BENCH_BASELINE") {
+        binaries.push(("baseline ", baseline.into()));
+    }
+    let client = reqwest::Client::new();
+    let hash = joinery::operations::hash(OPERATION);
+    let request = |url: &str| {
+        BROWSER_HEADERS
+            .iter()
+            .fold(client.post(url), |r, (name, value)| r.header(*name, *value))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
+    };
+    println!("instructions per request, each gateway under callgrind ({requests} requests each):");
+    for (name, binary) in &binaries {
+        let mut counts = Vec::new();
+        for policy in policies {
+            let dir = served_project(binary, upstream, *policy)?;
+            let out = dir.path().join("callgrind.out");
+            let out_file = format!("--callgrind-out-file={}", out.display());
+            let wrapper = ["valgrind", "--tool=callgrind", out_file.as_str()];
+            let g = joinery_tests::ServedGateway::start_under(&wrapper, binary, dir.path())?;
+            concurrently(200, || request(&g.url)).await;
+            let pid = g.process.id().to_string();
+            callgrind_control(&["-z", &pid])?;
+            concurrently(requests, || request(&g.url)).await;
+            callgrind_control(&["-d", &pid])?;
+            counts.push(dumped(&dir.path().join("callgrind.out.1")).await? as f64 / requests as f64);
+        }
+        for (label, count) in labels.iter().zip(&counts) {
+            let added = count - counts[0];
+            println!(
+                "{name}{label:22}: {count:8.0} instructions/request (+{added:.0}, +{:.1}% of no policy)",
+                100.0 * added / counts[0]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `callgrind_control` with `args`.
+fn callgrind_control(args: &[&str]) -> anyhow::Result<()> {
+    let done = std::process::Command::new("callgrind_control")
+        .args(args)
+        .output()?;
+    anyhow::ensure!(done.status.success(), "callgrind_control {args:?} failed");
+    Ok(())
+}
+
+/// The instructions a callgrind dump at `path` counted, once it is written.
+async fn dumped(path: &std::path::Path) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let total = text.lines().find_map(|l| l.strip_prefix("summary: "));
+        if let Some(n) = total.and_then(|t| t.trim().parse().ok()) {
+            return Ok(n);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no callgrind dump at {path:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// [`BROWSER_HEADERS`] and the token, as a client's request brings them.
@@ -148,8 +239,20 @@ async fn main() -> anyhow::Result<()> {
     let config = joinery::config::Config::load(&dirs[0].path().join("joinery.toml"))?;
     joinery::telemetry::init(&config.log);
 
-    // 1. The hook alone, called directly on warm instances.
     let token = token();
+    let labels = [
+        "no policy",
+        "empty policy",
+        "probe policy",
+        "jwt policy",
+        "probe, visible_headers",
+        "jwt, visible_headers",
+    ];
+    if std::env::var_os("JOINERY_BENCH_INSTRUCTIONS").is_some() {
+        return instructions(&countries.url(), &policies, &labels, &token).await;
+    }
+
+    // 1. The hook alone, called directly on warm instances.
     let headers = std::sync::Arc::new(browser_headers(&token));
     for (label, dir) in [
         ("empty policy (allow-policy)", &dirs[1]),
@@ -252,14 +355,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let n_cpu = n.div_ceil(BLOCK) * BLOCK;
     println!("requests per gateway: {n}");
-    let labels = [
-        "no policy",
-        "empty policy",
-        "probe policy",
-        "jwt policy",
-        "probe, visible_headers",
-        "jwt, visible_headers",
-    ];
     for s in samples.iter_mut() {
         s.sort();
     }

@@ -96,6 +96,11 @@ impl JoineryProcess {
         }
     }
 
+    /// The process's id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends signal `name` (`HUP`, `TERM`, …) to the process.
     pub fn signal(&self, name: &str) -> anyhow::Result<()> {
         let sent = Command::new("kill")
@@ -186,13 +191,13 @@ impl ServedGateway {
         )?)
     }
 
-    /// As [`ServedGateway::start`], with the process's address space limited to `bytes`
-    /// (`prlimit --as`, from util-linux), as a container's `ulimit -v` limits it.
-    pub fn start_limited(binary: &Path, dir: &Path, bytes: u64) -> anyhow::Result<Self> {
+    /// As [`ServedGateway::start`], run by `wrapper` (a command and its arguments, to which
+    /// `binary serve` is appended), e.g. `prlimit --as=N --` or `valgrind`.
+    pub fn start_under(wrapper: &[&str], binary: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let (program, args) = wrapper.split_first().context("no wrapper command")?;
         let binary = binary.to_str().context("the binary's path is not UTF-8")?;
-        let limit = format!("--as={bytes}");
-        let args = [limit.as_str(), "--", binary, "serve"];
-        Self::serving(JoineryProcess::spawn(Path::new("prlimit"), dir, &args)?)
+        let args = [args, &[binary, "serve"]].concat();
+        Self::serving(JoineryProcess::spawn(Path::new(program), dir, &args)?)
     }
 
     fn serving(process: JoineryProcess) -> anyhow::Result<Self> {

@@ -513,18 +513,19 @@ async fn with_a_limited_address_space_plugin_calls_wait_for_fewer_instances() {
     joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
     // No room for even 4 instances: the gateway does not start, and says why.
     let limit = format!("--as={}", 16u64 << 30);
-    let args = [limit.as_str(), "--", binary.to_str().unwrap(), "serve"];
-    let mut refused =
-        joinery_tests::JoineryProcess::spawn("prlimit".as_ref(), dir.path(), &args).unwrap();
-    refused
-        .wait_for(std::time::Duration::from_secs(30), |l| {
-            l.contains("plugins: the WebAssembly engine cannot start: it reserves about 8 GiB of address space (not memory) per plugin instance, for at least 4 instances: is the process's address space limited (`ulimit -v`)?")
-        })
-        .unwrap();
-    assert!(!refused.wait().unwrap().success());
+    let refused =
+        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir.path());
+    let log = refused.err().expect("no gateway starts").to_string();
+    assert!(
+        log.contains("plugins: the WebAssembly engine cannot start: it reserves about 8 GiB of address space (not memory) per plugin instance, for at least 4 instances: is the process's address space limited (`ulimit -v`)?"),
+        "{log}"
+    );
 
     // Room for a few instances, not for 256.
-    let gw = joinery_tests::ServedGateway::start_limited(binary, dir.path(), 48 << 30).unwrap();
+    let limit = format!("--as={}", 48u64 << 30);
+    let gw =
+        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir.path())
+            .unwrap();
     let warning = gw
         .started
         .iter()

@@ -350,6 +350,12 @@ impl PluginMetrics {
             })
             .observe(took.as_secs_f64());
     }
+
+    /// Records a call that never ran: `busy` (no instance came free in time), or `failed` or
+    /// `timeout` (its instance could not be created). Not timed: it did not run.
+    pub fn refused(&self, result: &str) {
+        self.metrics.plugin_result(&self.plugin, result).inc();
+    }
 }
 
 /// A request counted in flight; uncounted when dropped.

@@ -133,7 +133,8 @@ async fn instructions(
             callgrind_control(&["-z", &pid])?;
             concurrently(requests, || request(&g.url)).await;
             callgrind_control(&["-d", &pid])?;
-            counts.push(dumped(&dir.path().join("callgrind.out.1")).await? as f64 / requests as f64);
+            counts
+                .push(dumped(&dir.path().join("callgrind.out.1")).await? as f64 / requests as f64);
         }
         for (label, count) in labels.iter().zip(&counts) {
             let added = count - counts[0];

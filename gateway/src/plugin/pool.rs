@@ -87,7 +87,7 @@ macro_rules! call {
         let pool = &$pool;
         let _running = pool.running();
         match pool.checkout().await {
-            Err(e) => Err(e),
+            Err(e) => Err(pool.refused(e)),
             Ok(mut instance) => {
                 let started = instance.started;
                 let result = {
@@ -272,6 +272,18 @@ impl<W: World> Pool<W> {
         };
         instance.started = self.arm(&mut instance.store);
         Ok(instance)
+    }
+
+    /// Counts a call that got no instance, and passes its error on.
+    pub(crate) fn refused(&self, error: PluginError) -> PluginError {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.refused(match &error {
+                PluginError::Busy(..) => "busy",
+                PluginError::Timeout(..) => "timeout",
+                PluginError::Failed(..) => "failed",
+            });
+        }
+        error
     }
 
     /// Keeps the epoch clock ticking while the guard lives: plugin code runs under it.

@@ -504,7 +504,7 @@ async fn with_a_limited_address_space_plugin_calls_wait_for_fewer_instances() {
     let products = start_rest("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n[upstreams.shop]\nplugin = \"shop\"\n[plugins.shop]\npath = \"{}\"\ntimeout = \"1s\"\nallowed_hosts = [\"{addr}\"]\n[plugins.shop.config]\nbase_url = \"http://{addr}\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n[upstreams.shop]\nplugin = \"shop\"\n[plugins.shop]\npath = \"{}\"\ntimeout = \"1s\"\nallowed_hosts = [\"{addr}\"]\n[plugins.shop.config]\nbase_url = \"http://{addr}\"\n",
         rust_plugin("rest-resolver").display(),
         addr = products.addr()
     );
@@ -569,6 +569,21 @@ async fn with_a_limited_address_space_plugin_calls_wait_for_fewer_instances() {
         "{ok} answered and {busy} found no instance, of {}: {replies:#?}",
         3 * n
     );
-    // The calls that found no instance never reached the API.
+    // The calls that found no instance never reached the API, and are counted apart.
     assert_eq!(products.requests(), ok);
+    let metrics = gw
+        .started
+        .iter()
+        .find_map(|l| l.split("metrics are served at ").nth(1))
+        .and_then(|rest| rest.split(['"', ' ']).next())
+        .unwrap_or_else(|| panic!("no metrics address in {:#?}", gw.started));
+    let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
+    let calls = |result: &str| {
+        let sample = format!("joinery_plugin_calls_total{{plugin=\"shop\",result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample.as_str()))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    };
+    assert_eq!(calls("busy"), Some(busy), "{text}");
+    assert!(calls("ok") >= Some(ok), "{text}");
 }

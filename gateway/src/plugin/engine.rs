@@ -25,9 +25,49 @@ pub(crate) struct Runtime {
     pub(crate) clock: Arc<Clock>,
     /// The instances the engine can hold at once, all plugins together.
     pub(crate) slots: Arc<Slots>,
-    /// The most warm instances each plugin keeps: together at most half the slots, so that
-    /// warm instances of some plugins never keep another plugin from running.
-    pub(crate) max_idle: usize,
+    /// How many plugins share the engine.
+    pub(crate) plugins: usize,
+}
+
+/// What one slot of the engine holds: a component instance and up to this many core
+/// instances, memories and tables. Most plugins' instances fit in one; a Python one (14 core
+/// instances) takes two.
+const CORE_INSTANCES_PER_SLOT: u32 = 8;
+const MEMORIES_PER_SLOT: u32 = 2;
+const TABLES_PER_SLOT: u32 = 8;
+
+impl Runtime {
+    /// The slots one instance of `component` takes: its core instances (`core_instances`, read
+    /// from its bytes), memories and tables against what a slot holds. An error if it needs
+    /// more than the engine has.
+    pub(crate) fn slots_for(
+        &self,
+        component: &Component,
+        core_instances: u32,
+    ) -> Result<u32, String> {
+        // A component that instantiates modules it imports cannot say; plugins do not.
+        let (memories, tables) = component
+            .resources_required()
+            .map_or((MEMORIES_PER_SLOT, TABLES_PER_SLOT), |r| {
+                (r.num_memories, r.num_tables)
+            });
+        let slots = [
+            core_instances.div_ceil(CORE_INSTANCES_PER_SLOT),
+            memories.div_ceil(MEMORIES_PER_SLOT),
+            tables.div_ceil(TABLES_PER_SLOT),
+            1,
+        ]
+        .into_iter()
+        .max()
+        .expect("not empty");
+        if slots as usize > self.slots.count {
+            return Err(format!(
+                "one instance of it needs {core_instances} core instances, {memories} memories and {tables} tables, more than the plugins' engine holds ({} slots of {CORE_INSTANCES_PER_SLOT}, {MEMORIES_PER_SLOT} and {TABLES_PER_SLOT})",
+                self.slots.count
+            ));
+        }
+        Ok(slots)
+    }
 }
 
 /// The engine's instance slots: every live instance, running a call or warm, holds one, so
@@ -50,16 +90,16 @@ impl Drop for Waiting<'_> {
 }
 
 impl Slots {
-    /// A slot for a new instance, waiting up to `patience` for one to come free; `None` if
-    /// none did.
-    pub(crate) async fn take(&self, patience: Duration) -> Option<OwnedSemaphorePermit> {
-        if let Ok(slot) = self.free.clone().try_acquire_owned() {
-            return Some(slot);
+    /// `n` slots for a new instance, waiting up to `patience` for them to come free; `None` if
+    /// they did not.
+    pub(crate) async fn take(&self, n: u32, patience: Duration) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slots) = self.free.clone().try_acquire_many_owned(n) {
+            return Some(slots);
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiting);
-        let slot = tokio::time::timeout(patience, self.free.clone().acquire_owned()).await;
-        Some(slot.ok()?.expect("the slots are never closed"))
+        let slots = tokio::time::timeout(patience, self.free.clone().acquire_many_owned(n)).await;
+        Some(slots.ok()?.expect("the slots are never closed"))
     }
 
     /// Whether a call waits for a slot: an instance that finishes its call then gives its slot
@@ -117,8 +157,6 @@ impl Drop for Clock {
 const INSTANCES: usize = 256;
 /// The fewest instances the engine settles for where the address space is short.
 const MIN_INSTANCES: usize = 4;
-/// Warm instances kept per plugin, at most.
-const MAX_IDLE: usize = 32;
 
 /// Builds the engine every plugin runs on and starts its clock. `max_memory` is the largest
 /// per-instance memory limit of any configured plugin: the pooling allocator reserves slots of
@@ -170,7 +208,7 @@ pub(crate) fn runtime(max_memory: usize, plugins: usize) -> wasmtime::Result<Run
             waiting: AtomicUsize::new(0),
             count: instances,
         }),
-        max_idle: (instances / (2 * plugins.max(1))).clamp(1, MAX_IDLE),
+        plugins: plugins.max(1),
     })
 }
 
@@ -178,12 +216,10 @@ pub(crate) fn runtime(max_memory: usize, plugins: usize) -> wasmtime::Result<Run
 fn engine(max_memory: usize, instances: usize) -> wasmtime::Result<Engine> {
     let n = instances as u32;
     let mut pool = PoolingAllocationConfig::new();
-    // A plugin's component instance holds a few core instances (its module and the WASI
-    // adapter's shims) and at most two memories.
     pool.total_component_instances(n)
-        .total_core_instances(8 * n)
-        .total_memories(2 * n)
-        .total_tables(8 * n)
+        .total_core_instances(CORE_INSTANCES_PER_SLOT * n)
+        .total_memories(MEMORIES_PER_SLOT * n)
+        .total_tables(TABLES_PER_SLOT * n)
         .max_memory_size(max_memory)
         .max_component_instance_size(4 << 20)
         .max_core_instance_size(4 << 20);

@@ -65,7 +65,7 @@ pub enum PluginError {
     Failed(String, String),
     /// No instance came free within the plugin's `timeout`: the gateway's plugins were running
     /// as many calls as their engine holds.
-    #[error("plugin `{0}` found no free instance within {1:?}: the gateway's plugins are running {2} calls, as many as they can at once")]
+    #[error("plugin `{0}` found no free instance within {1:?}: the gateway's plugins hold as many instances as they can ({2} slots)")]
     Busy(String, std::time::Duration, usize),
 }
 
@@ -229,12 +229,19 @@ impl Plugins {
                 )));
                 continue;
             }
+            let weight = match runtime.slots_for(&component, core_instances(&bytes)) {
+                Ok(w) => w,
+                Err(message) => {
+                    errors.push(err(message));
+                    continue;
+                }
+            };
             let made = if world == "resolver-plugin" {
-                ResolverPlugin::new(&runtime, &component, grants, p.timeout).map(|r| {
+                ResolverPlugin::new(&runtime, &component, grants, p.timeout, weight).map(|r| {
                     plugins.resolvers.insert(p.name.clone(), Arc::new(r));
                 })
             } else {
-                PolicyPlugin::new(&runtime, &component, grants, p.timeout).map(|r| {
+                PolicyPlugin::new(&runtime, &component, grants, p.timeout, weight).map(|r| {
                     plugins.policies.insert(p.name.clone(), Arc::new(r));
                 })
             };
@@ -311,6 +318,21 @@ fn initial_memory(bytes: &[u8]) -> Option<u64> {
         }
     }
     Some(largest)
+}
+
+/// The core instances one instance of the component creates: the modules it instantiates,
+/// nested components included.
+fn core_instances(bytes: &[u8]) -> u32 {
+    let mut n = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::InstanceSection(instances)) = payload {
+            let created = instances
+                .into_iter()
+                .filter(|i| matches!(i, Ok(wasmparser::Instance::Instantiate { .. })));
+            n += created.count() as u32;
+        }
+    }
+    n
 }
 
 fn memory_message(needed: Option<u64>, max_memory: usize) -> String {

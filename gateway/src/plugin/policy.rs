@@ -91,9 +91,10 @@ impl PolicyPlugin {
         component: &Component,
         grants: Arc<Grants>,
         timeout: Duration,
+        weight: u32,
     ) -> Result<Self, String> {
         Ok(Self {
-            pool: Pool::new(runtime, component, grants, timeout)?,
+            pool: Pool::new(runtime, component, grants, timeout, weight)?,
         })
     }
 

@@ -14,6 +14,8 @@ use super::engine::{Clock, Running, Runtime, Slots};
 use super::host::{Grants, Headers, HostState};
 use super::PluginError;
 
+/// Warm instances kept per plugin, at most.
+const MAX_IDLE: usize = 32;
 /// Shards of a plugin's warm instances: each thread checks instances in and out of its own
 /// shard first, so that an instance tends to stay on the core that last ran it (its store,
 /// stack and linear memory still in that core's caches) instead of moving with every call.
@@ -136,10 +138,13 @@ pub(crate) struct Pool<W: World> {
     grants: Arc<Grants>,
     /// The engine's instance slots, shared by all plugins.
     slots: Arc<Slots>,
+    /// The slots one instance takes.
+    weight: u32,
     idle: [Shard<W>; SHARDS],
     /// Instances in `idle`, all shards together.
     kept: AtomicUsize,
-    /// The most instances `idle` keeps.
+    /// The most instances `idle` keeps: the warm instances of all plugins together hold at
+    /// most half the slots, so that they never keep a plugin from running.
     max_idle: usize,
     /// The largest memory any instance grew to (for `joinery plugin call`).
     peak_memory: AtomicUsize,
@@ -189,12 +194,14 @@ impl std::fmt::Display for OutOfTime {
 impl std::error::Error for OutOfTime {}
 
 impl<W: World> Pool<W> {
-    /// Links `component` against the host and checks that it implements the world.
+    /// Links `component` against the host and checks that it implements the world; each of its
+    /// instances takes `weight` of the engine's slots.
     pub(crate) fn new(
         runtime: &Runtime,
         component: &Component,
         grants: Arc<Grants>,
         timeout: Duration,
+        weight: u32,
     ) -> Result<Self, String> {
         let engine = &runtime.engine;
         let mut linker = Linker::<HostState>::new(engine);
@@ -213,9 +220,11 @@ impl<W: World> Pool<W> {
             pre,
             grants,
             slots: runtime.slots.clone(),
+            weight,
             idle: Default::default(),
             kept: AtomicUsize::new(0),
-            max_idle: runtime.max_idle,
+            max_idle: (runtime.slots.count / (2 * runtime.plugins * weight as usize))
+                .clamp(1, MAX_IDLE),
             peak_memory: Default::default(),
             metrics: Default::default(),
         })
@@ -310,10 +319,9 @@ impl<W: World> Pool<W> {
     async fn fresh(&self) -> Result<Instance<W>, PluginError> {
         // When every slot holds an instance, this waits for one to come free (a call ends), as
         // long as a call may last.
-        let slot =
-            self.slots.take(self.timeout).await.ok_or_else(|| {
-                PluginError::Busy(self.name.clone(), self.timeout, self.slots.count)
-            })?;
+        let slot = self.slots.take(self.weight, self.timeout).await;
+        let slot = slot
+            .ok_or_else(|| PluginError::Busy(self.name.clone(), self.timeout, self.slots.count))?;
         let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
         store.limiter(|s| s);
         store.set_max_component_handles(MAX_HANDLES);

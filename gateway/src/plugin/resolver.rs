@@ -81,9 +81,10 @@ impl ResolverPlugin {
         component: &Component,
         grants: Arc<Grants>,
         timeout: Duration,
+        weight: u32,
     ) -> Result<Self, String> {
         Ok(Self {
-            pool: Pool::new(runtime, component, grants, timeout)?,
+            pool: Pool::new(runtime, component, grants, timeout, weight)?,
         })
     }
 

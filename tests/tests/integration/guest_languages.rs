@@ -10,7 +10,7 @@ use joinery_tests::{start_rest, Fault, Upstream};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::harness::{default_config, Gateway, Reply};
+use crate::harness::{default_config, write_project, Gateway, Reply};
 
 /// A gateway whose manifest lives in a folder of its own, with a compile cache shared by
 /// every test: compiling a component that carries a JavaScript or Python engine takes
@@ -384,4 +384,49 @@ async fn python_resolver_cannot_reach_a_host_it_was_not_granted() {
         "{message}"
     );
     assert_eq!(api.requests(), 0, "no request left the sandbox");
+}
+
+/// An instance of `py-resolver` creates 14 core instances, so it takes two of the engine's
+/// slots (a slot holds 8): where the address space leaves the engine few slots, calls beyond
+/// what they hold wait for them, instead of failing on wasmtime's limit of core instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_resolver_calls_wait_for_the_slots_their_instances_take() {
+    let api = start_rest("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n[upstreams.books]\nplugin = \"books\"\ntimeout = \"20s\"\n[plugins.books]\npath = \"{}\"\nmax_memory = \"64MiB\"\ntimeout = \"10s\"\nallowed_hosts = [\"{addr}\"]\n[plugins.books.config]\nbase_url = \"http://{addr}\"\n",
+        python_plugin("py-resolver").display(),
+        addr = api.addr()
+    );
+    write_project(dir.path(), &config, &[ONE_BOOK]);
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
+    joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
+    // Room for 4 slots: 2 instances of this plugin at once.
+    let limit = format!("--as={}", 48u64 << 30);
+    let gw =
+        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir.path())
+            .unwrap();
+    assert!(
+        gw.started
+            .iter()
+            .any(|l| l.contains("plugins run at most 4 calls at once")),
+        "{:#?}",
+        gw.started
+    );
+    api.set_fault(Fault::Delay(std::time::Duration::from_millis(300)));
+    let hash = joinery::operations::hash(ONE_BOOK.1);
+    let client = reqwest::Client::new();
+    let asks = (0..6).map(|_| async {
+        let reply = client
+            .post(&gw.url)
+            .timeout(std::time::Duration::from_secs(30))
+            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "id": "3" } }))
+            .send()
+            .await
+            .unwrap();
+        reply.json::<Value>().await.unwrap()
+    });
+    for reply in futures::future::join_all(asks).await {
+        assert_eq!(reply["data"]["books_book"]["title"], "Solaris", "{reply}");
+    }
 }

@@ -571,12 +571,20 @@ async fn with_a_limited_address_space_plugin_calls_wait_for_fewer_instances() {
     );
     // The calls that found no instance never reached the API, and are counted apart.
     assert_eq!(products.requests(), ok);
-    let metrics = gw
-        .started
-        .iter()
-        .find_map(|l| l.split("metrics are served at ").nth(1))
+    // Logged as the metrics listener starts, before or after the GraphQL one.
+    let said = |l: &str| l.contains("metrics are served at ");
+    let line = match gw.started.iter().find(|l| said(l)) {
+        Some(line) => line.clone(),
+        None => gw
+            .process
+            .wait_for(std::time::Duration::from_secs(5), said)
+            .unwrap(),
+    };
+    let metrics = line
+        .split("metrics are served at ")
+        .nth(1)
         .and_then(|rest| rest.split(['"', ' ']).next())
-        .unwrap_or_else(|| panic!("no metrics address in {:#?}", gw.started));
+        .unwrap_or_else(|| panic!("no metrics address in {line}"));
     let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
     let calls = |result: &str| {
         let sample = format!("joinery_plugin_calls_total{{plugin=\"shop\",result=\"{result}\"}} ");

@@ -82,8 +82,9 @@ async fn concurrently(count: usize, make: impl Fn() -> reqwest::RequestBuilder) 
 }
 
 /// The served gateways again, each under callgrind, which counts the instructions the process
-/// executes whatever else the machine does: what a policy adds per request, repeatable to a few
-/// instructions, where CPU time needs long interleaved runs. Needs valgrind (Debian's
+/// executes whatever else the machine does: what a policy adds per request, within about 0.4%
+/// from run to run (the epoch clock interrupts calls by wall time), where CPU time needs long
+/// interleaved runs. Needs valgrind (Debian's
 /// `valgrind`); the engine then holds 4 plugin instances (valgrind limits the address space),
 /// which policy calls, never waiting, do not use up.
 async fn instructions(

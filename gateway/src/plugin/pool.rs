@@ -223,8 +223,9 @@ impl<W: World> Pool<W> {
             weight,
             idle: Default::default(),
             kept: AtomicUsize::new(0),
-            max_idle: (runtime.slots.count / (2 * runtime.plugins * weight as usize))
-                .clamp(1, MAX_IDLE),
+            // None at all when the engine is that small (a few slots, many plugins): warm
+            // instances of idle plugins would otherwise hold slots another plugin waits for.
+            max_idle: (runtime.slots.count / (2 * runtime.plugins * weight as usize)).min(MAX_IDLE),
             peak_memory: Default::default(),
             metrics: Default::default(),
         })

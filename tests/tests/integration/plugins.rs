@@ -915,3 +915,58 @@ async fn the_plugin_clock_sleeps_when_idle_and_still_stops_a_loop() {
     );
     assert_eq!(send("ok").await.unwrap().status(), 200, "still serving");
 }
+
+/// With few engine slots (a limited address space) and more plugins than half of them, no
+/// plugin keeps warm instances: those of plugins not being called would hold the slots that
+/// another one waits for (here, already to start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_plugins_share_a_small_engine_without_starving_one_another() {
+    let countries = joinery_tests::start_countries("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("operations")).unwrap();
+    std::fs::write(dir.path().join("operations/country.graphql"), COUNTRY.1).unwrap();
+    let names = ["a", "b", "c", "d", "e"];
+    let mut config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\nformat = \"json\"\n[upstreams.countries]\nurl = \"{}\"\n[policy]\nplugins = {names:?}\n",
+        countries.url()
+    );
+    for name in names {
+        config.push_str(&format!(
+            "[plugins.{name}]\npath = \"{}\"\n",
+            rust_plugin("allow-policy").display()
+        ));
+    }
+    std::fs::write(dir.path().join("joinery.toml"), config).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
+    joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
+    // Room for 4 slots, and 5 plugins.
+    let limit = format!("--as={}", 48u64 << 30);
+    let gw =
+        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir.path())
+            .unwrap();
+    assert!(
+        gw.started
+            .iter()
+            .any(|l| l.contains("plugins run at most 4 calls at once")),
+        "{:#?}",
+        gw.started
+    );
+    let hash = joinery::operations::hash(COUNTRY.1);
+    let client = reqwest::Client::new();
+    let asks = (0..8).map(|_| async {
+        let reply = client
+            .post(&gw.url)
+            .timeout(std::time::Duration::from_secs(20))
+            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
+            .send()
+            .await
+            .unwrap();
+        reply.json::<Value>().await.unwrap()
+    });
+    for reply in futures::future::join_all(asks).await {
+        assert_eq!(
+            reply["data"]["countries_country"]["name"], "France",
+            "{reply}"
+        );
+    }
+}

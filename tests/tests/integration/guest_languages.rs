@@ -10,7 +10,9 @@ use joinery_tests::{start_rest, Fault, Upstream};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::harness::{default_config, write_project, Gateway, Reply};
+use crate::harness::{
+    default_config, send_all, serve_with_4_plugin_slots, write_project, Gateway, Reply,
+};
 
 /// A gateway whose manifest lives in a folder of its own, with a compile cache shared by
 /// every test: compiling a component that carries a JavaScript or Python engine takes
@@ -399,34 +401,10 @@ async fn python_resolver_calls_wait_for_the_slots_their_instances_take() {
         addr = api.addr()
     );
     write_project(dir.path(), &config, &[ONE_BOOK]);
-    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
-    joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
-    // Room for 4 slots: 2 instances of this plugin at once.
-    let limit = format!("--as={}", 48u64 << 30);
-    let gw =
-        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir.path())
-            .unwrap();
-    assert!(
-        gw.started
-            .iter()
-            .any(|l| l.contains("plugins run at most 4 calls at once")),
-        "{:#?}",
-        gw.started
-    );
+    // 4 slots: 2 instances of this plugin at once.
+    let gw = serve_with_4_plugin_slots(dir.path());
     api.set_fault(Fault::Delay(std::time::Duration::from_millis(300)));
-    let hash = joinery::operations::hash(ONE_BOOK.1);
-    let client = reqwest::Client::new();
-    let asks = (0..6).map(|_| async {
-        let reply = client
-            .post(&gw.url)
-            .timeout(std::time::Duration::from_secs(30))
-            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "id": "3" } }))
-            .send()
-            .await
-            .unwrap();
-        reply.json::<Value>().await.unwrap()
-    });
-    for reply in futures::future::join_all(asks).await {
+    for reply in send_all(&gw, ONE_BOOK.1, json!({ "id": "3" }), 6).await {
         assert_eq!(reply["data"]["books_book"]["title"], "Solaris", "{reply}");
     }
 }

@@ -219,3 +219,47 @@ pub const COUNTRY: (&str, &str) = (
     "country.graphql",
     "query Country($code: ID!) { countries_country(code: $code) { code name capital } }",
 );
+
+/// Builds the project in `dir` and serves it with `joinery serve`, its address space limited
+/// (as a container's `ulimit -v` limits it) so that the plugins' engine has 4 slots instead of
+/// 256; checks that it says so.
+pub fn serve_with_4_plugin_slots(dir: &Path) -> joinery_tests::ServedGateway {
+    let binary = Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
+    joinery_tests::JoineryProcess::build(binary, dir).unwrap();
+    let limit = format!("--as={}", 48u64 << 30);
+    let gw =
+        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir).unwrap();
+    assert!(
+        gw.started
+            .iter()
+            .any(|l| l.contains("plugins run at most 4 calls at once")),
+        "{:#?}",
+        gw.started
+    );
+    gw
+}
+
+/// Sends `count` requests at once to the served gateway `gw` for the persisted operation
+/// `text` with `variables`; their JSON answers.
+pub async fn send_all(
+    gw: &joinery_tests::ServedGateway,
+    text: &str,
+    variables: Value,
+    count: usize,
+) -> Vec<Value> {
+    let hash = joinery::operations::hash(text);
+    let client = reqwest::Client::new();
+    let body =
+        serde_json::json!({ "documentId": format!("sha256:{hash}"), "variables": variables });
+    let asks = (0..count).map(|_| async {
+        let reply = client
+            .post(&gw.url)
+            .timeout(std::time::Duration::from_secs(30))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        reply.json::<Value>().await.unwrap()
+    });
+    futures::future::join_all(asks).await
+}

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use joinery_tests::plugins::rust_plugin;
 use serde_json::{json, Value};
 
-use crate::harness::{default_config, Gateway, COUNTRY};
+use crate::harness::{default_config, send_all, serve_with_4_plugin_slots, Gateway, COUNTRY};
 
 const SECRET: &str = "test-secret-do-not-use-in-production";
 
@@ -937,33 +937,9 @@ async fn many_plugins_share_a_small_engine_without_starving_one_another() {
         ));
     }
     std::fs::write(dir.path().join("joinery.toml"), config).unwrap();
-    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_joinery_cli"));
-    joinery_tests::JoineryProcess::build(binary, dir.path()).unwrap();
-    // Room for 4 slots, and 5 plugins.
-    let limit = format!("--as={}", 48u64 << 30);
-    let gw =
-        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir.path())
-            .unwrap();
-    assert!(
-        gw.started
-            .iter()
-            .any(|l| l.contains("plugins run at most 4 calls at once")),
-        "{:#?}",
-        gw.started
-    );
-    let hash = joinery::operations::hash(COUNTRY.1);
-    let client = reqwest::Client::new();
-    let asks = (0..8).map(|_| async {
-        let reply = client
-            .post(&gw.url)
-            .timeout(std::time::Duration::from_secs(20))
-            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
-            .send()
-            .await
-            .unwrap();
-        reply.json::<Value>().await.unwrap()
-    });
-    for reply in futures::future::join_all(asks).await {
+    // 4 slots, and 5 plugins.
+    let gw = serve_with_4_plugin_slots(dir.path());
+    for reply in send_all(&gw, COUNTRY.1, json!({ "code": "FR" }), 8).await {
         assert_eq!(
             reply["data"]["countries_country"]["name"], "France",
             "{reply}"

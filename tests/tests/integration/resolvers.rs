@@ -5,7 +5,7 @@ use joinery_tests::plugins::rust_plugin;
 use joinery_tests::{start_rest, Fault, Upstream};
 use serde_json::{json, Value};
 
-use crate::harness::{default_config, write_project, Gateway};
+use crate::harness::{default_config, send_all, serve_with_4_plugin_slots, write_project, Gateway};
 
 const PRODUCT: (&str, &str) = (
     "product.graphql",
@@ -521,41 +521,13 @@ async fn with_a_limited_address_space_plugin_calls_wait_for_fewer_instances() {
         "{log}"
     );
 
-    // Room for a few instances, not for 256.
-    let limit = format!("--as={}", 48u64 << 30);
-    let gw =
-        joinery_tests::ServedGateway::start_under(&["prlimit", &limit, "--"], binary, dir.path())
-            .unwrap();
-    let warning = gw
-        .started
-        .iter()
-        .find(|l| l.contains("plugins run at most"))
-        .unwrap_or_else(|| panic!("no warning in {:#?}", gw.started));
-    let n: usize = warning
-        .split("at most ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count in {warning}"));
-    assert!((4..=16).contains(&n), "{warning}");
-
-    // 3n calls of 600 ms at once on n instances: n answer at 600 ms and n more at 1.2 s; the
+    // 3n calls of 600 ms at once on n = 4 slots: n answer at 600 ms and n more at 1.2 s; the
     // last n have waited 1 s (their `timeout`) by then.
+    let gw = serve_with_4_plugin_slots(dir.path());
+    let n = 4;
     products.reset();
     products.set_fault(Fault::Delay(std::time::Duration::from_millis(600)));
-    let hash = joinery::operations::hash(ONE.1);
-    let client = reqwest::Client::new();
-    let asks = (0..3 * n).map(|_| async {
-        let reply = client
-            .post(&gw.url)
-            .timeout(std::time::Duration::from_secs(20))
-            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "id": "4" } }))
-            .send()
-            .await
-            .unwrap();
-        reply.json::<Value>().await.unwrap()
-    });
-    let replies = futures::future::join_all(asks).await;
+    let replies = send_all(&gw, ONE.1, json!({ "id": "4" }), 3 * n).await;
     let waited_too_long = |r: &&Value| {
         r["errors"][0]["extensions"]["code"] == "PLUGIN_TIMEOUT"
             && r["errors"][0]["message"]

@@ -104,22 +104,10 @@ async fn instructions(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let mut binaries = vec![(
-        "",
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_joinery_cli")),
-    )];
-    if let Ok(baseline) = std::env::var("JOINERY_BENCH_BASELINE") {
-        binaries.push(("baseline ", baseline.into()));
-    }
+    let binaries = binaries();
     let client = reqwest::Client::new();
     let hash = joinery::operations::hash(OPERATION);
-    let request = |url: &str| {
-        BROWSER_HEADERS
-            .iter()
-            .fold(client.post(url), |r, (name, value)| r.header(*name, *value))
-            .header("authorization", format!("Bearer {token}"))
-            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
-    };
+    let request = |url: &str| browser_request(&client, url, &hash, token);
     println!("instructions per request, each gateway under callgrind ({requests} requests each):");
     for (name, binary) in &binaries {
         let mut counts = Vec::new();
@@ -146,6 +134,31 @@ async fn instructions(
         }
     }
     Ok(())
+}
+
+/// The `joinery` binaries whose gateways are served: this build's, and the one
+/// `JOINERY_BENCH_BASELINE` names, if any; each with the prefix of its figures.
+fn binaries() -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut binaries = vec![("", env!("CARGO_BIN_EXE_joinery_cli").into())];
+    if let Ok(baseline) = std::env::var("JOINERY_BENCH_BASELINE") {
+        binaries.push(("baseline ", baseline.into()));
+    }
+    binaries
+}
+
+/// A request for OPERATION (persisted as `hash`) to `url`, with the headers a browser sends
+/// and `token`.
+fn browser_request(
+    client: &reqwest::Client,
+    url: &str,
+    hash: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    BROWSER_HEADERS
+        .iter()
+        .fold(client.post(url), |r, (name, value)| r.header(*name, *value))
+        .header("authorization", format!("Bearer {token}"))
+        .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
 }
 
 /// Runs `callgrind_control` with `args`.
@@ -312,13 +325,7 @@ async fn main() -> anyhow::Result<()> {
             .push(joinery_tests::RunningGateway::start(&dir.path().join("joinery.toml")).await?);
     }
     let client = reqwest::Client::new();
-    let request = |url: &str, hash: &str| {
-        BROWSER_HEADERS
-            .iter()
-            .fold(client.post(url), |r, (name, value)| r.header(*name, *value))
-            .header("authorization", format!("Bearer {token}"))
-            .json(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "code": "FR" } }))
-    };
+    let request = |url: &str, hash: &str| browser_request(&client, url, hash, &token);
     let hash = gateways[0].hash("Country");
     for _ in 0..200 {
         for g in &gateways {
@@ -381,13 +388,7 @@ async fn main() -> anyhow::Result<()> {
     // turns with these in the same run: a change compared within one run, not across runs
     // minutes apart on a machine whose speed drifts.
     drop(gateways);
-    let mut binaries = vec![(
-        "",
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_joinery_cli")),
-    )];
-    if let Ok(baseline) = std::env::var("JOINERY_BENCH_BASELINE") {
-        binaries.push(("baseline ", baseline.into()));
-    }
+    let binaries = binaries();
     let mut served = Vec::new();
     let mut served_dirs = Vec::new();
     for (_, binary) in &binaries {

@@ -189,7 +189,8 @@ impl Plugins {
             };
             // Read from the component itself: a memory that starts above the limit could not
             // be instantiated (and would only say so in wasmtime's words).
-            if let Some(initial) = initial_memory(&bytes).filter(|&n| n > p.max_memory as u64) {
+            let shape = Shape::of(&bytes);
+            if let Some(initial) = shape.initial_memory.filter(|&n| n > p.max_memory as u64) {
                 errors.push(err(memory_message(Some(initial), p.max_memory)));
                 continue;
             }
@@ -229,7 +230,7 @@ impl Plugins {
                 )));
                 continue;
             }
-            let weight = match runtime.slots_for(&component, core_instances(&bytes)) {
+            let weight = match runtime.slots_for(&component, shape.core_instances) {
                 Ok(w) => w,
                 Err(message) => {
                     errors.push(err(message));
@@ -303,36 +304,47 @@ fn world_of(role: PluginRole) -> &'static str {
     }
 }
 
-/// The largest initial size of the linear memories of `bytes` (a component's core modules, or
-/// a module), in bytes; `None` when it cannot be read (the engine then says why it will not
-/// load).
-fn initial_memory(bytes: &[u8]) -> Option<u64> {
-    let mut largest = 0u64;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let wasmparser::Payload::MemorySection(memories) = payload.ok()? {
-            for memory in memories {
-                let memory = memory.ok()?;
-                let page = 1u64 << memory.page_size_log2.unwrap_or(16);
-                largest = largest.max(memory.initial.saturating_mul(page));
-            }
-        }
-    }
-    Some(largest)
+/// What the gateway reads of a component's bytes before compiling it, in one pass.
+struct Shape {
+    /// The largest initial size of its linear memories (of its core modules, or of the module
+    /// itself), in bytes; `None` when it cannot be read (the engine then says why it will not
+    /// load).
+    initial_memory: Option<u64>,
+    /// The core instances one instance of it creates: the modules it instantiates, nested
+    /// components included.
+    core_instances: u32,
 }
 
-/// The core instances one instance of the component creates: the modules it instantiates,
-/// nested components included.
-fn core_instances(bytes: &[u8]) -> u32 {
-    let mut n = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let Ok(wasmparser::Payload::InstanceSection(instances)) = payload {
-            let created = instances
-                .into_iter()
-                .filter(|i| matches!(i, Ok(wasmparser::Instance::Instantiate { .. })));
-            n += created.count() as u32;
+impl Shape {
+    fn of(bytes: &[u8]) -> Self {
+        let mut largest = Some(0u64);
+        let mut core_instances = 0;
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            match payload {
+                Ok(wasmparser::Payload::MemorySection(memories)) => {
+                    for memory in memories {
+                        let size = memory.ok().map(|m| {
+                            m.initial
+                                .saturating_mul(1u64 << m.page_size_log2.unwrap_or(16))
+                        });
+                        largest = largest.zip(size).map(|(a, b)| a.max(b));
+                    }
+                }
+                Ok(wasmparser::Payload::InstanceSection(instances)) => {
+                    let created = instances
+                        .into_iter()
+                        .filter(|i| matches!(i, Ok(wasmparser::Instance::Instantiate { .. })));
+                    core_instances += created.count() as u32;
+                }
+                Ok(_) => {}
+                Err(_) => largest = None,
+            }
+        }
+        Self {
+            initial_memory: largest,
+            core_instances,
         }
     }
-    n
 }
 
 fn memory_message(needed: Option<u64>, max_memory: usize) -> String {
